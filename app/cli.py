@@ -1,0 +1,194 @@
+"""The `dreamtree` command: small click commands, each calling the same functions as the HTTP layer.
+
+Errors a user can cause (a bad file, a wrong path, an unusable setting) end in one line on
+stderr, `dreamtree: error: …`, with exit status 1; never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from app import __version__
+from app.config import ConfigError, Settings
+from app.db import migrations
+from app.db.connection import NotADatabase, connect_sync, guard_of
+from app.db.schema import drift
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line."""
+
+
+def fail(message: str) -> None:
+    click.echo(f"dreamtree: error: {message}", err=True)
+    sys.exit(1)
+
+
+def friendly_errors(fn: F) -> F:
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (UserError, ConfigError, migrations.MigrationError) as exc:
+            fail(str(exc))
+        except NotADatabase as exc:
+            fail(f"{kwargs.get('db') or 'the database'}: not an SQLite database ({exc})")
+
+    return wrapper  # type: ignore[return-value]
+
+
+def db_option(fn: F) -> F:
+    return click.option(
+        "--db",
+        "db",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Database file (default: $DREAMTREE_DB or ./dreamtree.db).",
+    )(fn)
+
+
+def settings_for(db: Path | None, **flags: Any) -> Settings:
+    return Settings.from_env().with_(db_path=db, **flags)
+
+
+@contextmanager
+def open_existing(path: Path, *, strict: bool = True) -> Iterator[Any]:
+    if not path.exists():
+        raise UserError(f"{path}: no such database (run `dreamtree migrate --db {path}` to create one)")
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory, not a database file")
+    conn = connect_sync(path, strict=strict)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def migrate_database(path: Path) -> list[str]:
+    """Create the file if needed and apply pending migrations (used by migrate and serve)."""
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory, not a database file")
+    if not path.parent.exists():
+        raise UserError(f"{path.parent}: no such directory")
+    conn = connect_sync(path)
+    try:
+        return migrations.apply(conn)
+    finally:
+        conn.close()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dreamtree")
+def main() -> None:
+    """DreamTree store: the service behind the DreamTree career workbook."""
+
+
+@main.command()
+@db_option
+@click.option("--status", is_flag=True, help="List applied and pending migrations; change nothing.")
+@friendly_errors
+def migrate(db: Path | None, status: bool) -> None:
+    """Apply pending migrations (wrangler's ledger: d1_migrations)."""
+    path = settings_for(db).db_path
+    if status:
+        with open_existing(path) as conn:
+            state = migrations.status(conn)
+        for name in state.applied:
+            click.echo(f"applied  {name}")
+        for name in state.pending:
+            click.echo(f"pending  {name}")
+        if not state.pending:
+            click.echo("up to date")
+        return
+    applied = migrate_database(path)
+    for name in applied:
+        click.echo(f"applied {name}")
+    click.echo(f"{path}: up to date" if applied else f"{path}: already up to date, nothing applied")
+
+
+@main.command()
+@db_option
+@friendly_errors
+def check(db: Path | None) -> None:
+    """Integrity check, foreign-key check, pending migrations and schema drift against schema.sql."""
+    path = settings_for(db).db_path
+    problems = 0
+    with open_existing(path) as conn:
+        with guard_of(conn).trusted():  # integrity_check is an operator's PRAGMA, not D1's
+            integrity = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+        if integrity == ["ok"]:
+            click.echo("integrity:    ok")
+        else:
+            problems += 1
+            click.echo(f"integrity:    FAILED ({len(integrity)} problems)")
+            for line in integrity[:20]:
+                click.echo(f"  {line}")
+        orphans = conn.execute("PRAGMA foreign_key_check").fetchall()
+        if orphans:
+            problems += 1
+            click.echo(f"foreign keys: FAILED ({len(orphans)} rows point at missing parents)")
+            for row in orphans[:20]:
+                click.echo(f"  {row[0]} rowid {row[1]} -> {row[2]}")
+        else:
+            click.echo("foreign keys: ok")
+        state = migrations.status(conn)
+        if state.pending:
+            problems += 1
+            click.echo(f"migrations:   FAILED ({len(state.pending)} pending: {', '.join(state.pending)})")
+        else:
+            click.echo(f"migrations:   ok ({len(state.applied)} applied)")
+        differences = drift(conn)
+        if differences:
+            problems += 1
+            click.echo(f"schema:       FAILED ({len(differences)} differences from schema.sql)")
+            for line in differences[:40]:
+                click.echo(f"  {line}")
+        else:
+            click.echo("schema:       ok (matches schema.sql)")
+    if problems:
+        sys.exit(1)
+
+
+@main.command()
+@db_option
+@click.option("--host", default=None, help="Interface to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default 8000).")
+@click.option(
+    "--secure/--insecure",
+    "secure_cookies",
+    default=None,
+    help="Secure cookies (default: on unless the host is loopback, i.e. plain-HTTP local development).",
+)
+@click.option("--no-rate-limits", "no_rate_limits", is_flag=True, help="Turn rate limits off (load tests).")
+@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+@friendly_errors
+def serve(
+    db: Path | None,
+    host: str | None,
+    port: int | None,
+    secure_cookies: bool | None,
+    no_rate_limits: bool,
+    log_level: str,
+) -> None:
+    """Migrate the database if needed, then serve the API (uvicorn, one worker)."""
+    import uvicorn
+
+    from app.http.app import create_app
+
+    settings = settings_for(
+        db, host=host, port=port, secure_cookies=secure_cookies, rate_limits=False if no_rate_limits else None
+    )
+    for name in migrate_database(settings.db_path):
+        click.echo(f"applied {name}")
+    app = create_app(settings)
+    click.echo(f"DreamTree store on http://{settings.host}:{settings.port}/ (database {settings.db_path})")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level, proxy_headers=False)

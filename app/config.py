@@ -1,0 +1,117 @@
+"""Settings: environment first, then CLI flags on top; one frozen object passed everywhere.
+
+| setting          | environment               | flag                  | default                         |
+|------------------|---------------------------|-----------------------|---------------------------------|
+| database file    | DREAMTREE_DB              | --db FILE             | ./dreamtree.db                  |
+| host, port       | DREAMTREE_HOST/_PORT      | --host, --port        | 127.0.0.1, 8000                 |
+| Secure cookies   | DREAMTREE_SECURE_COOKIES  | --secure/--insecure   | off on a loopback host, else on |
+| server secret    | DREAMTREE_SECRET (hex)    |                       | <db>.key, created 0600          |
+| D1-strict mode   | DREAMTREE_D1_STRICT       | --d1-strict/--no-…    | on                              |
+| rate limits      | DREAMTREE_RATE_LIMITS     | --no-rate-limits      | on                              |
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+SECRET_BYTES = 32
+
+
+class ConfigError(Exception):
+    """A setting that cannot be used; the message says which and why."""
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    if value.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"not a boolean: {value!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    db_path: Path = Path("dreamtree.db")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    secure_cookies: bool | None = None  # None: decided by the host (see `cookies_secure`)
+    secret_hex: str | None = None
+    d1_strict: bool = True
+    rate_limits: bool = True
+    readers: int = 2
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        secure = env.get("DREAMTREE_SECURE_COOKIES")
+        try:
+            port = int(env.get("DREAMTREE_PORT", "8000"))
+        except ValueError as exc:
+            raise ConfigError(f"DREAMTREE_PORT is not a number: {env['DREAMTREE_PORT']!r}") from exc
+        return cls(
+            db_path=Path(env.get("DREAMTREE_DB", "dreamtree.db")),
+            host=env.get("DREAMTREE_HOST", "127.0.0.1"),
+            port=port,
+            secure_cookies=None if secure in (None, "") else _flag(secure, True),
+            secret_hex=env.get("DREAMTREE_SECRET") or None,
+            d1_strict=_flag(env.get("DREAMTREE_D1_STRICT"), True),
+            rate_limits=_flag(env.get("DREAMTREE_RATE_LIMITS"), True),
+        )
+
+    def with_(self, **changes: object) -> Settings:
+        """A copy with the given CLI flags applied (None means 'not given')."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @property
+    def cookies_secure(self) -> bool:
+        if self.secure_cookies is not None:
+            return self.secure_cookies
+        return self.host not in LOOPBACK_HOSTS
+
+    @property
+    def secret_path(self) -> Path:
+        return self.db_path.with_name(self.db_path.name + ".key")
+
+    def server_secret(self) -> bytes:
+        """The server secret: from configuration, else the key file beside the database.
+
+        The key file is created on first run with mode 0600. Losing it loses every session and
+        every anonymous workbook, so it is backed up with the database (docs/operations.md).
+        """
+        if self.secret_hex:
+            try:
+                secret = bytes.fromhex(self.secret_hex)
+            except ValueError as exc:
+                raise ConfigError("DREAMTREE_SECRET must be hex") from exc
+            if len(secret) < SECRET_BYTES:
+                raise ConfigError(f"DREAMTREE_SECRET must be at least {SECRET_BYTES} bytes ({2 * SECRET_BYTES} hex digits)")
+            return secret
+        return load_or_create_secret(self.secret_path)
+
+
+def load_or_create_secret(path: Path) -> bytes:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            raise ConfigError(f"{path}: the server secret must not be readable by others (chmod 600 {path})") from None
+        text = path.read_text(encoding="ascii").strip()
+        try:
+            secret = bytes.fromhex(text)
+        except ValueError:
+            raise ConfigError(f"{path}: not a DreamTree key file (expected hex)") from None
+        if len(secret) < SECRET_BYTES:
+            raise ConfigError(f"{path}: the server secret is too short")
+        return secret
+    secret = secrets.token_bytes(SECRET_BYTES)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(secret.hex() + "\n")
+    return secret

@@ -1,0 +1,1 @@
+"""The db layer: connections, migrations, schema introspection and the named SQL queries."""

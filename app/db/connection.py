@@ -1,0 +1,180 @@
+"""Connections to the one SQLite file: one writer, a few readers, D1's rules on all of them.
+
+Shape (Datasette's): every write is a job on the single writer connection, wrapped in
+`BEGIN IMMEDIATE … COMMIT`; reads go to read-only connections, each in its own snapshot.
+A job is a plain function over a `sqlite3.Connection` that aiosqlite runs on that
+connection's thread, so a whole transaction (or a request's batch of reads) costs one
+thread hand-off instead of one per statement (research/performance.md: the hand-off costs
+more than the spec's queries themselves). Jobs on one connection run one after another,
+which is what serialises the writer; no asyncio lock is needed on top.
+
+Durability: WAL with `synchronous=NORMAL`. A commit survives a crash of the process (SIGKILL
+included); only an OS crash or power cut can lose the last transactions. That trade is
+SQLite's own recommendation for WAL and is written down in docs/operations.md.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from app.db.d1 import D1Guard, make_strict
+
+T = TypeVar("T")
+
+BUSY_TIMEOUT_MS = 5000
+
+
+class NotADatabase(Exception):
+    """The file given as database exists but is not an SQLite database."""
+
+
+class GuardedConnection(sqlite3.Connection):
+    """An sqlite3 connection that knows its D1 guard (for trusted sections)."""
+
+    guard: D1Guard
+
+
+def configure(conn: sqlite3.Connection, *, strict: bool, writer: bool) -> D1Guard:
+    """Per-connection settings. The tuning PRAGMAs live here, never in shipped SQL (D1 refuses them)."""
+    conn.row_factory = sqlite3.Row
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if writer:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        # Reading the schema once proves this is an SQLite file before anything else touches it.
+        conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise NotADatabase(str(exc)) from exc
+    guard = make_strict(conn) if strict else D1Guard()
+    conn.guard = guard  # type: ignore[attr-defined]
+    return guard
+
+
+def guard_of(conn: sqlite3.Connection) -> D1Guard:
+    return conn.guard  # type: ignore[attr-defined,no-any-return]
+
+
+def connect_sync(path: str | Path, *, strict: bool = True, readonly: bool = False) -> sqlite3.Connection:
+    """A plain sqlite3 connection configured like the server's (for the CLI and tests)."""
+    if readonly:
+        conn = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True, isolation_level=None, factory=GuardedConnection)
+    else:
+        conn = sqlite3.connect(str(path), isolation_level=None, factory=GuardedConnection)
+    configure(conn, strict=strict, writer=not readonly)
+    return conn
+
+
+def run_in_transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T], immediate: bool) -> T:
+    """Run fn inside one transaction on conn; roll back on any exception."""
+    guard = guard_of(conn)
+    with guard.trusted():
+        conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    try:
+        result = fn(conn)
+    except BaseException:
+        with guard.trusted():
+            conn.execute("ROLLBACK")
+        raise
+    with guard.trusted():
+        conn.execute("COMMIT")
+    return result
+
+
+class Database:
+    """The service's handle on the database file: `await db.read(fn)`, `await db.write(fn)`."""
+
+    def __init__(self, path: str | Path, *, strict: bool = True, readers: int = 2) -> None:
+        self.path = Path(path)
+        self.strict = strict
+        self._reader_count = readers
+        self._writer: aiosqlite.Connection | None = None
+        self._readers: list[aiosqlite.Connection] = []
+        self._next_reader: itertools.cycle[aiosqlite.Connection] | None = None
+
+    def _connector(self, *, writer: bool) -> Callable[[], sqlite3.Connection]:
+        def connect() -> sqlite3.Connection:
+            if writer:
+                conn = sqlite3.connect(
+                    str(self.path), isolation_level=None, check_same_thread=False, factory=GuardedConnection
+                )
+            else:
+                conn = sqlite3.connect(
+                    f"file:{self.path}?mode=ro",
+                    uri=True,
+                    isolation_level=None,
+                    check_same_thread=False,
+                    factory=GuardedConnection,
+                )
+            configure(conn, strict=self.strict, writer=writer)
+            return conn
+
+        return connect
+
+    async def open(self) -> None:
+        # The writer first, so the WAL and -shm files exist before the read-only readers open.
+        self._writer = await aiosqlite.Connection(self._connector(writer=True), 64)
+        try:
+            for _ in range(self._reader_count):
+                self._readers.append(await aiosqlite.Connection(self._connector(writer=False), 64))
+        except BaseException:
+            await self.close()
+            raise
+        self._next_reader = itertools.cycle(self._readers)
+
+    async def close(self) -> None:
+        # aiosqlite >= 0.22 threads are not daemons: an unclosed connection keeps the process alive.
+        connections = [c for c in [self._writer, *self._readers] if c is not None]
+        self._writer, self._readers, self._next_reader = None, [], None
+        for conn in connections:
+            await conn.close()
+
+    @staticmethod
+    async def _run(conn: aiosqlite.Connection, fn: Callable[..., T], *args: Any) -> T:
+        # aiosqlite's own methods are all built on _execute: it queues fn onto the connection's
+        # thread. Using it directly is what lets one job hold a whole transaction.
+        return await conn._execute(fn, conn._conn, *args)  # noqa: SLF001
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run fn in one `BEGIN IMMEDIATE` transaction on the writer; commit, or roll back on error."""
+        if self._writer is None:
+            raise RuntimeError("database is not open")
+        return await self._run(self._writer, run_in_transaction, fn, True)
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run fn on a read-only connection, inside one snapshot."""
+        if self._next_reader is None:
+            raise RuntimeError("database is not open")
+        return await self._run(next(self._next_reader), run_in_transaction, fn, False)
+
+
+async def open_database(path: str | Path, *, strict: bool = True, readers: int = 2) -> Database:
+    db = Database(path, strict=strict, readers=readers)
+    await db.open()
+    return db
+
+
+def is_busy(exc: BaseException) -> bool:
+    """True for SQLite's 'database is locked' after the busy timeout ran out."""
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
+
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "Database",
+    "NotADatabase",
+    "configure",
+    "connect_sync",
+    "guard_of",
+    "is_busy",
+    "open_database",
+    "run_in_transaction",
+]

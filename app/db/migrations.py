@@ -1,0 +1,173 @@
+"""Migrations with wrangler's own layout and ledger, so D1 and `dreamtree migrate` agree.
+
+wrangler (`d1 migrations apply`) keeps the names of applied files in `d1_migrations`, created
+with the DDL below, and applies the files it does not find there in numeric order, each file
+atomically together with its ledger row (research/d1.md §2). This runner does exactly that,
+so a database migrated by either tool counts as up to date for the other.
+
+It is stricter than wrangler where wrangler would break later: a file must be named
+`NNNN_name.sql`, must end with `;` (wrangler appends its ledger INSERT to the text), and may
+not contain transaction statements or connection PRAGMAs (remote D1 refuses them). Such a
+file is refused before anything runs.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.db.connection import guard_of, run_in_transaction
+from app.db.d1 import ALLOWED_PRAGMAS
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+
+# Byte for byte what wrangler 4 runs (initMigrationsTable), tabs included.
+LEDGER_DDL = """CREATE TABLE IF NOT EXISTS d1_migrations(
+		id         INTEGER PRIMARY KEY AUTOINCREMENT,
+		name       TEXT UNIQUE,
+		applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL
+);"""
+
+_NAME = re.compile(r"^(\d+)_[A-Za-z0-9_.-]+\.sql$")
+_TRANSACTION_WORDS = {"BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"}
+
+
+class MigrationError(Exception):
+    """A migration file that is refused or fails; says which file and statement."""
+
+    def __init__(self, file: str, message: str, line: int | None = None) -> None:
+        self.file, self.line, self.message = file, line, message
+        where = f"{file}:{line}" if line else file
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass(frozen=True)
+class Statement:
+    sql: str
+    line: int  # line of the file where the statement starts
+
+
+@dataclass(frozen=True)
+class MigrationFile:
+    name: str
+    path: Path
+    number: int
+
+
+def _strip_comments(sql: str) -> str:
+    sql = re.sub(r"/\*.*?\*/", " ", sql, flags=re.S)
+    return re.sub(r"--[^\n]*", " ", sql).strip()
+
+
+def split_statements(text: str, file: str = "<sql>") -> list[Statement]:
+    """Split SQL text into statements (trigger bodies included) with their starting lines."""
+    statements: list[Statement] = []
+    buffer: list[str] = []
+    start = 1
+    for number, line in enumerate(text.splitlines(keepends=True), start=1):
+        if not buffer:
+            if not _strip_comments(line):
+                continue
+            start = number
+        buffer.append(line)
+        candidate = "".join(buffer)
+        if sqlite3.complete_statement(candidate):
+            statements.append(Statement(candidate.strip(), start))
+            buffer = []
+    if buffer and _strip_comments("".join(buffer)):
+        raise MigrationError(file, "the last statement does not end with ';' (wrangler appends to the file)", start)
+    return statements
+
+
+def check_portable(statements: list[Statement], file: str) -> None:
+    """Refuse what wrangler or remote D1 would break on, before anything runs."""
+    for statement in statements:
+        body = _strip_comments(statement.sql)
+        first = body.split(None, 1)[0].upper().rstrip(";") if body else ""
+        if first in _TRANSACTION_WORDS:
+            raise MigrationError(
+                file, f"transaction statement {first} is not allowed (each file already runs atomically)", statement.line
+            )
+        if first == "PRAGMA":
+            name = re.match(r"PRAGMA\s+(\w+)", body, re.I)
+            if not name or name.group(1).lower() not in ALLOWED_PRAGMAS:
+                raise MigrationError(file, f"D1 refuses this PRAGMA: {body.splitlines()[0]}", statement.line)
+        if re.match(r"VACUUM\b|ATTACH\b|DETACH\b", body, re.I):
+            raise MigrationError(file, f"D1 refuses {first}", statement.line)
+
+
+def list_migrations(directory: Path = MIGRATIONS_DIR) -> list[MigrationFile]:
+    files = []
+    for path in sorted(directory.glob("*.sql")):
+        match = _NAME.match(path.name)
+        if not match:
+            raise MigrationError(path.name, "migration files are named NNNN_description.sql")
+        files.append(MigrationFile(path.name, path, int(match.group(1))))
+    # wrangler: lexical listing, then a stable sort on the numeric prefix.
+    return sorted(files, key=lambda f: f.number)
+
+
+def load(migration: MigrationFile) -> list[Statement]:
+    text = migration.path.read_text(encoding="utf-8")
+    statements = split_statements(text, migration.name)
+    check_portable(statements, migration.name)
+    return statements
+
+
+def ensure_ledger(conn: sqlite3.Connection) -> None:
+    with guard_of(conn).trusted():
+        conn.execute(LEDGER_DDL)
+
+
+def applied_names(conn: sqlite3.Connection) -> list[str]:
+    exists = conn.execute(
+        "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'd1_migrations'"
+    ).fetchone()[0]
+    if not exists:
+        return []
+    return [row[0] for row in conn.execute("SELECT name FROM d1_migrations ORDER BY id")]
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    applied: list[str]
+    pending: list[str]
+
+
+def status(conn: sqlite3.Connection, directory: Path = MIGRATIONS_DIR) -> MigrationStatus:
+    done = applied_names(conn)
+    done_set = set(done)
+    return MigrationStatus(done, [m.name for m in list_migrations(directory) if m.name not in done_set])
+
+
+def apply(conn: sqlite3.Connection, directory: Path = MIGRATIONS_DIR) -> list[str]:
+    """Apply pending files in order, each atomically with its ledger row; returns their names."""
+    ensure_ledger(conn)
+    done = set(applied_names(conn))
+    pending = [m for m in list_migrations(directory) if m.name not in done]
+    loaded = [(m, load(m)) for m in pending]  # refuse a bad file before running any of them
+    applied = []
+    for migration, statements in loaded:
+
+        def run(c: sqlite3.Connection, migration: MigrationFile = migration, statements: list[Statement] = statements) -> None:
+            for number, statement in enumerate(statements, start=1):
+                try:
+                    c.execute(statement.sql)
+                except sqlite3.Error as exc:
+                    raise MigrationError(
+                        migration.name, f"statement {number} failed: {exc}", statement.line
+                    ) from exc
+            c.execute("INSERT INTO d1_migrations (name) VALUES (?)", (migration.name,))
+
+        run_in_transaction(conn, run, True)
+        applied.append(migration.name)
+    return applied
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The number of the newest applied migration (0 for an empty database)."""
+    numbers = [int(m.group(1)) for name in applied_names(conn) if (m := _NAME.match(name))]
+    return max(numbers, default=0)

@@ -1,0 +1,1 @@
+"""The HTTP layer: Litestar controllers, request/response Structs, cookies, errors. No SQL."""

@@ -1,0 +1,102 @@
+"""Every error as RFC 9457 problem details with a stable `code`, mapped once for the whole app.
+
+Domain errors carry their own status and code. Litestar's own exceptions (routing 404/405,
+CSRF 403, rate limits 429, body validation) get codes here. A body that is not JSON is 400
+`invalid_json`; JSON that does not fit the request's shape is 422 `validation_failed`.
+An unexpected exception is logged and answered with a bare 500 `internal_error`, never a trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from app.db.connection import is_busy
+from app.domain.errors import DomainError
+
+log = logging.getLogger("dreamtree.http")
+
+PROBLEM_JSON = "application/problem+json"
+
+_CODES = {
+    400: ("bad_request", "Bad request"),
+    401: ("unauthorized", "Not signed in"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not_found", "Not found"),
+    405: ("method_not_allowed", "Method not allowed"),
+    409: ("conflict", "Conflict"),
+    413: ("too_large", "Request too large"),
+    415: ("unsupported_media_type", "Unsupported media type"),
+    422: ("validation_failed", "Invalid request"),
+    429: ("too_many_attempts", "Too many attempts"),
+    500: ("internal_error", "Internal server error"),
+    503: ("unavailable", "Service busy"),
+}
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    code: str | None = None,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Response[dict[str, Any]]:
+    default_code, default_title = _CODES.get(status, ("error", "Error"))
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "status": status,
+        "title": title or default_title,
+        "detail": detail,
+        "code": code or default_code,
+    }
+    if extra:
+        body.update({k: v for k, v in extra.items() if k not in body})
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers or {})
+
+
+def _validation(exc: ValidationException) -> Response[dict[str, Any]]:
+    detail = str(exc.detail or "")
+    errors = exc.extra if isinstance(exc.extra, list) else []
+    if "malformed" in detail.lower() or "decode" in detail.lower() or "utf-8" in detail.lower():
+        return problem(400, "The request body is not valid JSON.", code="invalid_json")
+    messages = [f"{e.get('key') or 'body'}: {e.get('message')}" for e in errors if isinstance(e, dict)]
+    return problem(
+        422,
+        "; ".join(messages) or detail or "The request does not have the expected shape.",
+        extra={"errors": errors},
+    )
+
+
+def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    if isinstance(exc, DomainError):
+        return problem(
+            exc.status, exc.detail, code=exc.instance_code, title=exc.title, headers=exc.headers, extra=exc.extra
+        )
+    if isinstance(exc, ValidationException):
+        return _validation(exc)
+    if isinstance(exc, HTTPException):
+        detail = str(exc.detail) if exc.detail else _CODES.get(exc.status_code, ("", "Error"))[1]
+        headers = dict(exc.headers or {})
+        code = None
+        if exc.status_code == 403 and "csrf" in detail.lower():
+            code = "csrf_failed"
+        if exc.status_code == 400 and "malformed" in detail.lower():
+            return problem(400, "The request body is not valid JSON.", code="invalid_json")
+        return problem(exc.status_code, detail, code=code, headers=headers)
+    if isinstance(exc, sqlite3.OperationalError) and is_busy(exc):
+        log.warning("database busy past the timeout on %s %s", request.method, request.url.path)
+        return problem(503, "The database is busy; try again in a moment.", code="database_busy",
+                       headers={"Retry-After": "1"})
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return problem(500, "Something went wrong on our side. Nothing was changed.")
+
+
+exception_handlers = {Exception: handle_exception}
+
+__all__ = ["MediaType", "exception_handlers", "handle_exception", "problem"]

@@ -1,0 +1,35 @@
+"""One canonical timestamp form everywhere: UTC `YYYY-MM-DDTHH:MM:SS.sssZ`.
+
+Mixed precision would break the string ordering the spec's queries rely on, so every
+timestamp the service writes or accepts goes through `iso()` / `normalize()`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: timestamps must carry a time zone")
+    moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def now_iso() -> str:
+    return iso(now())
+
+
+def normalize(text: str) -> str:
+    """Any ISO 8601 timestamp with a zone (Z or ±HH:MM) → the canonical form; ValueError otherwise."""
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise ValueError(f"timestamp without a time zone: {text!r}")
+    return iso(moment)

@@ -1,0 +1,52 @@
+"""Shared fixtures: a fresh migrated database file per test, in D1-strict mode."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from litestar.testing import TestClient
+
+from app.config import Settings
+from app.db import migrations
+from app.db.connection import connect_sync
+from app.http.app import create_app
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    """A migrated, empty database file."""
+    path = tmp_path / "dreamtree.db"
+    conn = connect_sync(path)
+    try:
+        migrations.apply(conn)
+    finally:
+        conn.close()
+    return path
+
+
+@pytest.fixture
+def conn(db_path: Path) -> Iterator[sqlite3.Connection]:
+    """A D1-strict connection to the migrated database."""
+    connection = connect_sync(db_path)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def settings(db_path: Path) -> Settings:
+    return Settings(db_path=db_path, secure_cookies=True, d1_strict=True)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    # https so that Secure cookies flow (httpx never sends them over http).
+    with TestClient(create_app(settings), base_url="https://testserver.local") as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

@@ -1,0 +1,81 @@
+"""The app factory: health, problem details, security headers, OpenAPI, the server secret."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from litestar.testing import TestClient
+
+from app.config import ConfigError, Settings, load_or_create_secret
+
+
+def test_healthz_reports_the_schema_version(client: TestClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "schema_version": 1}
+
+
+def test_unknown_path_is_a_problem_document_with_a_code(client: TestClient) -> None:
+    response = client.get("/api/nothing-here")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["code"] == "not_found" and body["status"] == 404 and body["title"] and body["detail"]
+
+
+def test_wrong_method_is_a_problem_document(client: TestClient) -> None:
+    response = client.delete("/healthz")
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/api/nothing-here"])
+def test_security_headers_on_every_response(client: TestClient, path: str) -> None:
+    response = client.get(path)
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+
+
+def test_openapi_document_is_served(client: TestClient) -> None:
+    response = client.get("/schema/openapi.json")
+    assert response.status_code == 200
+    assert "/healthz" in response.json()["paths"]
+
+
+def test_secret_file_is_created_once_with_mode_0600(tmp_path: Path) -> None:
+    path = tmp_path / "dreamtree.db.key"
+    first = load_or_create_secret(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert len(first) == 32
+    assert load_or_create_secret(path) == first
+
+
+def test_secret_file_readable_by_others_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "dreamtree.db.key"
+    load_or_create_secret(path)
+    os.chmod(path, 0o644)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        load_or_create_secret(path)
+
+
+def test_secret_from_configuration(tmp_path: Path) -> None:
+    settings = Settings(db_path=tmp_path / "x.db", secret_hex="ab" * 32)
+    assert settings.server_secret() == bytes.fromhex("ab" * 32)
+    assert not settings.secret_path.exists()
+    with pytest.raises(ConfigError):
+        Settings(db_path=tmp_path / "x.db", secret_hex="abcd").server_secret()
+
+
+def test_settings_from_environment() -> None:
+    settings = Settings.from_env(
+        {"DREAMTREE_DB": "/data/dt.db", "DREAMTREE_PORT": "9000", "DREAMTREE_HOST": "0.0.0.0"}
+    )
+    assert settings.db_path == Path("/data/dt.db") and settings.port == 9000
+    assert settings.cookies_secure  # not loopback: Secure cookies by default
+    assert not Settings.from_env({}).cookies_secure  # loopback default: plain-HTTP development
+    assert Settings.from_env({"DREAMTREE_SECURE_COOKIES": "1"}).cookies_secure
+    with pytest.raises(ConfigError):
+        Settings.from_env({"DREAMTREE_PORT": "eighty"})

@@ -1,0 +1,105 @@
+"""schema.sql is the spec's schema, object by object; the migrations produce exactly it."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+
+from app.db.connection import GuardedConnection, configure, connect_sync
+from app.db.migrations import split_statements
+from app.db.schema import SCHEMA_SQL, diff, expected_shape, shape
+
+SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "dreamtree-schema.md"
+
+
+def spec_ddl() -> str:
+    """The CREATE statements of the spec's ```sql blocks, with only the `references` quoting added."""
+    blocks = re.findall(r"```sql\n(.*?)```", SPEC.read_text(encoding="utf-8"), re.S)
+    ddl = "\n".join(b for b in blocks if "CREATE TABLE" in b)
+    ddl = ddl.replace("CREATE TABLE references (", 'CREATE TABLE "references" (')
+    ddl = ddl.replace("REFERENCES references(id)", 'REFERENCES "references"(id)')
+    return ddl.replace(" ON references(", ' ON "references"(')
+
+
+def memory_db() -> sqlite3.Connection:
+    conn = sqlite3.connect(":memory:", isolation_level=None, factory=GuardedConnection)
+    configure(conn, strict=False, writer=False)
+    return conn
+
+
+def test_spec_is_found_and_has_19_tables() -> None:
+    assert SPEC.exists(), f"the spec is expected at {SPEC}"
+    assert len(re.findall(r"^CREATE TABLE ", spec_ddl(), re.M)) == 19
+
+
+def test_schema_sql_equals_the_spec_object_by_object() -> None:
+    conn = memory_db()
+    try:
+        conn.executescript(spec_ddl())
+        from_spec = shape(conn)
+    finally:
+        conn.close()
+    from_schema_sql = expected_shape()
+    assert diff(from_spec, from_schema_sql) == []
+    assert len(from_schema_sql["tables"]) == 19
+    # Every object is there under the spec's name, the partial index with its WHERE clause.
+    assert from_schema_sql["indexes"]["idx_skills_review"] == {
+        "table": "skills",
+        "columns": ["review_status"],
+        "unique": False,
+        "where": "is_custom = 1",
+    }
+    assert from_schema_sql["tables"]["skills"]["foreign_keys"] == [
+        {"from": "created_by", "table": "users", "to": "id", "on_delete": "SET NULL", "on_update": "NO ACTION"}
+    ]
+    assert from_schema_sql["tables"]["user_competency_scores"]["checks"] == ["score BETWEEN 1 AND 5"]
+    assert from_schema_sql["tables"]["user_competency_scores"]["unique"] == [("user_id", "competency_id")]
+
+
+def test_shape_sees_every_kind_of_difference() -> None:
+    """The comparison is not vacuous: a changed default, check, FK action or index shows up."""
+    base = spec_ddl()
+    variants = {
+        "default": base.replace("DEFAULT 'cream'", "DEFAULT 'sage'"),
+        "check": base.replace("CHECK (score BETWEEN 1 AND 5)", "CHECK (score BETWEEN 0 AND 5)"),
+        "on_delete": base.replace("REFERENCES users(id) ON DELETE SET NULL", "REFERENCES users(id)"),
+        "partial": base.replace("WHERE is_custom = 1", ""),
+        "notnull": base.replace("short_citation TEXT NOT NULL", "short_citation TEXT"),
+        "type": base.replace("version INTEGER NOT NULL DEFAULT 1,\n    is_active", "version TEXT NOT NULL DEFAULT 1,\n    is_active"),
+        "unique": base.replace("email TEXT NOT NULL UNIQUE", "email TEXT NOT NULL"),
+    }
+    expected = expected_shape()
+    for name, ddl in variants.items():
+        assert ddl != base, name
+        conn = memory_db()
+        try:
+            conn.executescript(ddl)
+            assert diff(expected, shape(conn)), f"{name} change went unnoticed"
+        finally:
+            conn.close()
+
+
+def test_migrations_produce_exactly_schema_sql(conn: sqlite3.Connection) -> None:
+    assert diff(expected_shape(), shape(conn)) == []
+    # ... down to the stored text of every CREATE statement.
+    stored = {
+        name: sql
+        for name, sql in conn.execute("SELECT name, sql FROM sqlite_schema WHERE sql IS NOT NULL")
+        if name not in {"d1_migrations", "sqlite_sequence"}
+    }
+    wanted = {}
+    for statement in split_statements(SCHEMA_SQL.read_text(encoding="utf-8")):
+        name = re.search(r"CREATE (?:TABLE|INDEX) (\"?\w+\"?)", statement.sql).group(1).strip('"')
+        wanted[name] = statement.sql.rstrip(";")
+    assert stored == wanted
+
+
+def test_schema_sql_runs_statement_by_statement_in_d1_strict_mode(tmp_path: Path) -> None:
+    conn = connect_sync(tmp_path / "strict.db", strict=True)
+    try:
+        for statement in split_statements(SCHEMA_SQL.read_text(encoding="utf-8")):
+            conn.execute(statement.sql)
+        assert diff(expected_shape(), shape(conn)) == []
+    finally:
+        conn.close()
