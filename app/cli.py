@@ -20,6 +20,8 @@ from app.config import ConfigError, Settings
 from app.db import migrations
 from app.db.connection import NotADatabase, connect_sync, guard_of
 from app.db.schema import drift
+from app.domain import seeding
+from app.domain.seed_files import SEED_DIR, SeedInvalid
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -42,6 +44,13 @@ def friendly_errors(fn: F) -> F:
             fail(str(exc))
         except NotADatabase as exc:
             fail(f"{kwargs.get('db') or 'the database'}: not an SQLite database ({exc})")
+        except SeedInvalid as exc:
+            for problem in exc.problems:
+                click.echo(f"dreamtree: error: seed/{problem}", err=True)
+            click.echo(f"dreamtree: {len(exc.problems)} problem(s) in the seed files; nothing was written", err=True)
+            sys.exit(1)
+        except seeding.SeedDependencyMissing as exc:
+            fail(str(exc))
 
     return wrapper  # type: ignore[return-value]
 
@@ -86,6 +95,17 @@ def migrate_database(path: Path) -> list[str]:
         conn.close()
 
 
+def seed_if_empty(path: Path) -> None:
+    """A database with no workbook yet gets the sample workbook, once (the README's first command)."""
+    conn = connect_sync(path)
+    try:
+        if seeding.is_unseeded(conn):
+            result = seeding.seed(conn)
+            click.echo(f"seeded the sample workbook ({result.plan.changes} rows)")
+    finally:
+        conn.close()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dreamtree")
 def main() -> None:
@@ -113,6 +133,41 @@ def migrate(db: Path | None, status: bool) -> None:
     for name in applied:
         click.echo(f"applied {name}")
     click.echo(f"{path}: up to date" if applied else f"{path}: already up to date, nothing applied")
+
+
+@main.command()
+@db_option
+@click.option("--dry-run", is_flag=True, help="Print the plan (per table) and write nothing.")
+@click.option("--only", type=click.Choice(seeding.SEED_TABLES), help="Seed one table (its dependencies must be there).")
+@click.option(
+    "--emit-sql",
+    "emit_sql",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the seed as SQL for `wrangler d1 execute --file` instead of touching a database.",
+)
+@click.option("--seed-dir", type=click.Path(file_okay=False, path_type=Path), default=SEED_DIR, show_default=False,
+              help="Folder of seed files (default: the project's seed/).")
+@friendly_errors
+def seed(db: Path | None, dry_run: bool, only: str | None, emit_sql: Path | None, seed_dir: Path) -> None:
+    """Load reference data and the workbook from seed/; safe to re-run on a live database."""
+    if emit_sql is not None:
+        text = seeding.emit_sql(seed_dir, only=only)
+        emit_sql.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {emit_sql} ({text.count(chr(10)) - 2} statements)")
+        return
+    path = settings_for(db).db_path
+    with open_existing(path) as conn:
+        if migrations.status(conn).pending:
+            raise UserError(f"{path}: migrations are pending; run `dreamtree migrate --db {path}` first")
+        result = seeding.seed(conn, directory=seed_dir, dry_run=dry_run, only=only)
+    for line in result.plan.lines():
+        click.echo(line)
+    if result.plan.changes == 0:
+        click.echo("nothing to change: the database already matches the seed files")
+    elif dry_run:
+        click.echo(f"dry run: {result.plan.changes} change(s) planned, nothing written")
+    else:
+        click.echo(f"seeded: {result.plan.changes} change(s) written in one transaction")
 
 
 @main.command()
@@ -189,6 +244,7 @@ def serve(
     )
     for name in migrate_database(settings.db_path):
         click.echo(f"applied {name}")
+    seed_if_empty(settings.db_path)
     app = create_app(settings)
     click.echo(f"DreamTree store on http://{settings.host}:{settings.port}/ (database {settings.db_path})")
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level, proxy_headers=False)

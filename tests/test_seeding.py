@@ -1,0 +1,256 @@
+"""Seeding: idempotent, versioned, validated before writing, and the same SQL for D1."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from app.cli import main, seed_if_empty
+from app.db.connection import connect_sync
+from app.db.migrations import split_statements
+from app.domain import seeding
+from app.domain.seed_files import SeedInvalid, read_seed
+
+SMALL = Path(__file__).parent / "fixtures" / "seed_small"
+
+
+@pytest.fixture
+def seed_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "seed"
+    shutil.copytree(SMALL, folder)
+    return folder
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1))
+
+
+def table(conn: sqlite3.Connection, name: str, order: str = "1") -> list[dict]:
+    quoted = '"references"' if name == "references" else name
+    return [dict(r) for r in conn.execute(f"SELECT * FROM {quoted} ORDER BY {order}")]
+
+
+def snapshot(conn: sqlite3.Connection) -> dict[str, list[dict]]:
+    return {name: table(conn, name) for name in seeding.SEED_TABLES}
+
+
+def test_first_seed_writes_everything_and_second_changes_nothing(conn: sqlite3.Connection, seed_dir: Path) -> None:
+    first = seeding.seed(conn, directory=seed_dir)
+    assert first.written and first.plan.tables["exercise_sequence"].insert == 4
+    before = snapshot(conn)
+    second = seeding.seed(conn, directory=seed_dir)
+    assert not second.written and second.plan.changes == 0
+    assert snapshot(conn) == before
+
+
+def test_rows_carry_stable_ids_titles_and_derived_fields(conn: sqlite3.Connection, seed_dir: Path) -> None:
+    seeding.seed(conn, directory=seed_dir)
+    sequence = table(conn, "exercise_sequence", "sequence_order")
+    assert [(r["full_exercise_id"], r["sequence_order"], r["unlocks_tool"], r["is_required"]) for r in sequence] == [
+        ("1.1.1.v1", 1, "list-builder", 1),
+        ("1.1.2.v1", 2, None, 0),
+        ("1.2.1.v1", 3, "flow-tracker", 1),
+        ("1.2.2.v1", 4, None, 1),
+    ]
+    first_block = conn.execute("SELECT content_text FROM exercise_content WHERE id = '1.1.1.v1.1'").fetchone()[0]
+    assert first_block.startswith("# Your Career So Far\n\nList the jobs")
+    module_opening = conn.execute("SELECT content_type, content_text FROM exercise_content WHERE id = '1.1.0.v1.1'").fetchone()
+    assert tuple(module_opening) == ("transition", "# Taking Stock\n\nLook back before you look forward.")
+    variants = conn.execute(
+        "SELECT display_order, variant_group FROM exercise_content WHERE full_exercise_id = '1.1.2.v1' ORDER BY display_order"
+    ).fetchall()
+    assert [tuple(v) for v in variants] == [(1, "control"), (2, "variant_a"), (3, None)]
+    tools = {r["id"]: r["unlocks_at_exercise"] for r in table(conn, "tool_types")}
+    assert tools == {"list-builder": "1.1.1.v1", "flow-tracker": "1.2.1.v1"}
+    # Citation numbers by first appearance in the workbook, not by file order.
+    refs = {r["id"]: r["citation_number"] for r in table(conn, "references")}
+    assert refs == {"burnett-evans-2016": 1, "csikszentmihalyi-1990": 2}
+    levels = conn.execute("SELECT id, level FROM competency_levels ORDER BY level").fetchall()
+    assert [tuple(r) for r in levels][0] == ("analytical-thinking-1", 1)
+
+
+def test_changed_text_same_version_updates_in_place(conn: sqlite3.Connection, seed_dir: Path) -> None:
+    seeding.seed(conn, directory=seed_dir)
+    old = dict(conn.execute("SELECT * FROM exercise_content WHERE id = '1.1.1.v1.2'").fetchone())
+    edit(seed_dir / "workbook" / "part-1.md", "Which one taught you the most?", "Which job taught you the most, and why?")
+    edit(seed_dir / "tool_types.yaml", "Track your flow today", "Log a moment of flow")
+    result = seeding.seed(conn, directory=seed_dir)
+    assert result.plan.tables["exercise_content"].update == 1
+    assert result.plan.tables["tool_types"].update == 1
+    new = dict(conn.execute("SELECT * FROM exercise_content WHERE id = '1.1.1.v1.2'").fetchone())
+    assert new["content_text"] == "Which job taught you the most, and why?"
+    assert new["created_at"] == old["created_at"] and new["updated_at"] > old["updated_at"]
+    untouched = conn.execute("SELECT updated_at FROM exercise_content WHERE id = '1.1.1.v1.1'").fetchone()[0]
+    assert untouched == old["updated_at"]
+
+
+def answer(conn: sqlite3.Connection, user: str, full: str) -> None:
+    part, module, exercise, version = full.split(".")
+    conn.execute("INSERT INTO users (id, created_at, updated_at) VALUES (?, 't', 't') ON CONFLICT DO NOTHING", (user,))
+    conn.execute(
+        "INSERT INTO exercise_responses VALUES (?, ?, ?, ?, ?, ?, ?, '{}', 't')",
+        (f"r-{user}-{full}", user, part, module, exercise, int(version[1:]), full),
+    )
+
+
+def test_new_version_deactivates_old_content_and_keeps_answers(conn: sqlite3.Connection, seed_dir: Path) -> None:
+    seeding.seed(conn, directory=seed_dir)
+    answer(conn, "reader", "1.1.1.v1")
+    edit(seed_dir / "workbook" / "part-1.md", "version: 1\nrequired: true\nunlocks_tool: list-builder", "version: 2\nrequired: true\nunlocks_tool: list-builder")
+    result = seeding.seed(conn, directory=seed_dir)
+    assert result.plan.tables["exercise_content"].insert == 2
+    assert result.plan.tables["exercise_content"].deactivate == 2
+    active = conn.execute("SELECT full_exercise_id, is_active FROM exercise_content WHERE exercise_id = '1' AND module_id = '1' AND part_id = '1'").fetchall()
+    assert sorted(tuple(r) for r in active) == [("1.1.1.v1", 0), ("1.1.1.v1", 0), ("1.1.1.v2", 1), ("1.1.1.v2", 1)]
+    sequence = table(conn, "exercise_sequence", "sequence_order")
+    assert [r["full_exercise_id"] for r in sequence] == ["1.1.1.v2", "1.1.2.v1", "1.2.1.v1", "1.2.2.v1"]
+    assert sequence[0]["version"] == 2 and sequence[0]["sequence_order"] == 1
+    # The reader's answer to v1 is still there, and still sits at the same place of the sequence.
+    place = conn.execute(
+        "SELECT es.sequence_order FROM exercise_responses er JOIN exercise_sequence es "
+        "ON es.part_id = er.part_id AND es.module_id = er.module_id AND es.exercise_id = er.exercise_id "
+        "WHERE er.user_id = 'reader'"
+    ).fetchone()[0]
+    assert place == 1
+    assert conn.execute("SELECT full_exercise_id FROM exercise_responses").fetchone()[0] == "1.1.1.v1"
+    assert conn.execute("SELECT unlocks_at_exercise FROM tool_types WHERE id = 'list-builder'").fetchone()[0] == "1.1.1.v2"
+    assert seeding.seed(conn, directory=seed_dir).plan.changes == 0
+
+
+def test_removed_exercise_is_deactivated_never_deleted_and_order_closes_up(conn: sqlite3.Connection, seed_dir: Path) -> None:
+    seeding.seed(conn, directory=seed_dir)
+    answer(conn, "reader", "1.2.2.v1")
+    text = (seed_dir / "workbook" / "part-1.md").read_text()
+    (seed_dir / "workbook" / "part-1.md").write_text(text[: text.index("### Exercise 1.2.2")])
+    result = seeding.seed(conn, directory=seed_dir)
+    assert result.plan.tables["exercise_content"].deactivate == 2
+    assert result.plan.tables["exercise_sequence"].delete == 1
+    assert conn.execute("SELECT count(*) FROM exercise_content WHERE full_exercise_id = '1.2.2.v1'").fetchone()[0] == 2
+    assert conn.execute("SELECT count(*) FROM exercise_responses WHERE full_exercise_id = '1.2.2.v1'").fetchone()[0] == 1
+
+
+def test_inserting_an_exercise_in_the_middle_renumbers_without_conflicts(conn: sqlite3.Connection, seed_dir: Path) -> None:
+    seeding.seed(conn, directory=seed_dir)
+    part = seed_dir / "workbook" / "part-1.md"
+    text = part.read_text()
+    text = text.replace("### Exercise 1.1.2: Good Days", "### Exercise 1.1.2: New One\n\n#### prompt\n\nA new question.\n\n### Exercise 1.1.3: Good Days")
+    part.write_text(text)
+    seeding.seed(conn, directory=seed_dir)
+    sequence = [(r["full_exercise_id"], r["sequence_order"]) for r in table(conn, "exercise_sequence", "sequence_order")]
+    assert sequence == [("1.1.1.v1", 1), ("1.1.2.v1", 2), ("1.1.3.v1", 3), ("1.2.1.v1", 4), ("1.2.2.v1", 5)]
+    assert seeding.seed(conn, directory=seed_dir).plan.changes == 0
+
+
+def test_dry_run_writes_nothing(conn: sqlite3.Connection, seed_dir: Path) -> None:
+    result = seeding.seed(conn, directory=seed_dir, dry_run=True)
+    assert result.plan.changes == 33 and not result.written
+    assert conn.execute("SELECT count(*) FROM exercise_content").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "message"),
+    [
+        ("workbook/part-1.md", "unlocks_tool: flow-tracker", "unlocks_tool: time-machine", r"workbook/part-1\.md:\d+: unknown tool type 'time-machine'"),
+        ("workbook/part-1.md", "### Exercise 1.1.2:", "### Exercise 1.1.3:", r"workbook/part-1\.md:\d+: gap in the order: exercise 3"),
+        ("workbook/part-1.md", "### Exercise 1.2.2:", "### Exercise 1.2.1:", r"workbook/part-1\.md:\d+: duplicate exercise number 1"),
+        ("workbook/part-1.md", "reference: csikszentmihalyi-1990", "reference: nobody-2020", r"workbook/part-1\.md:\d+: unknown reference 'nobody-2020'"),
+        ("workbook/part-1.md", "#### reflection", "#### musing", r"workbook/part-1\.md:\d+: bad content type 'musing'"),
+        ("workbook/part-1.md", "usage: concept", "usage: vibes", r"workbook/part-1\.md:\d+: unknown usage type 'vibes'"),
+        ("competencies.yaml", "    - {level: 5, description: Sets the agenda., job_context: Directors}\n", "", r"competencies\.yaml:\d+: competency analytical-thinking needs exactly five levels"),
+        ("competencies.yaml", "{level: 5,", "{level: 6,", r"competencies\.yaml:\d+: level 6 is outside 1-5"),
+        ("tool_types.yaml", "  plural_name: Lists\n", "", r"tool_types\.yaml:\d+: Object missing required field `plural_name`"),
+        ("personality_types.yaml", "code: ENFP", "code: XXXX", r"personality_types\.yaml:\d+: Expected `str` matching regex"),
+        ("skills.yaml", "name: Composure", "name: active Listening", r"skills\.yaml:\d+: duplicate name 'active Listening'"),
+    ],
+)
+def test_bad_files_name_file_and_line_and_write_nothing(
+    conn: sqlite3.Connection, seed_dir: Path, file: str, old: str, new: str, message: str
+) -> None:
+    edit(seed_dir / file, old, new)
+    with pytest.raises(SeedInvalid) as raised:
+        seeding.seed(conn, directory=seed_dir)
+    assert any(re.match(message, str(p)) for p in raised.value.problems), [str(p) for p in raised.value.problems]
+    assert all(conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] == 0 for t in seeding.SEED_TABLES)
+
+
+def test_error_lines_point_at_the_offending_line(seed_dir: Path) -> None:
+    edit(seed_dir / "workbook" / "part-1.md", "unlocks_tool: flow-tracker", "unlocks_tool: time-machine")
+    with pytest.raises(SeedInvalid) as raised:
+        read_seed(seed_dir)
+    problem = raised.value.problems[0]
+    lines = (seed_dir / "workbook" / "part-1.md").read_text().splitlines()
+    assert "time-machine" in lines[problem.line - 1]
+
+
+def test_only_one_table_and_its_dependency_check(conn: sqlite3.Connection, seed_dir: Path) -> None:
+    with pytest.raises(seeding.SeedDependencyMissing, match="seed tool_types first"):
+        seeding.seed(conn, directory=seed_dir, only="exercise_sequence")
+    result = seeding.seed(conn, directory=seed_dir, only="personality_types")
+    assert list(result.plan.tables) == ["personality_types"]
+    assert conn.execute("SELECT count(*) FROM personality_types").fetchone()[0] == 2
+    assert conn.execute("SELECT count(*) FROM skills").fetchone()[0] == 0
+
+
+def test_cli_seed_reports_each_problem_on_one_line(db_path: Path, seed_dir: Path) -> None:
+    edit(seed_dir / "workbook" / "part-1.md", "#### reflection", "#### musing")
+    result = CliRunner().invoke(main, ["seed", "--db", str(db_path), "--seed-dir", str(seed_dir)])
+    assert result.exit_code == 1
+    assert "bad content type 'musing'" in result.output and "nothing was written" in result.output
+
+
+def test_cli_seed_twice_says_nothing_changed(db_path: Path, seed_dir: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(main, ["seed", "--db", str(db_path), "--seed-dir", str(seed_dir)]).exit_code == 0
+    again = runner.invoke(main, ["seed", "--db", str(db_path), "--seed-dir", str(seed_dir)])
+    assert again.exit_code == 0 and "nothing to change" in again.output
+
+
+def apply_sql_file(conn: sqlite3.Connection, text: str) -> None:
+    for statement in split_statements(text):
+        conn.execute(statement.sql)
+
+
+def test_emitted_sql_is_d1_shaped_and_gives_the_same_tables(tmp_path: Path, conn: sqlite3.Connection, seed_dir: Path) -> None:
+    text = seeding.emit_sql(seed_dir)
+    assert not re.search(r"^\s*(BEGIN|COMMIT|PRAGMA)", text, re.M | re.I)
+    statements = split_statements(text)
+    assert all(len(s.sql.encode()) < 100_000 for s in statements)
+    assert all("\n" not in s.sql for s in statements)  # line breaks only through char(10)
+    seeding.seed(conn, directory=seed_dir)
+    other = connect_sync(tmp_path / "from-sql.db")  # D1-strict: limits and allow-lists apply
+    try:
+        from app.db import migrations
+
+        migrations.apply(other)
+        apply_sql_file(other, text)
+        apply_sql_file(other, text)  # re-runnable
+        strip = lambda rows: [{k: v for k, v in r.items() if k not in ("created_at", "updated_at")} for r in rows]  # noqa: E731
+        for name in seeding.SEED_TABLES:
+            assert strip(table(other, name)) == strip(table(conn, name)), name
+    finally:
+        other.close()
+
+
+def test_serve_seeds_an_empty_database_once(db_path: Path, monkeypatch: pytest.MonkeyPatch, seed_dir: Path) -> None:
+    monkeypatch.setattr(seeding, "SEED_DIR", seed_dir)
+    monkeypatch.setattr(seeding.seed, "__kwdefaults__", {**seeding.seed.__kwdefaults__, "directory": seed_dir})
+    seed_if_empty(db_path)
+    conn = connect_sync(db_path)
+    try:
+        assert conn.execute("SELECT count(*) FROM exercise_sequence").fetchone()[0] == 4
+        conn.execute("UPDATE exercise_content SET content_text = 'edited by hand' WHERE id = '1.1.1.v1.2'")
+    finally:
+        conn.close()
+    seed_if_empty(db_path)  # not empty any more: leaves the content alone
+    conn = connect_sync(db_path)
+    try:
+        assert conn.execute("SELECT content_text FROM exercise_content WHERE id = '1.1.1.v1.2'").fetchone()[0] == "edited by hand"
+    finally:
+        conn.close()
