@@ -46,8 +46,8 @@ def friendly_errors(fn: F) -> F:
             fail(f"{kwargs.get('db') or 'the database'}: not an SQLite database ({exc})")
         except SeedInvalid as exc:
             for problem in exc.problems:
-                click.echo(f"dreamtree: error: seed/{problem}", err=True)
-            click.echo(f"dreamtree: {len(exc.problems)} problem(s) in the seed files; nothing was written", err=True)
+                click.echo(f"dreamtree: error: {problem}", err=True)
+            click.echo(f"dreamtree: {len(exc.problems)} problem(s) in the seed files (paths relative to the seed folder); nothing was written", err=True)
             sys.exit(1)
         except seeding.SeedDependencyMissing as exc:
             fail(str(exc))
@@ -234,10 +234,10 @@ def serve(
     no_rate_limits: bool,
     log_level: str,
 ) -> None:
-    """Migrate the database if needed, then serve the API (uvicorn, one worker)."""
-    import uvicorn
+    """Migrate (and on an empty database seed) it, then serve the API with granian, one worker."""
+    import os
 
-    from app.http.app import create_app
+    from granian import Granian
 
     settings = settings_for(
         db, host=host, port=port, secure_cookies=secure_cookies, rate_limits=False if no_rate_limits else None
@@ -245,6 +245,19 @@ def serve(
     for name in migrate_database(settings.db_path):
         click.echo(f"applied {name}")
     seed_if_empty(settings.db_path)
-    app = create_app(settings)
+    settings.server_secret()  # create or check the key file before the worker starts
+    # The worker process builds the app from the environment (create_app reads Settings.from_env).
+    os.environ.update(settings.to_env())
     click.echo(f"DreamTree store on http://{settings.host}:{settings.port}/ (database {settings.db_path})")
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level, proxy_headers=False)
+    Granian(
+        "app.http.app:create_app",
+        factory=True,
+        address=settings.host,
+        port=settings.port,
+        interface="asgi",  # type: ignore[arg-type]
+        websockets=False,
+        log_level=log_level,  # type: ignore[arg-type]
+        log_access=log_level == "debug",
+    ).serve()
+if __name__ == '__main__':
+    main()

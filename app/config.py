@@ -69,6 +69,21 @@ class Settings:
         """A copy with the given CLI flags applied (None means 'not given')."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
+    def to_env(self) -> dict[str, str]:
+        """These settings as the environment a worker process reads them back from."""
+        env = {
+            "DREAMTREE_DB": str(self.db_path.resolve()),
+            "DREAMTREE_HOST": self.host,
+            "DREAMTREE_PORT": str(self.port),
+            "DREAMTREE_D1_STRICT": "1" if self.d1_strict else "0",
+            "DREAMTREE_RATE_LIMITS": "1" if self.rate_limits else "0",
+        }
+        if self.secure_cookies is not None:
+            env["DREAMTREE_SECURE_COOKIES"] = "1" if self.secure_cookies else "0"
+        if self.secret_hex:
+            env["DREAMTREE_SECRET"] = self.secret_hex
+        return env
+
     @property
     def cookies_secure(self) -> bool:
         if self.secure_cookies is not None:
