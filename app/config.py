@@ -36,6 +36,12 @@ def _flag(value: str | None, default: bool) -> bool:
     raise ConfigError(f"not a boolean: {value!r}")
 
 
+def _choice(value: str, options: tuple[str, ...], name: str) -> str:
+    if value not in options:
+        raise ConfigError(f"{name} must be one of {', '.join(options)} (not {value!r})")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     db_path: Path = Path("dreamtree.db")
@@ -46,6 +52,9 @@ class Settings:
     d1_strict: bool = True
     rate_limits: bool = True
     readers: int = 2
+    # Argon2id cost: "production" (m=64 MiB, t=3, p=4) or "fast" (OWASP's floor, m=19 MiB, t=2,
+    # p=1) for tests and development machines; never lower than OWASP.
+    argon2: str = "production"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -63,6 +72,7 @@ class Settings:
             secret_hex=env.get("DREAMTREE_SECRET") or None,
             d1_strict=_flag(env.get("DREAMTREE_D1_STRICT"), True),
             rate_limits=_flag(env.get("DREAMTREE_RATE_LIMITS"), True),
+            argon2=_choice(env.get("DREAMTREE_ARGON2") or "production", ("production", "fast"), "DREAMTREE_ARGON2"),
         )
 
     def with_(self, **changes: object) -> Settings:
@@ -77,6 +87,7 @@ class Settings:
             "DREAMTREE_PORT": str(self.port),
             "DREAMTREE_D1_STRICT": "1" if self.d1_strict else "0",
             "DREAMTREE_RATE_LIMITS": "1" if self.rate_limits else "0",
+            "DREAMTREE_ARGON2": self.argon2,
         }
         if self.secure_cookies is not None:
             env["DREAMTREE_SECURE_COOKIES"] = "1" if self.secure_cookies else "0"

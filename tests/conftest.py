@@ -37,7 +37,7 @@ def conn(db_path: Path) -> Iterator[sqlite3.Connection]:
 
 @pytest.fixture
 def settings(db_path: Path) -> Settings:
-    return Settings(db_path=db_path, secure_cookies=True, d1_strict=True)
+    return Settings(db_path=db_path, secure_cookies=True, d1_strict=True, argon2="fast")
 
 
 @pytest.fixture
@@ -50,3 +50,11 @@ def client(settings: Settings) -> Iterator[TestClient]:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+def new_reader(client: TestClient):
+    """A factory of browsers (cookie jars) on one app and database."""
+    from tests.helpers import Reader
+
+    return lambda: Reader(client)

@@ -100,10 +100,12 @@ def b64u_decode(text: object, *, length: int | None = None, max_length: int | No
     """Strict inverse of b64u_encode; ValueError for padding, stray characters, non-zero spare bits
     (a second spelling of the same bytes would let an attacker vary a sealed value undetected),
     a wrong `length`, or more than `max_length` bytes (checked before decoding)."""
-    if not isinstance(text, str) or not _B64U.fullmatch(text) or len(text) % 4 == 1:
+    if not isinstance(text, str):
         raise ValueError("not canonical base64url")
     if max_length is not None and len(text) > -(-max_length * 4 // 3):
         raise ValueError("encoded value too long")
+    if not _B64U.fullmatch(text) or len(text) % 4 == 1:
+        raise ValueError("not canonical base64url")
     data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     if b64u_encode(data) != text or (length is not None and len(data) != length):
         raise ValueError("not canonical base64url")
@@ -281,7 +283,14 @@ def open_value(dek: DataKey, envelope: Any, *, table: str, row_id: str, pointer:
         plaintext = AESGCM(dek._key).decrypt(nonce, sealed, aad)
     except InvalidTag:
         raise SealBroken("envelope failed authentication") from None
-    return json.loads(plaintext)
+    return json.loads(plaintext, parse_int=_parse_int)
+
+
+def _parse_int(text: str) -> int | float:
+    """JCS writes a float such as 1e16 as digits; read it back as a float so the value can be
+    canonicalised (re-sealed, hashed) again: integers beyond 2**53 are not JSON-safe."""
+    number = int(text)
+    return number if abs(number) < 2**53 else float(text)
 
 
 def seal_document(dek: DataKey, doc: Any, *, table: str, row_id: str) -> dict[str, str]:

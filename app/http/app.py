@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from litestar import Litestar
-from litestar.datastructures import State
+from litestar import Litestar, Router
+from litestar.datastructures import CacheControlHeader, State
 from litestar.di import Provide
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
@@ -14,9 +14,17 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from app import __version__
 from app.config import Settings
 from app.db.connection import Database
+from app.domain import keys
+from app.domain.sessions import ServerKeys
+from app.domain.throttle import Throttle
+from app.http.accounts import AccountController, SessionController
+from app.http.auth import provide_principal, provide_server_keys, provide_throttle
+from app.http.csrf import csrf_middleware_factory
 from app.http.headers import add_security_headers
 from app.http.health import healthz
 from app.http.problems import exception_handlers
+
+API_CONTROLLERS = [SessionController, AccountController]
 
 
 def provide_db(state: State) -> Database:
@@ -25,7 +33,10 @@ def provide_db(state: State) -> Database:
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
-    settings.server_secret()  # fail at start, not at the first request, when the secret is unusable
+    # Derived once here, never per request; fails at start when the secret is unusable.
+    params = keys.Argon2Params.PRODUCTION if settings.argon2 == "production" else keys.Argon2Params.FAST
+    server_keys = ServerKeys.derive(settings.server_secret(), argon2=params)
+    throttle = Throttle(enabled=settings.rate_limits, key=server_keys.throttle)
 
     @asynccontextmanager
     async def database(app: Litestar) -> AsyncIterator[None]:
@@ -37,11 +48,23 @@ def create_app(settings: Settings | None = None) -> Litestar:
         finally:
             await db.close()
 
+    api = Router(
+        path="/",
+        route_handlers=API_CONTROLLERS,
+        # Everything under /api is the reader's own data: never cached.
+        cache_control=CacheControlHeader(no_store=True),
+        dependencies={"principal": Provide(provide_principal)},
+    )
     return Litestar(
-        route_handlers=[healthz],
-        dependencies={"db": Provide(provide_db, sync_to_thread=False)},
+        route_handlers=[healthz, api],
+        dependencies={
+            "db": Provide(provide_db, sync_to_thread=False),
+            "server_keys": Provide(provide_server_keys, sync_to_thread=False),
+            "throttle": Provide(provide_throttle, sync_to_thread=False),
+        },
         lifespan=[database],
-        state=State({"settings": settings}),
+        state=State({"settings": settings, "server_keys": server_keys, "throttle": throttle}),
+        middleware=[csrf_middleware_factory(server_keys.csrf, secure=settings.cookies_secure)],
         exception_handlers=exception_handlers,  # type: ignore[arg-type]
         before_send=[add_security_headers],
         openapi_config=OpenAPIConfig(

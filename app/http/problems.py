@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+
+import msgspec
 from typing import Any
 
 from litestar import MediaType, Request, Response
@@ -80,6 +82,10 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         )
     if isinstance(exc, ValidationException):
         return _validation(exc)
+    if isinstance(exc, msgspec.ValidationError):
+        return problem(422, str(exc))
+    if isinstance(exc, msgspec.DecodeError):
+        return problem(400, "The request body is not valid JSON.", code="invalid_json")
     if isinstance(exc, HTTPException):
         detail = str(exc.detail) if exc.detail else _CODES.get(exc.status_code, ("", "Error"))[1]
         headers = dict(exc.headers or {})

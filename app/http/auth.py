@@ -1,0 +1,59 @@
+"""Who is asking: the session cookie turned into a Principal, and the cookies we set back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response
+from litestar.datastructures import Cookie, State
+
+from app.config import Settings
+from app.db.connection import Database
+from app.domain.sessions import COOKIE_NAME, IssuedCookie, Principal, ServerKeys, authenticate
+from app.domain.throttle import Throttle
+
+
+def provide_server_keys(state: State) -> ServerKeys:
+    return state.server_keys  # type: ignore[no-any-return]
+
+
+def provide_throttle(state: State) -> Throttle:
+    return state.throttle  # type: ignore[no-any-return]
+
+
+async def provide_principal(request: Request[Any, Any, Any], state: State) -> Principal:
+    """The signed-in reader; 401 problem details when there is none."""
+    return await authenticate(state.db, state.server_keys, request.cookies.get(COOKIE_NAME))
+
+
+async def optional_principal(request: Request[Any, Any, Any], state: State) -> Principal | None:
+    cookie = request.cookies.get(COOKIE_NAME)
+    if not cookie:
+        return None
+    try:
+        return await authenticate(state.db, state.server_keys, cookie)
+    except Exception:  # noqa: BLE001 - an unusable cookie is simply no session here
+        return None
+
+
+def client_address(request: Request[Any, Any, Any]) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def session_cookie(settings: Settings, issued: IssuedCookie) -> Cookie:
+    return Cookie(
+        key=COOKIE_NAME, value=issued.value, max_age=issued.max_age, path="/", httponly=True,
+        secure=settings.cookies_secure, samesite="lax",
+    )
+
+
+def cleared_session_cookie(settings: Settings) -> Cookie:
+    return Cookie(key=COOKIE_NAME, value="", max_age=0, path="/", httponly=True,
+                  secure=settings.cookies_secure, samesite="lax")
+
+
+def with_session(content: Any, settings: Settings, issued: IssuedCookie, status_code: int = 200) -> Response[Any]:
+    return Response(content, status_code=status_code, cookies=[session_cookie(settings, issued)])
+
+
+__all__ = ["Database", "client_address", "optional_principal", "provide_principal", "with_session"]

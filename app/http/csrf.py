@@ -1,0 +1,118 @@
+"""CSRF protection as API.md describes it, plus JSON-only writes and Fetch Metadata.
+
+- Every response of a request that does not carry a valid `csrftoken` cookie sets one
+  (random token + HMAC under a key derived from the server secret; readable by the page).
+- A state-changing request (POST, PUT, PATCH, DELETE) made with a session cookie must carry
+  header `x-csrftoken` equal to that cookie, else 403 `csrf_failed`.
+- Any state-changing request announced as cross-site by the browser (`Sec-Fetch-Site:
+  cross-site`) is refused, and a body must be `application/json` (415 otherwise): a form on
+  another site can then neither post to us nor sign a reader into someone else's account.
+Litestar's own CSRFMiddleware cannot exempt the very first request of a new reader (there is
+no session and no token yet), which API.md allows; hence this small middleware.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from http.cookies import SimpleCookie
+from typing import Any
+
+import msgspec
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.domain.sessions import COOKIE_NAME
+
+CSRF_COOKIE = "csrftoken"
+CSRF_HEADER = b"x-csrftoken"
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def _sign(key: bytes, token: str) -> str:
+    return hmac.new(key, token.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def new_token(key: bytes) -> str:
+    token = secrets.token_hex(16)
+    return f"{token}.{_sign(key, token)}"
+
+
+def valid_token(key: bytes, value: str | None) -> bool:
+    if not value or value.count(".") != 1:
+        return False
+    token, mac = value.split(".")
+    return hmac.compare_digest(_sign(key, token), mac)
+
+
+def cookies_of(scope: Scope) -> dict[str, str]:
+    jar: SimpleCookie = SimpleCookie()
+    for name, value in scope.get("headers", []):
+        if name == b"cookie":
+            try:
+                jar.load(value.decode("latin-1"))
+            except Exception:  # noqa: BLE001 - an unparseable cookie header is no cookie
+                continue
+    return {k: m.value for k, m in jar.items()}
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+async def _refuse(send: Send, status: int, code: str, detail: str) -> None:
+    body = msgspec.json.encode(
+        {"type": "about:blank", "status": status, "title": "Forbidden" if status == 403 else "Unsupported media type",
+         "detail": detail, "code": code}
+    )
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode()),
+        (b"x-content-type-options", b"nosniff"), (b"cache-control", b"no-store")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def csrf_middleware_factory(key: bytes, *, secure: bool) -> Any:
+    def csrf_middleware(app: ASGIApp) -> ASGIApp:
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
+            cookies = cookies_of(scope)
+            method = scope["method"]
+            if method in UNSAFE:
+                if header(scope, b"sec-fetch-site") == "cross-site":
+                    await _refuse(send, 403, "csrf_failed", "Cross-site requests cannot change anything here.")
+                    return
+                content_type = (header(scope, b"content-type") or "").split(";")[0].strip().lower()
+                length = header(scope, b"content-length")
+                has_body = (length not in (None, "0")) or header(scope, b"transfer-encoding") is not None
+                if has_body and content_type != "application/json":
+                    await _refuse(send, 415, "unsupported_media_type", "Send the body as application/json.")
+                    return
+                if COOKIE_NAME in cookies:
+                    sent = header(scope, CSRF_HEADER)
+                    cookie = cookies.get(CSRF_COOKIE)
+                    if not (valid_token(key, cookie) and sent is not None and hmac.compare_digest(sent, cookie or "")):
+                        await _refuse(send, 403, "csrf_failed",
+                                      "Missing or wrong x-csrftoken header (it must equal the csrftoken cookie).")
+                        return
+            if valid_token(key, cookies.get(CSRF_COOKIE)):
+                await app(scope, receive, send)
+                return
+            token = new_token(key)
+            attributes = "; Path=/; SameSite=Lax" + ("; Secure" if secure else "")
+
+            async def send_with_token(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    message["headers"] = [*message.get("headers", []),
+                                          (b"set-cookie", f"{CSRF_COOKIE}={token}{attributes}".encode())]
+                await send(message)
+
+            await app(scope, receive, send_with_token)
+
+        return middleware
+
+    return csrf_middleware

@@ -1,0 +1,69 @@
+"""Small helpers for API tests: a reader with their own cookie jar, CSRF header included."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from litestar.testing import TestClient
+
+PASSWORD = "river lantern pocket moss"
+OTHER_PASSWORD = "copper kettle under snow"
+
+
+class Reader:
+    """One browser: its own cookie jar on a shared test client, sending the CSRF header like
+    the page does."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+        self.jar = httpx.Cookies()
+
+    def request(self, method: str, path: str, *, csrf: bool = True, **kw: Any) -> Any:
+        headers = dict(kw.pop("headers", None) or {})
+        if csrf and method != "GET":
+            headers.setdefault("x-csrftoken", self.jar.get("csrftoken") or "")
+        self.client.cookies = self.jar
+        try:
+            return self.client.request(method, path, headers=headers, **kw)
+        finally:
+            self.jar = httpx.Cookies(self.client.cookies)
+            self.client.cookies = httpx.Cookies()
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, json: Any = None, **kw: Any) -> Any:
+        return self.request("POST", path, json=json, **kw)
+
+    def put(self, path: str, json: Any = None, **kw: Any) -> Any:
+        return self.request("PUT", path, json=json, **kw)
+
+    def patch(self, path: str, json: Any = None, **kw: Any) -> Any:
+        return self.request("PATCH", path, json=json, **kw)
+
+    def delete(self, path: str, json: Any = None, **kw: Any) -> Any:
+        return self.request("DELETE", path, json=json, **kw)
+
+    @property
+    def session_cookie(self) -> str | None:
+        return self.jar.get("dt_session")
+
+    def set_session_cookie(self, value: str) -> None:
+        self.jar.set("dt_session", value, domain="testserver.local", path="/")
+
+    def start(self) -> dict[str, Any]:
+        self.get("/healthz")  # the page's first load: picks up the csrftoken cookie
+        response = self.post("/api/session")
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def claim(self, email: str, password: str = PASSWORD) -> dict[str, Any]:
+        response = self.post("/api/account/claim", {"email": email, "password": password})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def login(self, email: str, password: str = PASSWORD, **extra: Any) -> Any:
+        if not self.jar.get("csrftoken"):
+            self.get("/healthz")
+        return self.post("/api/auth/login", {"email": email, "password": password, **extra})

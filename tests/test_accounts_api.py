@@ -1,0 +1,354 @@
+"""Sessions and accounts over HTTP: every flow, its refusals, and two readers kept apart."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from app import timeutil
+from app.db.connection import connect_sync
+from tests.helpers import OTHER_PASSWORD, PASSWORD, Reader
+
+
+@pytest.fixture
+def reader(new_reader) -> Reader:
+    r = new_reader()
+    r.start()
+    return r
+
+
+def db_rows(db_path: Path, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+    conn = connect_sync(db_path, strict=False)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def answer_directly(db_path: Path, user_id: str) -> None:
+    conn = connect_sync(db_path, strict=False)
+    try:
+        conn.execute(
+            "INSERT INTO exercise_responses VALUES ('r1', ?, '1', '1', '1', 1, '1.1.1.v1', '{}', '2026-01-01T00:00:00.000Z')",
+            (user_id,),
+        )
+    finally:
+        conn.close()
+
+
+# --- anonymous start ------------------------------------------------------------------------
+
+
+def test_start_creates_user_settings_and_session(new_reader, db_path: Path) -> None:
+    r = new_reader()
+    me = r.start()
+    assert me["is_anonymous"] is True and me["email"] is None
+    assert me["settings"] == {"background_color": "cream", "text_color": "charcoal", "font": "system", "personality_type": None}
+    assert db_rows(db_path, "SELECT count(*) FROM sessions WHERE user_id = ?", (me["id"],))[0][0] == 1
+    again = r.post("/api/session")
+    assert again.status_code == 200 and again.json()["id"] == me["id"]
+
+
+def test_session_cookie_attributes(new_reader) -> None:
+    r = new_reader()
+    r.get("/healthz")
+    response = r.post("/api/session")
+    cookie = [v for k, v in response.headers.multi_items() if k == "set-cookie" and v.startswith("dt_session=")][0]
+    for attribute in ("HttpOnly", "Secure", "SameSite=lax", "Path=/"):
+        assert attribute.lower() in cookie.lower()
+    assert len(cookie) < 4096 and "Domain" not in cookie
+    assert response.headers["cache-control"] == "no-store"
+
+
+def test_forged_cookie_is_ignored_never_adopted(new_reader, db_path: Path) -> None:
+    r = new_reader()
+    r.get("/healthz")
+    r.set_session_cookie("v1.attacker-chosen-value")
+    assert r.get("/api/me").status_code == 401
+    response = r.post("/api/session")
+    assert response.status_code == 201
+    assert r.session_cookie != "v1.attacker-chosen-value"
+    assert not any("attacker" in row[0] for row in db_rows(db_path, "SELECT id FROM sessions"))
+
+
+def test_database_holds_no_session_token(reader: Reader, db_path: Path) -> None:
+    cookie = reader.session_cookie
+    token = cookie.split(".")[1]
+    stored = [row[0] for row in db_rows(db_path, "SELECT id FROM sessions")]
+    assert all(token not in s and s not in cookie for s in stored)
+    other = Reader(reader.client)
+    other.get("/healthz")
+    other.set_session_cookie(stored[0])  # replaying the stored id as a cookie gets nowhere
+    assert other.get("/api/me").status_code == 401
+
+
+def test_no_session_is_401_problem(new_reader) -> None:
+    response = new_reader().get("/api/me")
+    assert response.status_code == 401
+    assert response.json()["code"] == "no_session"
+
+
+# --- CSRF and JSON only ----------------------------------------------------------------------
+
+
+def test_state_change_with_session_needs_the_csrf_header(reader: Reader) -> None:
+    missing = reader.post("/api/account/claim", {"email": "a@example.com", "password": PASSWORD}, csrf=False)
+    assert missing.status_code == 403 and missing.json()["code"] == "csrf_failed"
+    wrong = reader.post("/api/account/claim", {"email": "a@example.com", "password": PASSWORD},
+                        headers={"x-csrftoken": "0" * 32 + "." + "0" * 32})
+    assert wrong.status_code == 403
+    assert reader.get("/api/me").json()["is_anonymous"] is True
+
+
+def test_cross_site_and_form_posts_are_refused(new_reader) -> None:
+    r = new_reader()
+    r.get("/healthz")
+    cross = r.post("/api/session", headers={"sec-fetch-site": "cross-site"})
+    assert cross.status_code == 403
+    form = r.request("POST", "/api/auth/login", content=b"email=a&password=b",
+                     headers={"content-type": "application/x-www-form-urlencoded"})
+    assert form.status_code == 415
+
+
+def test_bad_json_is_400_and_wrong_shape_422(reader: Reader) -> None:
+    bad = reader.request("POST", "/api/account/claim", content=b"{not json", headers={"content-type": "application/json"})
+    assert bad.status_code == 400 and bad.json()["code"] == "invalid_json"
+    unknown = reader.post("/api/account/claim", {"email": "a@example.com", "password": PASSWORD, "admin": True})
+    assert unknown.status_code == 422 and unknown.json()["code"] == "validation_failed"
+
+
+# --- claim ----------------------------------------------------------------------------------------
+
+
+def test_claim_saves_the_workbook_and_rotates_the_session(reader: Reader, db_path: Path) -> None:
+    before = reader.session_cookie
+    me_before = reader.get("/api/me").json()
+    body = reader.claim("  Ann@Example.COM ")
+    assert body["user"]["id"] == me_before["id"] and body["user"]["is_anonymous"] is False
+    assert body["user"]["email"] == "ann@example.com"
+    assert len(body["recovery_code"].replace("-", "")) >= 26
+    assert reader.session_cookie != before
+    stale = Reader(reader.client)
+    stale.get("/healthz")
+    stale.set_session_cookie(before)
+    assert stale.get("/api/me").status_code == 401
+    auth = db_rows(db_path, "SELECT password_hash, wrapped_data_key FROM auth WHERE user_id = ?", (body["user"]["id"],))[0]
+    assert auth["password_hash"].startswith("$dt-a2id-hkdf$v=1$")
+    assert '"pw"' in auth["wrapped_data_key"] and '"rk"' in auth["wrapped_data_key"]
+    assert PASSWORD not in auth["wrapped_data_key"] and body["recovery_code"] not in auth["wrapped_data_key"]
+    assert db_rows(db_path, "SELECT email, is_active FROM emails")[0][:] == ("ann@example.com", 1)
+
+
+def test_claim_refusals(new_reader) -> None:
+    a, b = new_reader(), new_reader()
+    a.start()
+    b.start()
+    too_short = a.post("/api/account/claim", {"email": "a@example.com", "password": "short one"})
+    assert too_short.status_code == 422 and too_short.json()["code"] == "password_too_short"
+    common = a.post("/api/account/claim", {"email": "a@example.com", "password": "passwordpassword"})
+    assert common.json()["code"] == "password_common"
+    assert a.post("/api/account/claim", {"email": "not-an-email", "password": PASSWORD}).json()["code"] == "invalid_email"
+    long_ok = "moss " * 40  # 200 characters: long passwords are welcome
+    assert a.post("/api/account/claim", {"email": "a@example.com", "password": long_ok}).status_code == 200
+    assert a.post("/api/account/claim", {"email": "x@example.com", "password": PASSWORD}).json()["code"] == "already_claimed"
+    taken = b.post("/api/account/claim", {"email": "A@example.com", "password": PASSWORD})
+    assert taken.status_code == 409 and taken.json()["code"] == "email_taken"
+
+
+# --- sign in ----------------------------------------------------------------------------------------
+
+
+def test_login_on_another_device(reader: Reader, new_reader) -> None:
+    owner = reader.claim("ann@example.com")["user"]
+    phone = new_reader()
+    response = phone.login("ann@example.com")
+    assert response.status_code == 200, response.text
+    assert response.json()["user"]["id"] == owner["id"]
+    assert phone.get("/api/me").json()["email"] == "ann@example.com"
+    devices = phone.get("/api/account/sessions").json()
+    assert len(devices) == 2 and sum(d["current"] for d in devices) == 1
+
+
+def test_login_failures_look_the_same(reader: Reader, new_reader) -> None:
+    reader.claim("ann@example.com")
+    other = new_reader()
+    unknown = other.login("nobody@example.com")
+    wrong = other.login("ann@example.com", "a completely wrong password")
+    assert unknown.status_code == wrong.status_code == 401
+    assert unknown.json() == wrong.json()
+    assert {k for k in unknown.headers if k != "content-length"} == {k for k in wrong.headers if k != "content-length"}
+
+
+def test_login_from_a_device_with_an_anonymous_workbook(reader: Reader, new_reader, db_path: Path) -> None:
+    reader.claim("ann@example.com")
+    laptop = new_reader()
+    anonymous = laptop.start()
+    answer_directly(db_path, anonymous["id"])
+    asked = laptop.login("ann@example.com")
+    assert asked.status_code == 409 and asked.json()["code"] == "anonymous_data_present"
+    assert laptop.get("/api/me").json()["id"] == anonymous["id"]  # nothing changed
+    discarded = laptop.login("ann@example.com", merge_anonymous=False)
+    assert discarded.status_code == 200
+    assert db_rows(db_path, "SELECT count(*) FROM users WHERE id = ?", (anonymous["id"],))[0][0] == 0
+
+
+def test_empty_anonymous_workbook_is_replaced_silently(reader: Reader, new_reader, db_path: Path) -> None:
+    reader.claim("ann@example.com")
+    laptop = new_reader()
+    anonymous = laptop.start()
+    assert laptop.login("ann@example.com").status_code == 200
+    assert db_rows(db_path, "SELECT count(*) FROM users WHERE id = ?", (anonymous["id"],))[0][0] == 0
+
+
+def test_login_throttles_an_account_after_five_failures(reader: Reader, new_reader) -> None:
+    reader.claim("ann@example.com")
+    attacker = new_reader()
+    for _ in range(5):
+        assert attacker.login("ann@example.com", "not the password at all").status_code == 401
+    attacker.login("ann@example.com", "not the password at all")
+    throttled = attacker.login("ann@example.com")
+    assert throttled.status_code == 429 and int(throttled.headers["retry-after"]) >= 1
+    # unknown emails are throttled exactly alike
+    for _ in range(6):
+        attacker.login("ghost@example.com", "not the password at all")
+    assert attacker.login("ghost@example.com").status_code == 429
+
+
+# --- password, recovery, devices, logout, deletion -----------------------------------------------
+
+
+def test_password_change_rewraps_and_signs_out_other_devices(reader: Reader, new_reader) -> None:
+    reader.claim("ann@example.com")
+    phone = new_reader()
+    assert phone.login("ann@example.com").status_code == 200
+    before = reader.session_cookie
+    wrong = reader.post("/api/account/password", {"current_password": "not my password really", "new_password": OTHER_PASSWORD})
+    assert wrong.status_code == 401 and wrong.json()["code"] == "invalid_credentials"
+    ok = reader.post("/api/account/password", {"current_password": PASSWORD, "new_password": OTHER_PASSWORD})
+    assert ok.status_code == 204
+    assert reader.session_cookie != before and reader.get("/api/me").status_code == 200
+    assert phone.get("/api/me").status_code == 401
+    assert new_reader().login("ann@example.com").status_code == 401
+    assert new_reader().login("ann@example.com", OTHER_PASSWORD).status_code == 200
+
+
+def test_recovery_code_resets_the_password_once(reader: Reader, new_reader) -> None:
+    code = reader.claim("ann@example.com")["recovery_code"]
+    stranger = new_reader()
+    stranger.get("/healthz")
+    bad = stranger.post("/api/account/recover", {"email": "ann@example.com", "recovery_code": "AAAAA-AAAAA-AAAAA-AAAAA-AAAAA-A", "new_password": OTHER_PASSWORD})
+    assert bad.status_code == 401
+    done = stranger.post("/api/account/recover", {"email": "ann@example.com", "recovery_code": code.lower(), "new_password": OTHER_PASSWORD})
+    assert done.status_code == 200, done.text
+    new_code = done.json()["recovery_code"]
+    assert new_code != code and done.json()["user"]["email"] == "ann@example.com"
+    assert reader.get("/api/me").status_code == 401  # every other session ended
+    again = new_reader()
+    again.get("/healthz")
+    reused = again.post("/api/account/recover", {"email": "ann@example.com", "recovery_code": code, "new_password": PASSWORD})
+    assert reused.status_code == 401
+    assert again.login("ann@example.com", OTHER_PASSWORD).status_code == 200
+
+
+def test_logout_kills_the_cookie(reader: Reader, new_reader, db_path: Path) -> None:
+    reader.claim("ann@example.com")
+    cookie = reader.session_cookie
+    assert reader.delete("/api/session").status_code == 204
+    replay = new_reader()
+    replay.get("/healthz")
+    replay.set_session_cookie(cookie)
+    assert replay.get("/api/me").status_code == 401
+
+
+def test_anonymous_logout_deletes_the_workbook(reader: Reader, db_path: Path) -> None:
+    user_id = reader.get("/api/me").json()["id"]
+    assert reader.delete("/api/session").status_code == 204
+    assert db_rows(db_path, "SELECT count(*) FROM users WHERE id = ?", (user_id,))[0][0] == 0
+
+
+def test_devices_are_private_to_their_account(new_reader) -> None:
+    ann, bob = new_reader(), new_reader()
+    ann.start()
+    bob.start()
+    ann.claim("ann@example.com")
+    bob.claim("bob@example.com")
+    bob_session = bob.get("/api/account/sessions").json()[0]["id"]
+    assert all(d["id"] != bob_session for d in ann.get("/api/account/sessions").json())
+    assert ann.delete(f"/api/account/sessions/{bob_session}").status_code == 404
+    assert bob.get("/api/me").status_code == 200
+    phone = new_reader()
+    phone.login("ann@example.com")
+    phone_id = [d["id"] for d in ann.get("/api/account/sessions").json() if not d["current"]][0]
+    assert ann.delete(f"/api/account/sessions/{phone_id}").status_code == 204
+    assert phone.get("/api/me").status_code == 401
+
+
+def test_account_deletion_needs_the_password_and_cascades(reader: Reader, new_reader, db_path: Path) -> None:
+    user_id = reader.claim("ann@example.com")["user"]["id"]
+    answer_directly(db_path, user_id)
+    assert reader.delete("/api/account", {"password": "not my password really"}).status_code == 401
+    assert reader.delete("/api/account").status_code == 401
+    assert reader.delete("/api/account", {"password": PASSWORD}).status_code == 204
+    for t in ("users", "auth", "emails", "sessions", "user_settings", "exercise_responses"):
+        column = "id" if t == "users" else "user_id"
+        assert db_rows(db_path, f"SELECT count(*) FROM {t} WHERE {column} = ?", (user_id,))[0][0] == 0, t
+    assert db_rows(db_path, "PRAGMA foreign_key_check") == []
+    fresh = new_reader()
+    fresh.start()
+    assert fresh.post("/api/account/claim", {"email": "ann@example.com", "password": PASSWORD}).status_code == 200
+
+
+# --- timeouts (clock pinned) ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch):
+    class Clock:
+        moment = datetime.now(timezone.utc)
+
+        def advance(self, **delta: float) -> None:
+            self.moment += timedelta(**delta)
+
+    c = Clock()
+    monkeypatch.setattr(timeutil, "now", lambda: c.moment)
+    import app.domain.sessions as sessions_module
+
+    monkeypatch.setattr(sessions_module, "now", lambda: c.moment)
+    return c
+
+
+def test_claimed_sessions_time_out_idle_and_absolute(reader: Reader, clock, db_path: Path) -> None:
+    reader.claim("ann@example.com")
+    clock.advance(days=6, hours=23)
+    assert reader.get("/api/me").status_code == 200  # refreshes last_seen_at
+    clock.advance(days=7, seconds=1)
+    expired = reader.get("/api/me")
+    assert expired.status_code == 401 and expired.json()["code"] == "session_expired"
+    assert db_rows(db_path, "SELECT count(*) FROM sessions")[0][0] == 0
+    reader.login("ann@example.com")
+    for _ in range(4):  # used every 6.5 days: never idle for 7, but 30 days is the limit
+        clock.advance(days=6.5)
+        assert reader.get("/api/me").status_code == 200
+    clock.advance(days=4.1)
+    assert reader.get("/api/me").status_code == 401
+
+
+def test_anonymous_sessions_last_90_idle_days(reader: Reader, clock) -> None:
+    clock.advance(days=89)
+    assert reader.get("/api/me").status_code == 200
+    clock.advance(days=90, seconds=1)
+    assert reader.get("/api/me").status_code == 401
+
+
+def test_last_seen_is_written_at_most_every_five_minutes(reader: Reader, clock, db_path: Path) -> None:
+    seen = lambda: db_rows(db_path, "SELECT last_seen_at FROM sessions")[0][0]  # noqa: E731
+    first = seen()
+    clock.advance(minutes=4)
+    reader.get("/api/me")
+    assert seen() == first
+    clock.advance(minutes=2)
+    reader.get("/api/me")
+    assert seen() > first
