@@ -58,3 +58,19 @@ def new_reader(client: TestClient):
     from tests.helpers import Reader
 
     return lambda: Reader(client)
+
+
+SMALL_SEED = Path(__file__).parent / "fixtures" / "seed_small"
+
+
+@pytest.fixture
+def seeded(db_path: Path) -> Path:
+    """The small sample seed (tests/fixtures/seed_small) loaded into the test database."""
+    from app.domain import seeding
+
+    connection = connect_sync(db_path)
+    try:
+        seeding.seed(connection, directory=SMALL_SEED)
+    finally:
+        connection.close()
+    return db_path

@@ -19,6 +19,7 @@ from litestar.exceptions import HTTPException, ValidationException
 
 from app.db.connection import is_busy
 from app.domain.errors import DomainError
+from app.domain.keys import CryptoFailure
 
 log = logging.getLogger("dreamtree.http")
 
@@ -95,6 +96,10 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         if exc.status_code == 400 and "malformed" in detail.lower():
             return problem(400, "The request body is not valid JSON.", code="invalid_json")
         return problem(exc.status_code, detail, code=code, headers=headers)
+    if isinstance(exc, CryptoFailure):
+        # A stored value that does not open under its owner's key: refused, never shown as is.
+        log.error("integrity failure on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        return problem(500, "A stored value failed its integrity check; it was not shown.", code="integrity_error")
     if isinstance(exc, sqlite3.OperationalError) and is_busy(exc):
         log.warning("database busy past the timeout on %s %s", request.method, request.url.path)
         return problem(503, "The database is busy; try again in a moment.", code="database_busy",

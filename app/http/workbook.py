@@ -1,0 +1,49 @@
+"""Workbook endpoints (API.md "Workbook")."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, get, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
+
+from app.db.connection import Database
+from app.domain import workbook
+from app.domain.sessions import Principal
+
+
+class AnswerIn(msgspec.Struct, forbid_unknown_fields=True):
+    response: Any
+    skills: Annotated[list[Annotated[str, msgspec.Meta(max_length=100)]], msgspec.Meta(max_length=50)] | None = None
+
+
+class WorkbookController(Controller):
+    path = "/api"
+    tags = ["workbook"]
+
+    @get("/workbook", summary="Outline with per-exercise status and progress")
+    async def outline(self, db: NamedDependency[Database], principal: NamedDependency[Principal]) -> dict[str, Any]:
+        return await workbook.outline(db, principal)
+
+    @get("/workbook/next", summary="The next exercise in full, or {complete: true}")
+    async def next(self, db: NamedDependency[Database], principal: NamedDependency[Principal]) -> dict[str, Any]:
+        return await workbook.next_exercise(db, principal)
+
+    @get("/exercises/{full_exercise_id:str}", summary="One exercise in full (403 exercise_locked when locked)")
+    async def exercise(self, full_exercise_id: FromPath[str], db: NamedDependency[Database],
+                       principal: NamedDependency[Principal]) -> dict[str, Any]:
+        return await workbook.exercise(db, principal, full_exercise_id)
+
+    @put("/exercises/{full_exercise_id:str}/response", summary="Save or edit the answer")
+    async def answer(self, full_exercise_id: FromPath[str], data: JSONBody[AnswerIn], db: NamedDependency[Database],
+                     principal: NamedDependency[Principal]) -> dict[str, Any]:
+        return await workbook.answer(db, principal, full_exercise_id, data.response, data.skills)
+
+    @get("/modules", summary="The reader's completed modules")
+    async def modules(self, db: NamedDependency[Database], principal: NamedDependency[Principal]) -> list[dict[str, Any]]:
+        return await workbook.user_modules(db, principal)
+
+
+WORKBOOK_CONTROLLERS = [WorkbookController]

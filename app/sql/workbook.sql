@@ -1,0 +1,137 @@
+-- The workbook: content, progression (spec §12) and module completion (spec §4.2).
+--
+-- One deliberate change to the spec's progression queries: answers are matched to places of
+-- the sequence by (part_id, module_id, exercise_id) instead of full_exercise_id. Publishing a
+-- new version of an exercise changes its sequence row's full_exercise_id while the readers'
+-- answers keep naming the version they answered (spec §14.2); joining by place keeps their
+-- position. Where the versions agree, the two joins are the same (tests/test_workbook_api.py
+-- runs the spec's literal queries next to these on every case the spec covers).
+
+-- name: sequence_outline
+-- Every place in order, with the first active block of its current version (the title's home).
+SELECT es.full_exercise_id, es.part_id, es.module_id, es.exercise_id, es.version,
+       es.sequence_order, es.unlocks_tool, es.is_required,
+       (SELECT ec.content_text
+          FROM exercise_content ec
+         WHERE ec.is_active = 1 AND ec.full_exercise_id = es.full_exercise_id
+         ORDER BY ec.display_order
+         LIMIT 1) AS first_block
+FROM exercise_sequence es
+ORDER BY es.sequence_order;
+
+-- name: openings
+-- Part and module openings: the blocks of "exercise 0" (docs/content.md).
+SELECT part_id, module_id, content_text
+FROM exercise_content
+WHERE is_active = 1 AND exercise_id = '0' AND display_order = 1;
+
+-- name: answered_orders
+-- spec §12 "current position", by place: every sequence position this user has answered.
+SELECT es.sequence_order
+FROM exercise_responses er
+JOIN exercise_sequence es
+  ON es.part_id = er.part_id AND es.module_id = er.module_id AND es.exercise_id = er.exercise_id
+WHERE er.user_id = ?;
+
+-- name: next_exercise
+-- spec §12 "next available exercise", by place.
+SELECT es.*
+FROM exercise_sequence es
+WHERE es.sequence_order = (
+  SELECT COALESCE(MAX(es2.sequence_order), 0) + 1
+  FROM exercise_responses er
+  JOIN exercise_sequence es2
+    ON es2.part_id = er.part_id AND es2.module_id = er.module_id AND es2.exercise_id = er.exercise_id
+  WHERE er.user_id = ?
+);
+
+-- name: place_by_id
+SELECT * FROM exercise_sequence WHERE full_exercise_id = ?;
+
+-- name: answered_at_order
+SELECT EXISTS (
+  SELECT 1
+  FROM exercise_responses er
+  JOIN exercise_sequence es
+    ON es.part_id = er.part_id AND es.module_id = er.module_id AND es.exercise_id = er.exercise_id
+  WHERE er.user_id = ? AND es.sequence_order = ?
+);
+
+-- name: exercise_blocks
+SELECT content_type, content_text, display_order, variant_group
+FROM exercise_content
+WHERE is_active = 1 AND full_exercise_id = ?
+ORDER BY display_order;
+
+-- name: exercise_sources
+SELECT cs.reference_id, cs.usage_type, cs.notes, r.citation_number, r.short_citation, r.full_citation
+FROM content_sources cs
+JOIN "references" r ON r.id = cs.reference_id
+WHERE cs.exercise_id = ?
+ORDER BY r.citation_number;
+
+-- name: response_at_place
+SELECT id, full_exercise_id, version, response_json, responded_at
+FROM exercise_responses
+WHERE user_id = ? AND part_id = ? AND module_id = ? AND exercise_id = ?;
+
+-- name: insert_response
+INSERT INTO exercise_responses
+  (id, user_id, part_id, module_id, exercise_id, version, full_exercise_id, response_json, responded_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: update_response
+UPDATE exercise_responses
+SET version = ?, full_exercise_id = ?, response_json = ?, responded_at = ?
+WHERE id = ? AND user_id = ?;
+
+-- name: tool_unlocked
+-- spec §12 "Check if tool is unlocked for user", by place.
+SELECT EXISTS (
+  SELECT 1
+  FROM exercise_responses er
+  JOIN exercise_sequence es
+    ON es.part_id = er.part_id AND es.module_id = er.module_id AND es.exercise_id = er.exercise_id
+  WHERE er.user_id = ?
+    AND es.unlocks_tool = ?
+) AS is_unlocked;
+
+-- name: module_required_left
+-- spec §4.2: a module is complete when every is_required exercise in it has a response.
+SELECT count(*)
+FROM exercise_sequence es
+WHERE es.part_id = ?2 AND es.module_id = ?3 AND es.is_required = 1
+  AND NOT EXISTS (
+    SELECT 1 FROM exercise_responses er
+    WHERE er.user_id = ?1 AND er.part_id = es.part_id AND er.module_id = es.module_id
+      AND er.exercise_id = es.exercise_id
+  );
+
+-- name: workbook_required_left
+SELECT count(*)
+FROM exercise_sequence es
+WHERE es.is_required = 1
+  AND NOT EXISTS (
+    SELECT 1 FROM exercise_responses er
+    WHERE er.user_id = ?1 AND er.part_id = es.part_id AND er.module_id = es.module_id
+      AND er.exercise_id = es.exercise_id
+  );
+
+-- name: user_module
+SELECT first_completed_at, last_modified_at FROM user_modules WHERE user_id = ? AND module_id = ?;
+
+-- name: complete_module
+INSERT INTO user_modules (user_id, module_id, first_completed_at, last_modified_at)
+VALUES (?, ?, ?, ?);
+
+-- name: touch_module
+UPDATE user_modules SET last_modified_at = ? WHERE user_id = ? AND module_id = ?;
+
+-- name: set_workbook_complete
+UPDATE users SET workbook_complete = ?, updated_at = ? WHERE id = ? AND workbook_complete <> ?;
+
+-- name: user_modules
+SELECT module_id, first_completed_at, last_modified_at
+FROM user_modules
+WHERE user_id = ?
+ORDER BY module_id;
