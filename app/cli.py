@@ -170,6 +170,61 @@ def seed(db: Path | None, dry_run: bool, only: str | None, emit_sql: Path | None
         click.echo(f"seeded: {result.plan.changes} change(s) written in one transaction")
 
 
+@main.group()
+def users() -> None:
+    """Operator commands for readers' accounts."""
+
+
+@users.command("purge-anonymous")
+@db_option
+@click.option("--idle-days", type=click.IntRange(min=1), default=90, show_default=True,
+              help="Anonymous workbooks not opened for this many days.")
+@click.option("--apply", "apply_", is_flag=True, help="Really delete (the default is a dry run).")
+@friendly_errors
+def purge_anonymous(db: Path | None, idle_days: int, apply_: bool) -> None:
+    """Delete anonymous workbooks nobody has opened for a while (their cookies are long gone)."""
+    from app.domain import accounts
+
+    path = settings_for(db).db_path
+    with open_existing(path) as conn:
+        count = accounts.purge_anonymous(conn, idle_days, dry_run=not apply_)
+    if apply_:
+        click.echo(f"deleted {count} anonymous workbook(s) idle for more than {idle_days} days")
+    else:
+        click.echo(f"dry run: {count} anonymous workbook(s) idle for more than {idle_days} days "
+                   "would be deleted; add --apply to delete them")
+
+
+@users.command("reset-login")
+@db_option
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@friendly_errors
+def reset_login(db: Path | None, email: str, yes: bool) -> None:
+    """Reset a reader's login when password AND recovery code are lost: erases their answers' content."""
+    from app.domain import accounts, keys
+    from app.domain.errors import NotFound
+    from app.domain.sessions import ServerKeys
+
+    settings = settings_for(db)
+    click.echo(f"This ERASES what {email} wrote (answers keep their place, their content is deleted; tool "
+               "entries are deleted). It cannot be undone: without their password or recovery code nobody "
+               "can read it anyway.")
+    if not yes and not click.confirm("Erase and reset this login?", default=False):
+        raise UserError("nothing changed")
+    params = keys.Argon2Params.PRODUCTION if settings.argon2 == "production" else keys.Argon2Params.FAST
+    with open_existing(settings.db_path) as conn:
+        server = ServerKeys.derive(settings.server_secret(), argon2=params)
+        try:
+            result = accounts.reset_login(conn, server, email)
+        except NotFound as exc:
+            raise UserError(exc.detail) from None
+    click.echo(f"erased {result.erased_answers} answer(s) and {result.erased_tool_instances} tool entr(ies); "
+               "all sessions ended")
+    click.echo(f"one-time recovery code for the reader (give it to them; it is not stored): {result.recovery_code}")
+    click.echo("they set a new password with it on the 'forgot password' page (POST /api/account/recover)")
+
+
 @main.command()
 @db_option
 @friendly_errors

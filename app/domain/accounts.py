@@ -7,6 +7,7 @@ Database writes happen after the slow work, each flow in one short transaction.
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import uuid
@@ -353,3 +354,51 @@ def purge_anonymous(conn: sqlite3.Connection, idle_days: int, *, dry_run: bool) 
 
         run_in_transaction(conn, write, True)
     return len(rows)
+
+
+@dataclass(frozen=True)
+class LoginReset:
+    user_id: str
+    erased_answers: int
+    erased_tool_instances: int
+    recovery_code: str
+
+
+def reset_login(conn: sqlite3.Connection, server: ServerKeys, email: str) -> LoginReset:
+    """An operator's last resort for a reader who lost both password and recovery code.
+
+    Nobody can decrypt the old answers without one of them, so they are erased: every answer
+    keeps its place (progress is not lost) but its content becomes an erased marker, tool
+    instances are deleted, every session ends, and a new data key is wrapped under a new
+    recovery code. The operator hands that code to the reader, who sets a new password with it
+    (POST /api/account/recover).
+    """
+    address = email.strip().lower()
+    row = conn.execute(Q.credentials_by_email, (address,)).fetchone()
+    if row is None:
+        raise NotFound(f"No account with the email {address}.")
+    user_id = row["user_id"]
+    dek = keys.new_data_key()
+    throwaway = keys.b64u_encode(uuid.uuid4().bytes + uuid.uuid4().bytes)
+    password_hash, wrapped, code = keys.claim_keys(
+        dek, user_id=user_id, password=throwaway, pepper=server.pepper, pepper_id=server.pepper_id, params=server.argon2
+    )
+    stamp = now_iso()
+
+    def write(c: sqlite3.Connection) -> tuple[int, int]:
+        answers = c.execute(Q.responses_of_user, (user_id,)).fetchall()
+        for answer in answers:
+            sealed = keys.seal_document(dek, {"erased_at": stamp}, table="exercise_responses", row_id=answer["id"])
+            c.execute(Q.erase_response, (json_text(sealed), answer["id"], user_id))
+        c.execute(Q.delete_tool_skill_tags, (user_id,))
+        tools = c.execute(Q.erase_tool_instances, (user_id,)).rowcount
+        c.execute(Q.update_credentials, (password_hash, wrapped, stamp, user_id))
+        c.execute(Q.delete_user_sessions, (user_id,))
+        return len(answers), tools
+
+    erased, tools = run_in_transaction(conn, write, True)
+    return LoginReset(user_id, erased, tools, code)
+
+
+def json_text(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))

@@ -100,8 +100,16 @@ WHERE u.is_anonymous = 1
 -- name: user_by_email
 SELECT e.user_id FROM emails e WHERE e.email = ?;
 
--- name: erase_responses
-UPDATE exercise_responses SET response_json = ?, responded_at = ? WHERE user_id = ?;
+-- name: responses_of_user
+SELECT id FROM exercise_responses WHERE user_id = ?;
+
+-- name: erase_response
+-- responded_at stays: the answer keeps its place and its history, only its content is gone.
+UPDATE exercise_responses SET response_json = ? WHERE id = ? AND user_id = ?;
+
+-- name: delete_tool_skill_tags
+DELETE FROM exercise_skills
+WHERE exercise_instance_id IN (SELECT id FROM tool_instances WHERE user_id = ?);
 
 -- name: erase_tool_instances
 DELETE FROM tool_instances WHERE user_id = ?;

@@ -1,0 +1,90 @@
+"""Operator commands: purge idle anonymous workbooks, reset a lost login."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from app.cli import main
+from app.db.connection import connect_sync
+from tests.helpers import OTHER_PASSWORD, Reader
+
+
+def run(*args: str, input: str | None = None):
+    return CliRunner().invoke(main, list(args), input=input, env={"DREAMTREE_ARGON2": "fast"})
+
+
+def age_everything(db_path: Path, days: int) -> None:
+    conn = connect_sync(db_path, strict=False)
+    try:
+        old = f"2020-01-{days % 28 + 1:02d}T00:00:00.000Z"
+        conn.execute("UPDATE users SET created_at = ?", (old,))
+        conn.execute("UPDATE sessions SET last_seen_at = ?, created_at = ?", (old, old))
+    finally:
+        conn.close()
+
+
+def count(db_path: Path, sql: str) -> int:
+    conn = connect_sync(db_path, strict=False)
+    try:
+        return conn.execute(sql).fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_purge_anonymous_is_a_dry_run_by_default(seeded: Path, new_reader) -> None:
+    idle, saved = new_reader(), new_reader()
+    idle.start()
+    saved.start()
+    saved.claim("ann@example.com")
+    age_everything(seeded, 1)
+    dry = run("users", "purge-anonymous", "--db", str(seeded), "--idle-days", "30")
+    assert dry.exit_code == 0 and "dry run: 1 anonymous" in dry.output
+    assert count(seeded, "SELECT count(*) FROM users") == 2
+    applied = run("users", "purge-anonymous", "--db", str(seeded), "--idle-days", "30", "--apply")
+    assert applied.exit_code == 0 and "deleted 1" in applied.output
+    assert count(seeded, "SELECT count(*) FROM users") == 1
+    assert count(seeded, "SELECT is_anonymous FROM users") == 0
+
+
+def test_recently_used_anonymous_workbooks_are_kept(seeded: Path, new_reader) -> None:
+    new_reader().start()
+    result = run("users", "purge-anonymous", "--db", str(seeded), "--idle-days", "1", "--apply")
+    assert "deleted 0" in result.output
+
+
+def test_reset_login_erases_content_keeps_place_and_gives_a_code(seeded: Path, new_reader) -> None:
+    ann: Reader = new_reader()
+    ann.start()
+    ann.put("/api/exercises/1.1.1.v1/response", {"response": {"text": "lost forever"}})
+    ann.claim("ann@example.com")
+    refused = run("users", "reset-login", "ann@example.com", "--db", str(seeded), input="n\n")
+    assert refused.exit_code == 1 and "nothing changed" in refused.output
+    result = run("users", "reset-login", "ann@example.com", "--db", str(seeded), "--yes")
+    assert result.exit_code == 0, result.output
+    code = result.output.split("not stored): ")[1].split()[0]
+    assert ann.get("/api/me").status_code == 401
+    back: Reader = new_reader()
+    back.get("/healthz")
+    recovered = back.post("/api/account/recover", {"email": "ann@example.com", "recovery_code": code,
+                                                    "new_password": OTHER_PASSWORD})
+    assert recovered.status_code == 200, recovered.text
+    outline = back.get("/api/workbook").json()
+    assert outline["parts"][0]["modules"][0]["exercises"][0]["status"] == "answered"
+    response = back.get("/api/exercises/1.1.1.v1").json()["response"]["response"]
+    assert set(response) == {"erased_at"}
+
+
+def test_reset_login_unknown_email_is_one_line(db_path: Path) -> None:
+    result = run("users", "reset-login", "ghost@example.com", "--db", str(db_path), "--yes")
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == "dreamtree: error: No account with the email ghost@example.com."
+
+
+@pytest.mark.parametrize("command", [["users", "purge-anonymous"], ["users", "reset-login", "a@example.com", "--yes"]])
+def test_operator_commands_refuse_a_missing_database(tmp_path: Path, command: list[str]) -> None:
+    result = run(*command, "--db", str(tmp_path / "missing.db"))
+    assert result.exit_code == 1 and "no such database" in result.output
+    assert list(tmp_path.iterdir()) == []  # neither a database nor a key file was created
