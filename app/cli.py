@@ -21,6 +21,8 @@ from app.db import migrations
 from app.db.connection import NotADatabase, connect_sync, guard_of
 from app.db.schema import drift
 from app.domain import seeding
+from app.domain.errors import DomainError
+from app.domain.errors import DomainError
 from app.domain.seed_files import SEED_DIR, SeedInvalid
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -51,6 +53,10 @@ def friendly_errors(fn: F) -> F:
             sys.exit(1)
         except seeding.SeedDependencyMissing as exc:
             fail(str(exc))
+        except DomainError as exc:
+            fail(exc.detail)
+        except DomainError as exc:
+            fail(exc.detail)
 
     return wrapper  # type: ignore[return-value]
 
@@ -168,6 +174,117 @@ def seed(db: Path | None, dry_run: bool, only: str | None, emit_sql: Path | None
         click.echo(f"dry run: {result.plan.changes} change(s) planned, nothing written")
     else:
         click.echo(f"seeded: {result.plan.changes} change(s) written in one transaction")
+
+
+def _server_keys(settings: Settings) -> Any:
+    from app.domain import keys
+    from app.domain.sessions import ServerKeys
+
+    params = keys.Argon2Params.PRODUCTION if settings.argon2 == "production" else keys.Argon2Params.FAST
+    return ServerKeys.derive(settings.server_secret(), argon2=params)
+
+
+def _ask_password(prompt: str, from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return str(click.prompt(prompt, hide_input=True))
+
+
+def _with_account(settings: Settings, email: str, password: str, work: Callable[..., Any]) -> Any:
+    """Open the database, unlock a claimed account's data key with its password, run `work`.
+
+    The CLI has no other way to a reader's key: an anonymous workbook's key lives only in its
+    browser cookie, so only claimed accounts can be exported or imported here.
+    """
+    import asyncio
+
+    from app.db.connection import Database
+    from app.domain import accounts
+    from app.domain.throttle import Throttle
+
+    async def run() -> Any:
+        database = Database(settings.db_path, strict=settings.d1_strict)
+        await database.open()
+        try:
+            user_id, dek = await accounts.verify_credentials(
+                database, _server_keys(settings), Throttle(enabled=False), email, password)
+            return await work(database, user_id, dek)
+        finally:
+            await database.close()
+
+    return asyncio.run(run())
+
+
+@main.command("export")
+@db_option
+@click.option("--user", "email", required=True, help="The claimed account's email.")
+@click.option("--password-stdin", is_flag=True, help="Read the account password from standard input.")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@friendly_errors
+def export_cmd(db: Path | None, email: str, password_stdin: bool, file: Path) -> None:
+    """Write a reader's export (spec §9, format 1.1), protected by their password, to FILE."""
+    import msgspec
+
+    from app.domain import portability
+
+    settings = settings_for(db)
+    with open_existing(settings.db_path):
+        pass
+    password = _ask_password("Account password", password_stdin)
+
+    async def work(database: Any, user_id: str, dek: Any) -> Any:
+        return await portability.export(database, user_id, dek, encrypted=True, password=password)
+
+    document = _with_account(settings, email, password, work)
+    file.write_bytes(msgspec.json.encode(document))
+    answers = sum(len(m["exercises"]) for m in document["modules"].values())
+    click.echo(f"wrote {file}: {answers} answers, {len(document['tool_instances'])} tool entries "
+               "(encrypted: the account password opens it)")
+
+
+@main.command("import")
+@db_option
+@click.option("--user", "email", required=True, help="The claimed account that receives the data.")
+@click.option("--password-stdin", is_flag=True, help="Read the account password from standard input "
+              "(it also opens the file when the file was exported with the same password).")
+@click.option("--dry-run", is_flag=True, help="Report what would change; write nothing.")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@friendly_errors
+def import_cmd(db: Path | None, email: str, password_stdin: bool, dry_run: bool, file: Path) -> None:
+    """Merge an export FILE into a claimed account (the same merge as the API)."""
+    import msgspec
+
+    from app.domain import portability
+
+    settings = settings_for(db)
+    with open_existing(settings.db_path):
+        pass
+    try:
+        document = msgspec.json.decode(file.read_bytes())
+    except msgspec.DecodeError as exc:
+        raise UserError(f"{file}: not valid JSON ({exc})") from None
+    password = _ask_password("Account password", password_stdin)
+
+    async def work(database: Any, user_id: str, dek: Any) -> Any:
+        return await portability.import_document(database, user_id, dek, document, password=password, dry_run=dry_run)
+
+    report = _with_account(settings, email, password, work)
+    for kind, c in report.counts.items():
+        click.echo(f"{kind:<18} inserted {c['inserted']:>5}  updated {c['updated']:>5}  "
+                   f"unchanged {c['unchanged']:>5}  skipped {c['skipped']:>5}")
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}")
+    click.echo("dry run: nothing written" if dry_run else "merged in one transaction")
+
+
+@main.command("export-schema")
+def export_schema() -> None:
+    """Print the JSON Schema of the export format (docs/export-format.schema.json)."""
+    import json
+
+    from app.domain.portability import json_schema
+
+    click.echo(json.dumps(json_schema(), indent=2, sort_keys=True))
 
 
 @main.group()

@@ -11,46 +11,22 @@ import json
 import re
 import sqlite3
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
-
-import anyio
-import anyio.to_thread
+from typing import Any
 
 from app.db.connection import Database, run_in_transaction
 from app.db.queries import Q
-from app.domain import keys
-from app.domain.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized, Unavailable
+from app.domain import keys, portability
+from app.domain.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from app.domain.kdf import run_kdf
 from app.domain.passwords import check_password
 from app.domain.sessions import IssuedCookie, Principal, ServerKeys, open_session
 from app.domain.throttle import Throttle
 from app.timeutil import iso, now, now_iso
 
-T = TypeVar("T")
-
-KDF_CONCURRENCY = 2
-KDF_QUEUE_SECONDS = 10.0
-_kdf_slots: anyio.CapacityLimiter | None = None
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 INVALID_CREDENTIALS = "The email or password is not right."
-
-
-async def run_kdf(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Slow key derivation off the event loop, bounded, with a queue timeout (→ 503)."""
-    global _kdf_slots
-    if _kdf_slots is None:
-        _kdf_slots = anyio.CapacityLimiter(KDF_CONCURRENCY)
-    try:
-        with anyio.fail_after(KDF_QUEUE_SECONDS):
-            await _kdf_slots.acquire()
-    except TimeoutError:
-        raise Unavailable("Too many sign-ins at once; try again in a few seconds.", retry_after=5) from None
-    try:
-        return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
-    finally:
-        _kdf_slots.release()
 
 
 def normalize_email(email: str) -> str:
@@ -147,7 +123,7 @@ class SignedIn:
     me: Me
     cookie: IssuedCookie
     principal: Principal
-    replaced_anonymous: str | None  # the anonymous user this device held, if any
+    merge: dict[str, Any] | None  # the merge report, when this device's anonymous workbook was merged
 
 
 async def verify_credentials(db: Database, server: ServerKeys, throttle: Throttle, email: str, password: str) -> tuple[str, keys.DataKey]:
@@ -196,25 +172,31 @@ async def anonymous_has_answers(db: Database, principal: Principal | None) -> bo
 
 async def sign_in(
     db: Database, server: ServerKeys, throttle: Throttle, *, email: str, password: str,
-    current: Principal | None, discard_anonymous: bool,
+    current: Principal | None, merge_anonymous: bool,
 ) -> SignedIn:
     """Sign in on this device: a new session for the account. The anonymous workbook this
-    device held is removed only when it is empty or the reader chose to discard it; merging it
-    in is the caller's next step (app.domain.portability), before anything is removed."""
+    device held is merged into the account first when asked (the same merge as import, under
+    the account's key), then removed; all of it in one transaction."""
     user_id, dek = await verify_credentials(db, server, throttle, email, password)
     stamp = now_iso()
-    remove = current.user_id if current and current.is_anonymous and current.user_id != user_id else None
+    anonymous = current if current and current.is_anonymous and current.user_id != user_id else None
 
-    def write(conn: sqlite3.Connection) -> tuple[Me, IssuedCookie]:
+    def write(conn: sqlite3.Connection) -> tuple[Me, IssuedCookie, dict[str, Any] | None]:
+        report = None
         if current is not None:
             conn.execute(Q.delete_session, (current.session_id,))
-        if remove and discard_anonymous:
-            delete_user_rows(conn, remove)
+        if anonymous is not None:
+            if merge_anonymous:
+                book = portability.workbook_from_rows(portability.read_rows(conn, anonymous.user_id), anonymous.dek, stamp)
+                merged = portability.Report(dry_run=False)
+                portability.merge(conn, user_id, dek, book, merged)
+                report = merged.as_dict()
+            delete_user_rows(conn, anonymous.user_id)
         issued = open_session(conn, server, user_id, dek, is_anonymous=False, stamp=stamp)
-        return read_me(conn, user_id), issued
+        return read_me(conn, user_id), issued, report
 
-    account, issued = await db.write(write)
-    return SignedIn(account, issued, Principal(user_id, issued.session_id, dek, False), remove)
+    account, issued, report = await db.write(write)
+    return SignedIn(account, issued, Principal(user_id, issued.session_id, dek, False), report)
 
 
 # --- password change and recovery -------------------------------------------------------------
@@ -312,6 +294,18 @@ async def revoke_session(db: Database, principal: Principal, session_id: str) ->
         raise NotFound("No such session.")
 
 
+async def confirm_password(db: Database, server: ServerKeys, principal: Principal, password: str) -> None:
+    """Re-authentication for sensitive operations (export, deletion): 401 when wrong."""
+    row = await db.read(lambda c: c.execute(Q.credentials_by_user, (principal.user_id,)).fetchone())
+    try:
+        await run_kdf(
+            keys.unlock_with_password, user_id=principal.user_id, password=password,
+            password_hash=row["password_hash"], wrapped_data_key=row["wrapped_data_key"], pepper=server.pepper,
+        )
+    except keys.WrongPassword:
+        raise Unauthorized("The password is not right.", code="invalid_credentials") from None
+
+
 # --- deletion -----------------------------------------------------------------------------------
 
 
@@ -324,14 +318,7 @@ def delete_user_rows(conn: sqlite3.Connection, user_id: str) -> None:
 
 async def delete_account(db: Database, server: ServerKeys, principal: Principal, *, password: str | None) -> None:
     if not principal.is_anonymous:
-        row = await db.read(lambda c: c.execute(Q.credentials_by_user, (principal.user_id,)).fetchone())
-        try:
-            await run_kdf(
-                keys.unlock_with_password, user_id=principal.user_id, password=password or "",
-                password_hash=row["password_hash"], wrapped_data_key=row["wrapped_data_key"], pepper=server.pepper,
-            )
-        except keys.WrongPassword:
-            raise Unauthorized("The password is not right.", code="invalid_credentials") from None
+        await confirm_password(db, server, principal, password or "")
     await db.write(lambda c: delete_user_rows(c, principal.user_id))
 
 

@@ -41,6 +41,8 @@ LIMITS: dict[str, Limit] = {
     "recover": Limit(10, 3600),
     "password": Limit(10, 3600),
     "delete": Limit(10, 3600),
+    "export": Limit(20, 3600),
+    "import": Limit(20, 3600),
 }
 
 

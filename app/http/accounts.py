@@ -117,9 +117,12 @@ class AccountController(Controller):
             )
         signed_in = await accounts.sign_in(
             db, server_keys, throttle, email=data.email, password=data.password, current=current,
-            discard_anonymous=not (has_answers and data.merge_anonymous),
+            merge_anonymous=bool(has_answers and data.merge_anonymous),
         )
-        return with_session({"user": signed_in.me}, settings_of(state), signed_in.cookie)
+        body: dict[str, Any] = {"user": signed_in.me}
+        if signed_in.merge is not None:
+            body["merge"] = signed_in.merge
+        return with_session(body, settings_of(state), signed_in.cookie)
 
     @post("/account/password", status_code=204, summary="Change the password")
     async def password(self, request: Request[Any, Any, Any], state: State, data: JSONBody[PasswordIn],

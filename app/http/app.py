@@ -18,13 +18,20 @@ from app.domain import keys
 from app.domain.sessions import ServerKeys
 from app.domain.throttle import Throttle
 from app.http.accounts import AccountController, SessionController
+from app.http.portability import PORTABILITY_CONTROLLERS
+from app.http.workbook import WORKBOOK_CONTROLLERS
 from app.http.auth import provide_principal, provide_server_keys, provide_throttle
 from app.http.csrf import csrf_middleware_factory
 from app.http.headers import add_security_headers
 from app.http.health import healthz
 from app.http.problems import exception_handlers
 
-API_CONTROLLERS = [SessionController, AccountController]
+API_CONTROLLERS = [
+    SessionController,
+    AccountController,
+    *WORKBOOK_CONTROLLERS,
+    *PORTABILITY_CONTROLLERS,
+]
 
 
 def provide_db(state: State) -> Database:
@@ -73,5 +80,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             path="/schema",
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin()],
         ),
+        # Import files are bounded (portability.MAX_DOCUMENT_BYTES) plus room for the envelope.
+        request_max_body_size=17 * 1024 * 1024,
         debug=False,
     )

@@ -1,0 +1,37 @@
+"""Slow key derivation (Argon2id) off the event loop, bounded, with a queue timeout.
+
+Each run takes up to 64-128 MiB and 100-300 ms of a core. At most two run at once; a request
+that cannot get a slot within ten seconds is answered 503 with Retry-After instead of piling
+up memory. Everything that runs Argon2 goes through here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from app.domain.errors import Unavailable
+
+T = TypeVar("T")
+
+KDF_CONCURRENCY = 2
+KDF_QUEUE_SECONDS = 10.0
+_slots: anyio.CapacityLimiter | None = None
+
+
+async def run_kdf(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    global _slots
+    if _slots is None:
+        _slots = anyio.CapacityLimiter(KDF_CONCURRENCY)
+    try:
+        with anyio.fail_after(KDF_QUEUE_SECONDS):
+            await _slots.acquire()
+    except TimeoutError:
+        raise Unavailable("Too many sign-ins at once; try again in a few seconds.", retry_after=5) from None
+    try:
+        return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+    finally:
+        _slots.release()
