@@ -181,6 +181,9 @@ class SeedData:
 # --- YAML with line numbers -----------------------------------------------------------------
 
 
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _line_index(node: yaml.Node, path: tuple[Any, ...], index: dict[tuple[Any, ...], int]) -> None:
     index.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
@@ -205,8 +208,13 @@ class YamlDoc:
         self.file = file
         self.offset = first_line - 1
         self.lines: dict[tuple[Any, ...], int] = {}
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        self.data: Any = yaml.safe_load(text)
+        # One parse (libyaml when present): the node tree gives the lines, then the data.
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            self.data: Any = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
         if node is not None:
             _line_index(node, (), self.lines)
 
