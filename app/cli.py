@@ -18,8 +18,8 @@ import click
 from app import __version__
 from app.config import ConfigError, Settings
 from app.db import migrations
-from app.db.connection import NotADatabase, connect_sync, guard_of
-from app.db.schema import drift
+from app.db.connection import NotADatabase, connect_sync
+from app.db.checks import verdict
 from app.domain import seeding
 from app.domain.errors import DomainError
 from app.domain.errors import DomainError
@@ -277,6 +277,73 @@ def import_cmd(db: Path | None, email: str, password_stdin: bool, dry_run: bool,
     click.echo("dry run: nothing written" if dry_run else "merged in one transaction")
 
 
+@main.command()
+@db_option
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@friendly_errors
+def backup(db: Path | None, file: Path) -> None:
+    """A consistent online snapshot of the database to FILE (safe while the service serves)."""
+    from app.domain import backups
+
+    path = settings_for(db).db_path
+    with open_existing(path):
+        pass
+    if file.exists():
+        raise UserError(f"{file} exists; choose a new file name")
+    size = backups.backup(path, file)
+    click.echo(f"wrote {file} ({size / 2**20:.1f} MiB); the server secret ({path.name}.key) is not in it: back it up apart")
+
+
+@main.command()
+@db_option
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@friendly_errors
+def restore(db: Path | None, file: Path, yes: bool) -> None:
+    """Replace the database with the snapshot FILE, once FILE passes every check."""
+    from app.domain import backups
+
+    path = settings_for(db).db_path
+    if not yes and path.exists() and not click.confirm(f"Replace {path} with {file}?", default=False):
+        raise UserError("nothing changed")
+    try:
+        backups.restore(file, path)
+    except backups.RestoreRefused as exc:
+        raise UserError(f"{file}: refused, nothing changed: {exc}") from None
+    click.echo(f"restored {path} from {file} (integrity, foreign keys, migrations and schema all ok)")
+
+
+@main.command("export-d1")
+@db_option
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@friendly_errors
+def export_d1(db: Path | None, file: Path) -> None:
+    """The whole database as SQL for `wrangler d1 execute --file` (D1's export format)."""
+    from app.domain import backups
+
+    path = settings_for(db).db_path
+    with open_existing(path):
+        pass
+    count = backups.export_d1(path, file)
+    click.echo(f"wrote {file} ({count} statements)")
+
+
+@main.command("import-d1")
+@db_option
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@friendly_errors
+def import_d1(db: Path | None, file: Path) -> None:
+    """Load a `wrangler d1 export` dump (or ours) into a new database file."""
+    from app.domain import backups
+
+    path = settings_for(db).db_path
+    try:
+        count = backups.import_d1(file, path)
+    except backups.RestoreRefused as exc:
+        raise UserError(str(exc)) from None
+    click.echo(f"loaded {count} statements into {path}; run `dreamtree check --db {path}`")
+
+
 @main.command("export-schema")
 def export_schema() -> None:
     """Print the JSON Schema of the export format (docs/export-format.schema.json)."""
@@ -348,39 +415,34 @@ def reset_login(db: Path | None, email: str, yes: bool) -> None:
 def check(db: Path | None) -> None:
     """Integrity check, foreign-key check, pending migrations and schema drift against schema.sql."""
     path = settings_for(db).db_path
-    problems = 0
     with open_existing(path) as conn:
-        with guard_of(conn).trusted():  # integrity_check is an operator's PRAGMA, not D1's
-            integrity = [row[0] for row in conn.execute("PRAGMA integrity_check")]
-        if integrity == ["ok"]:
-            click.echo("integrity:    ok")
-        else:
-            problems += 1
-            click.echo(f"integrity:    FAILED ({len(integrity)} problems)")
-            for line in integrity[:20]:
-                click.echo(f"  {line}")
-        orphans = conn.execute("PRAGMA foreign_key_check").fetchall()
-        if orphans:
-            problems += 1
-            click.echo(f"foreign keys: FAILED ({len(orphans)} rows point at missing parents)")
-            for row in orphans[:20]:
-                click.echo(f"  {row[0]} rowid {row[1]} -> {row[2]}")
-        else:
-            click.echo("foreign keys: ok")
-        state = migrations.status(conn)
-        if state.pending:
-            problems += 1
-            click.echo(f"migrations:   FAILED ({len(state.pending)} pending: {', '.join(state.pending)})")
-        else:
-            click.echo(f"migrations:   ok ({len(state.applied)} applied)")
-        differences = drift(conn)
-        if differences:
-            problems += 1
-            click.echo(f"schema:       FAILED ({len(differences)} differences from schema.sql)")
-            for line in differences[:40]:
-                click.echo(f"  {line}")
-        else:
-            click.echo("schema:       ok (matches schema.sql)")
+        result = verdict(conn)
+        applied = len(migrations.status(conn).applied)
+    problems = 0
+    if result.integrity == ["ok"]:
+        click.echo("integrity:    ok")
+    else:
+        problems += 1
+        click.echo(f"integrity:    FAILED ({len(result.integrity)} problems)")
+        for line in result.integrity[:20]:
+            click.echo(f"  {line}")
+    if result.orphans:
+        problems += 1
+        click.echo(f"foreign keys: FAILED ({result.orphans} rows point at missing parents)")
+    else:
+        click.echo("foreign keys: ok")
+    if result.pending:
+        problems += 1
+        click.echo(f"migrations:   FAILED ({len(result.pending)} pending: {', '.join(result.pending)})")
+    else:
+        click.echo(f"migrations:   ok ({applied} applied)")
+    if result.drift:
+        problems += 1
+        click.echo(f"schema:       FAILED ({len(result.drift)} differences from schema.sql)")
+        for line in result.drift[:40]:
+            click.echo(f"  {line}")
+    else:
+        click.echo("schema:       ok (matches schema.sql)")
     if problems:
         sys.exit(1)
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from app.db.connection import run_in_transaction
+from app.db.sqltext import sql_literal
 from app.domain.seed_files import SEED_DIR, SeedData, metadata_json, read_seed
 from app.timeutil import now_iso
 
@@ -395,24 +396,6 @@ def is_unseeded(conn: sqlite3.Connection) -> bool:
 
 
 # --- SQL for D1 ---------------------------------------------------------------------------------
-
-
-def sql_literal(value: Any) -> str:
-    """A value as an SQL literal. Line breaks go through replace(…, marker, char(10)), as in
-    `wrangler d1 export`, so no statement carries a raw newline inside a string."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return str(int(value))
-    if isinstance(value, int):
-        return str(value)
-    text = str(value)
-    quoted = "'" + text.replace("'", "''") + "'"
-    for char, code in (("\n", 10), ("\r", 13)):
-        if char in text:
-            marker = next(m for m in ("\\n" if code == 10 else "\\r", "<br-%d>" % code, "\x7f%d\x7f" % code) if m not in text)
-            quoted = "replace(" + quoted.replace(char, marker) + ",'" + marker + "',char(" + str(code) + "))"
-    return quoted
 
 
 def render(statement: Statement) -> str:

@@ -1,5 +1,5 @@
-"""The seed as SQL for D1: `dreamtree seed --emit-sql` runs on wrangler's local D1, twice, and
-gives exactly the tables the Python seeder writes."""
+"""Data through D1: the seed SQL (`dreamtree seed --emit-sql`) and whole-database dumps
+(`dreamtree export-d1` / `import-d1`) run on wrangler's local D1 and come back identical."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import sqlite_utils
 
 from app.db import migrations
 from app.db.connection import connect_sync
-from app.domain import seeding
+from app.db.migrations import MIGRATIONS_DIR
+from app.domain import backups, seeding
 from app.domain.seed_files import SEED_DIR
 from tests import d1util
 from tests.d1util import BINDING, find_state_file
@@ -58,3 +59,27 @@ def test_emitted_seed_runs_on_d1_and_matches_the_python_seed(tmp_path: Path) -> 
     # And the D1 database passes our own checks afterwards.
     with closing(connect_sync(state)) as conn:
         assert seeding.plan(conn, seeding.read_seed(SEED_DIR)).changes == 0
+
+
+def test_whole_database_dump_round_trips_through_d1(seeded: Path, new_reader, tmp_path: Path) -> None:
+    """dreamtree export-d1 → wrangler d1 execute --file → wrangler d1 export → dreamtree import-d1."""
+    wrangler = d1util.require_wrangler()
+    reader = new_reader()
+    reader.start()
+    reader.put("/api/exercises/1.1.1.v1/response", {"response": {"text": "it's a line\nand another"}})
+    ours = tmp_path / "ours.sql"
+    backups.export_d1(seeded, ours)
+    folder = tmp_path / "d1"
+    folder.mkdir()
+    config = d1util.write_config(folder, MIGRATIONS_DIR)
+    loaded = wrangler.run("d1", "execute", BINDING, "--local", "--file", str(ours), "--yes", "-c", str(config))
+    assert loaded.returncode == 0, loaded.describe()
+    theirs = tmp_path / "theirs.sql"
+    exported = wrangler.run("d1", "export", BINDING, "--local", "--output", str(theirs), "-c", str(config))
+    assert exported.returncode == 0, exported.describe()
+    back = tmp_path / "back.db"
+    backups.import_d1(theirs, back)
+    with closing(connect_sync(back, strict=False)) as a, closing(connect_sync(seeded, strict=False)) as b:
+        for table in ("users", "sessions", "exercise_responses", "exercise_content", "exercise_sequence", "references", "d1_migrations"):
+            q = f'SELECT * FROM "{table}" ORDER BY 1'
+            assert [tuple(r) for r in a.execute(q)] == [tuple(r) for r in b.execute(q)], table
