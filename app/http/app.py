@@ -24,6 +24,7 @@ from app.http.auth import provide_principal, provide_server_keys, provide_thrott
 from app.http.csrf import csrf_middleware_factory
 from app.http.headers import add_security_headers
 from app.http.health import healthz
+from app.http.observability import Metrics, access_log, metrics_endpoint
 from app.http.problems import exception_handlers
 
 API_CONTROLLERS = [
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     params = keys.Argon2Params.PRODUCTION if settings.argon2 == "production" else keys.Argon2Params.FAST
     server_keys = ServerKeys.derive(settings.server_secret(), argon2=params)
     throttle = Throttle(enabled=settings.rate_limits, key=server_keys.throttle)
+    metrics = Metrics()
 
     @asynccontextmanager
     async def database(app: Litestar) -> AsyncIterator[None]:
@@ -63,15 +65,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dependencies={"principal": Provide(provide_principal)},
     )
     return Litestar(
-        route_handlers=[healthz, api],
+        route_handlers=[healthz, metrics_endpoint, api],
         dependencies={
             "db": Provide(provide_db, sync_to_thread=False),
             "server_keys": Provide(provide_server_keys, sync_to_thread=False),
             "throttle": Provide(provide_throttle, sync_to_thread=False),
         },
         lifespan=[database],
-        state=State({"settings": settings, "server_keys": server_keys, "throttle": throttle}),
-        middleware=[csrf_middleware_factory(server_keys.csrf, secure=settings.cookies_secure)],
+        state=State({"settings": settings, "server_keys": server_keys, "throttle": throttle, "metrics": metrics}),
+        middleware=[access_log(metrics), csrf_middleware_factory(server_keys.csrf, secure=settings.cookies_secure)],
         exception_handlers=exception_handlers,  # type: ignore[arg-type]
         before_send=[add_security_headers],
         openapi_config=OpenAPIConfig(
