@@ -1,0 +1,140 @@
+"""Crash safety and write concurrency against the real server process (marker `load`).
+
+64 clients answer at once: none gets a 5xx ("database is locked" included). Then the server is
+killed with SIGKILL in the middle of that write load and started again: every answer the
+server acknowledged is there (or a newer one from the same client), and `dreamtree check`
+passes.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from app.cli import main
+
+pytestmark = pytest.mark.load
+ROOT = Path(__file__).resolve().parents[1]
+CLIENTS = 64
+
+
+def start_server(db: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "DREAMTREE_ARGON2": "fast"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--db", str(db), "--port", str(port), "--no-rate-limits",
+         "--log-level", "error"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                return proc
+        except OSError:
+            time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    raise RuntimeError("server did not start")
+
+
+class Client:
+    def __init__(self, port: int) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+        self.jar = http.cookiejar.CookieJar()
+        self.http = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+
+    def csrf(self) -> str:
+        return next((c.value for c in self.jar if c.name == "csrftoken"), "")
+
+    def call(self, method: str, path: str, body: object = None) -> tuple[int, object]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.base + path, data=data, method=method,
+                                         headers={"content-type": "application/json", "x-csrftoken": self.csrf()})
+        try:
+            with self.http.open(request, timeout=30) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, None
+
+    def begin(self) -> None:
+        self.call("GET", "/healthz")
+        status, _ = self.call("POST", "/api/session", {})
+        assert status == 201
+
+
+def write_load(port: int, seconds: float, results: list, stop: threading.Event | None = None) -> list[Client]:
+    clients = [Client(port) for _ in range(CLIENTS)]
+    for c in clients:
+        c.begin()
+
+    def run(index: int, client: Client) -> None:
+        n = 0
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and not (stop and stop.is_set()):
+            n += 1
+            try:
+                status, _ = client.call("PUT", "/api/exercises/1.1.1.v1/response", {"response": {"n": n}})
+            except OSError:
+                return  # the server went away (the crash test)
+            results.append((index, n, status))
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return clients
+
+
+def test_64_concurrent_writers_never_get_a_5xx(tmp_path: Path) -> None:
+    proc = start_server(tmp_path / "load.db", 8521)
+    try:
+        results: list = []
+        write_load(8521, 3.0, results)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    statuses = {s for _, _, s in results}
+    assert len(results) > CLIENTS * 3
+    assert statuses == {200}, statuses
+
+
+def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
+    db = tmp_path / "crash.db"
+    proc = start_server(db, 8522)
+    results: list = []
+    killer = threading.Timer(1.5, lambda: os.killpg(proc.pid, signal.SIGKILL))
+    killer.start()
+    clients = write_load(8522, 10.0, results)
+    killer.join()
+    proc.wait(timeout=30)
+    acknowledged: dict[int, int] = {}
+    for index, n, status in results:
+        if status == 200:
+            acknowledged[index] = max(acknowledged.get(index, 0), n)
+    assert acknowledged, "no write was acknowledged before the kill"
+
+    restarted = start_server(db, 8523)
+    try:
+        for index, last in acknowledged.items():
+            client = clients[index]
+            client.base = "http://127.0.0.1:8523"
+            status, body = client.call("GET", "/api/exercises/1.1.1.v1")
+            assert status == 200
+            assert body["response"]["response"]["n"] >= last, (index, last, body["response"])
+    finally:
+        os.killpg(restarted.pid, signal.SIGTERM)
+        restarted.wait(timeout=30)
+    result = CliRunner().invoke(main, ["check", "--db", str(db)])
+    assert result.exit_code == 0, result.output
