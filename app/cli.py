@@ -88,6 +88,13 @@ def open_existing(path: Path, *, strict: bool = True) -> Iterator[Any]:
         conn.close()
 
 
+def existing_database(db: Path | None) -> Path:
+    """The database file the command names, after checking it exists and is SQLite."""
+    path = settings_for(db).db_path
+    with open_existing(path):
+        return path
+
+
 def migrate_database(path: Path) -> list[str]:
     """Create the file if needed and apply pending migrations (used by migrate and serve)."""
     if path.is_dir():
@@ -228,8 +235,7 @@ def export_cmd(db: Path | None, email: str, password_stdin: bool, file: Path) ->
     from app.domain import portability
 
     settings = settings_for(db)
-    with open_existing(settings.db_path):
-        pass
+    existing_database(settings.db_path)
     password = _ask_password("Account password", password_stdin)
 
     async def work(database: Any, user_id: str, dek: Any) -> Any:
@@ -257,8 +263,7 @@ def import_cmd(db: Path | None, email: str, password_stdin: bool, dry_run: bool,
     from app.domain import portability
 
     settings = settings_for(db)
-    with open_existing(settings.db_path):
-        pass
+    existing_database(settings.db_path)
     try:
         document = msgspec.json.decode(file.read_bytes())
     except msgspec.DecodeError as exc:
@@ -285,9 +290,7 @@ def backup(db: Path | None, file: Path) -> None:
     """A consistent online snapshot of the database to FILE (safe while the service serves)."""
     from app.domain import backups
 
-    path = settings_for(db).db_path
-    with open_existing(path):
-        pass
+    path = existing_database(db)
     if file.exists():
         raise UserError(f"{file} exists; choose a new file name")
     size = backups.backup(path, file)
@@ -321,9 +324,7 @@ def export_d1(db: Path | None, file: Path) -> None:
     """The whole database as SQL for `wrangler d1 execute --file` (D1's export format)."""
     from app.domain import backups
 
-    path = settings_for(db).db_path
-    with open_existing(path):
-        pass
+    path = existing_database(db)
     count = backups.export_d1(path, file)
     click.echo(f"wrote {file} ({count} statements)")
 

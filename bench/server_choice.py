@@ -11,50 +11,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-PY = sys.executable
-
-
-def wait_healthy(port: int, timeout: float = 20.0) -> float:
-    start = time.perf_counter()
-    while time.perf_counter() - start < timeout:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
-                if r.status == 200:
-                    return time.perf_counter() - start
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("server did not become healthy")
-
-
-def run_wrk(port: int, seconds: int) -> dict[str, float]:
-    out = subprocess.run(
-        ["wrk", "-t2", "-c64", f"-d{seconds}s", "--latency", f"http://127.0.0.1:{port}/healthz"],
-        capture_output=True, text=True, check=True,
-    ).stdout
-
-    def ms(label: str) -> float:
-        m = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", out)
-        value, unit = float(m.group(1)), m.group(2)
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        "p50": ms(" 50"),
-        "p99": ms(" 99"),
-        "errors": float(errors.group(1)) if errors else 0.0,
-    }
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import PY, ROOT, wait_healthy, wrk  # noqa: E402
 
 
 def main() -> None:
@@ -79,8 +44,8 @@ def main() -> None:
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             started = wait_healthy(8411)
-            run_wrk(8411, 2)  # warm-up
-            r = run_wrk(8411, args.seconds)
+            wrk("http://127.0.0.1:8411/healthz", seconds=2)  # warm-up
+            r = wrk("http://127.0.0.1:8411/healthz", seconds=args.seconds)
             results[name] = r
             print(f"{name:<20} {r['rps']:>9.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['errors']:>7.0f} {started:>8.2f}")
         finally:
