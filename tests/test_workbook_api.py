@@ -214,3 +214,16 @@ def test_progression_queries_agree_with_the_spec(seeded: Path, reader: Reader) -
             conn.close()
         if step:
             answer(reader, step)
+
+
+def test_answers_must_be_portable_json(reader: Reader) -> None:
+    deep: list = []
+    node = deep
+    for _ in range(40):
+        node.append([])
+        node = node[0]
+    assert answer(reader, "1.1.1.v1", {"deep": deep}).status_code == 422
+    huge = reader.request("PUT", "/api/exercises/1.1.1.v1/response", content=b'{"response": {"n": 12345678901234567890}}',
+                          headers={"content-type": "application/json"})
+    assert huge.status_code == 422 and "too large" in huge.json()["detail"]
+    assert answer(reader, "1.1.1.v1", {"n": 9007199254740991, "x": 1.5}).status_code == 200

@@ -38,13 +38,14 @@ from app.db.connection import Database
 from app.db.queries import Q
 from app.domain import keys
 from app.domain.errors import Invalid, TooLarge, Unauthorized
+from app.domain.json_limits import check_json
 from app.domain.kdf import run_kdf
 from app.domain.skill_tags import replace_tags, tags_of
 from app.timeutil import normalize, now_iso
 
 FORMAT_VERSION = "1.1"
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
-MAX_DEPTH = 32
+MAX_DEPTH = 40  # the file's own structure adds up to 8 levels around a stored value
 MAX_ANSWERS = 5_000
 MAX_TOOLS = 10_000
 MAX_SKILLS = 1_000
@@ -243,18 +244,6 @@ def seal_export(document: dict[str, Any], dek: keys.DataKey, slot: dict[str, Any
 # --- import ----------------------------------------------------------------------------------
 
 
-def _depth(value: Any, limit: int = MAX_DEPTH) -> None:
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            raise Invalid(f"The file nests deeper than {limit} levels.", code="import_invalid")
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-
-
 def decode_document(raw: bytes | Any) -> ExportDoc:
     """Strict validation before anything else: shape, limits, depth, timestamps."""
     if isinstance(raw, (bytes, bytearray)):
@@ -264,7 +253,7 @@ def decode_document(raw: bytes | Any) -> ExportDoc:
             raw = msgspec.json.decode(raw)
         except msgspec.DecodeError as exc:
             raise Invalid(f"The file is not valid JSON: {exc}", code="import_invalid") from None
-    _depth(raw)
+    check_json(raw, what="The file", code="import_invalid", max_depth=MAX_DEPTH)
     if isinstance(raw, dict) and raw.get("version") not in (None, FORMAT_VERSION):
         raise Invalid(f"Unsupported export format version {raw.get('version')!r}; this installation reads {FORMAT_VERSION!r}.",
                       code="import_invalid")

@@ -30,6 +30,7 @@ from app.db.connection import Database
 from app.db.queries import Q
 from app.domain import keys
 from app.domain.errors import Forbidden, Invalid, NotFound
+from app.domain.json_limits import check_json
 from app.domain.sessions import Principal
 from app.domain.skill_tags import check_skills, replace_tags, tags_of
 from app.timeutil import now_iso
@@ -226,6 +227,7 @@ async def next_exercise(db: Database, principal: Principal) -> dict[str, Any]:
 
 
 def check_response_size(response: Any) -> None:
+    check_json(response, what="The answer")
     if len(keys.canonical_json(response)) > MAX_RESPONSE_BYTES:
         raise Invalid(f"An answer can be at most {MAX_RESPONSE_BYTES // 1024} KiB.", code="response_too_large")
 

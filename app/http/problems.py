@@ -96,6 +96,10 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         if exc.status_code == 400 and "malformed" in detail.lower():
             return problem(400, "The request body is not valid JSON.", code="invalid_json")
         return problem(exc.status_code, detail, code=code, headers=headers)
+    if isinstance(exc, RecursionError):
+        return problem(400, "The request body nests too deeply to read.", code="invalid_json")
+    if isinstance(exc, UnicodeDecodeError):
+        return problem(400, "The request body is not valid UTF-8.", code="invalid_json")
     if isinstance(exc, CryptoFailure):
         # A stored value that does not open under its owner's key: refused, never shown as is.
         log.error("integrity failure on %s %s: %s", request.method, request.url.path, type(exc).__name__)
