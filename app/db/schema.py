@@ -17,7 +17,8 @@ from typing import Any
 from app.db.connection import GuardedConnection, configure
 
 SCHEMA_SQL = Path(__file__).resolve().parents[2] / "schema.sql"
-_IGNORED = re.compile(r"^(sqlite_|_cf_|d1_migrations$)", re.I)
+# SQLite's own tables, D1's bookkeeping (_cf_) and Litestream's (_litestream_) are not the schema.
+_IGNORED = re.compile(r"^(sqlite_|_cf_|_litestream_|d1_migrations$)", re.I)
 
 
 def _norm(sql: str | None) -> str | None:

@@ -24,7 +24,7 @@ from app.db.checks import Verdict, verdict
 from app.db.connection import connect_sync, guard_of, run_in_transaction
 from app.db.sqltext import sql_literal
 
-_SKIP = re.compile(r"^(sqlite_|_cf_)", re.I)
+_SKIP = re.compile(r"^(sqlite_|_cf_|_litestream_)", re.I)
 
 
 class RestoreRefused(Exception):
