@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import datetime, timedelta, timezone
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,3 +75,30 @@ def seeded(db_path: Path) -> Path:
     finally:
         connection.close()
     return db_path
+
+
+class Clock:
+    """The service's one clock (`app.timeutil.now`), pinned: `clock.set(...)`, `clock.advance(...)`."""
+
+    def __init__(self, moment: datetime) -> None:
+        self.moment = moment
+
+    def set(self, moment: datetime | str) -> None:
+        if isinstance(moment, str):
+            moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            raise ValueError("pin the clock with an aware datetime")
+        self.moment = moment.astimezone(timezone.utc)
+
+    def advance(self, **delta: float) -> None:
+        self.moment += timedelta(**delta)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """Every domain module reads time through `timeutil.now()`, so one patch pins them all."""
+    from app import timeutil
+
+    pinned = Clock(datetime.now(timezone.utc))
+    monkeypatch.setattr(timeutil, "now", lambda: pinned.moment)
+    return pinned

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-from app import timeutil
 from app.db.connection import connect_sync
 from tests.helpers import OTHER_PASSWORD, PASSWORD, Reader
 
@@ -304,20 +302,6 @@ def test_account_deletion_needs_the_password_and_cascades(reader: Reader, new_re
 # --- timeouts (clock pinned) ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch):
-    class Clock:
-        moment = datetime.now(timezone.utc)
-
-        def advance(self, **delta: float) -> None:
-            self.moment += timedelta(**delta)
-
-    c = Clock()
-    monkeypatch.setattr(timeutil, "now", lambda: c.moment)
-    import app.domain.sessions as sessions_module
-
-    monkeypatch.setattr(sessions_module, "now", lambda: c.moment)
-    return c
 
 
 def test_claimed_sessions_time_out_idle_and_absolute(reader: Reader, clock, db_path: Path) -> None:

@@ -23,7 +23,8 @@ from app.domain.kdf import run_kdf
 from app.domain.passwords import check_password
 from app.domain.sessions import IssuedCookie, Principal, ServerKeys, open_session
 from app.domain.throttle import Throttle
-from app.timeutil import iso, now, now_iso
+from app import timeutil
+from app.timeutil import iso, now_iso
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 INVALID_CREDENTIALS = "The email or password is not right."
@@ -326,7 +327,7 @@ async def delete_account(db: Database, server: ServerKeys, principal: Principal,
 
 
 def idle_anonymous(conn: sqlite3.Connection, idle_days: int) -> list[sqlite3.Row]:
-    cutoff = iso(now() - timedelta(days=idle_days))
+    cutoff = iso(timeutil.now() - timedelta(days=idle_days))
     return conn.execute(Q.idle_anonymous_users, (cutoff,)).fetchall()
 
 

@@ -24,7 +24,8 @@ from app.db.connection import Database
 from app.db.queries import Q
 from app.domain import keys
 from app.domain.errors import Unauthorized
-from app.timeutil import iso, now
+from app import timeutil
+from app.timeutil import iso
 
 ANONYMOUS_IDLE = timedelta(days=90)
 CLAIMED_IDLE = timedelta(days=7)
@@ -104,7 +105,7 @@ def create_anonymous_user(conn: sqlite3.Connection, user_id: str, stamp: str) ->
 
 async def start_anonymous(db: Database, server: ServerKeys) -> tuple[Principal, IssuedCookie]:
     """A new anonymous workbook: user, default settings, session, and a fresh data key."""
-    user_id, dek, stamp = new_user_id(), keys.new_data_key(), iso(now())
+    user_id, dek, stamp = new_user_id(), keys.new_data_key(), iso(timeutil.now())
 
     def write(conn: sqlite3.Connection) -> IssuedCookie:
         create_anonymous_user(conn, user_id, stamp)
@@ -134,7 +135,7 @@ async def authenticate(db: Database, server: ServerKeys, cookie: str | None) -> 
     row = await db.read(lambda c: c.execute(Q.session_with_user, (sid,)).fetchone())
     if row is None or row["user_id"] != user_id:
         raise Unauthorized("This session has ended; start a new one or sign in.", code="invalid_session")
-    moment = now()
+    moment = timeutil.now()
     is_anonymous = bool(row["is_anonymous"])
     if _expired(row["created_at"], row["last_seen_at"], is_anonymous, moment):
         await db.write(lambda c: c.execute(Q.delete_session, (sid,)))
