@@ -1,0 +1,66 @@
+"""Tools endpoints (API.md "Tools"). Content arrives as any JSON; its shape is the domain's
+business (app/domain/tool_shapes.py), so the error names the tool and the field."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, delete, get, post, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
+
+from app.db.connection import Database
+from app.domain import tools
+from app.domain.sessions import Principal
+
+SkillIds = Annotated[list[Annotated[str, msgspec.Meta(max_length=100)]], msgspec.Meta(max_length=50)]
+
+
+class NewToolInstance(msgspec.Struct, forbid_unknown_fields=True):
+    content: Any
+    origin: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] = tools.STANDALONE
+    skills: SkillIds | None = None
+
+
+class ToolInstanceEdit(msgspec.Struct, forbid_unknown_fields=True):
+    content: Any
+    skills: SkillIds | None = None
+
+
+class ToolController(Controller):
+    path = "/api"
+    tags = ["tools"]
+
+    @get("/tools", summary="The tools, with this reader's unlocks, counts and each content's JSON Schema")
+    async def catalogue(self, db: NamedDependency[Database], principal: NamedDependency[Principal]) -> list[dict[str, Any]]:
+        return await tools.list_tools(db, principal)
+
+    @get("/tools/{tool_type:str}/instances", summary="The reader's entries of one tool, newest first")
+    async def instances(self, tool_type: FromPath[str], db: NamedDependency[Database],
+                        principal: NamedDependency[Principal]) -> list[dict[str, Any]]:
+        return await tools.list_instances(db, principal, tool_type)
+
+    @post("/tools/{tool_type:str}/instances", status_code=201,
+          summary="Create an entry (403 tool_locked until unlocked; 404 unknown tool)")
+    async def create(self, tool_type: FromPath[str], data: JSONBody[NewToolInstance], db: NamedDependency[Database],
+                     principal: NamedDependency[Principal]) -> dict[str, Any]:
+        return await tools.create_instance(db, principal, tool_type, data.content, data.origin, data.skills)
+
+    @get("/tool-instances/{instance_id:str}", summary="One entry")
+    async def read(self, instance_id: FromPath[str], db: NamedDependency[Database],
+                   principal: NamedDependency[Principal]) -> dict[str, Any]:
+        return await tools.read_instance(db, principal, instance_id)
+
+    @put("/tool-instances/{instance_id:str}", summary="Edit an entry's content (and skills, when given)")
+    async def edit(self, instance_id: FromPath[str], data: JSONBody[ToolInstanceEdit], db: NamedDependency[Database],
+                   principal: NamedDependency[Principal]) -> dict[str, Any]:
+        return await tools.edit_instance(db, principal, instance_id, data.content, data.skills)
+
+    @delete("/tool-instances/{instance_id:str}", status_code=204, summary="Delete an entry and its skill tags")
+    async def remove(self, instance_id: FromPath[str], db: NamedDependency[Database],
+                     principal: NamedDependency[Principal]) -> None:
+        await tools.delete_instance(db, principal, instance_id)
+
+
+TOOL_CONTROLLERS = [ToolController]
