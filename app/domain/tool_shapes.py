@@ -29,8 +29,8 @@ from app.domain.errors import Invalid
 MAX_CONTENT_BYTES: Final = 64 * 1024
 
 _NOT_BLANK: Final = r"\S"  # re.search: at least one character that is not a space
-_MONTH: Final = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
-_LINK: Final = r"^(https?://\S+)?$"
+MONTH_PATTERN: Final = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+LINK_PATTERN: Final = r"^(https?://\S+)?$"
 
 # Text sizes, in characters.
 NAME_CHARS: Final = 200  # a title, a name, a label, an organisation
@@ -46,8 +46,9 @@ Text = Annotated[str, msgspec.Meta(max_length=TEXT_CHARS)]
 RequiredText = Annotated[str, msgspec.Meta(max_length=TEXT_CHARS, pattern=_NOT_BLANK)]
 Level = Annotated[int, msgspec.Meta(ge=1, le=5, description="1 (low) to 5 (high)")]
 Amount = Annotated[float, msgspec.Meta(ge=0, le=1_000_000_000, description="a non-negative amount of money")]
-Month = Annotated[str, msgspec.Meta(max_length=7, pattern=_MONTH, description="YYYY-MM")]
-Link = Annotated[str, msgspec.Meta(max_length=LINK_CHARS, pattern=_LINK, description="an http(s) address, or empty")]
+# The max_length matters: Python's `$` also matches before a final newline, JSON Schema's does not.
+Month = Annotated[str, msgspec.Meta(max_length=7, pattern=MONTH_PATTERN, description="YYYY-MM")]
+Link = Annotated[str, msgspec.Meta(max_length=LINK_CHARS, pattern=LINK_PATTERN, description="an http(s) address, or empty")]
 
 
 class Shape(msgspec.Struct, forbid_unknown_fields=True):
@@ -126,6 +127,11 @@ class JobProspector(Shape):
     next_step: Text = ""
     notes: Text = ""
 
+    def __post_init__(self) -> None:
+        # Python's `$` lets "https://x\n" through the pattern; JSON Schema's does not.
+        if self.link.endswith("\n"):
+            raise ValueError(f"Expected `str` {_PLAIN_WORDS[f'matching regex {LINK_PATTERN!r}']} - at `$.link`")
+
 
 class ListBuilder(Shape):
     """List: a titled list of items."""
@@ -197,8 +203,9 @@ _SCHEMAS: Final[dict[str, dict[str, Any]]] = {tool: msgspec.json.schema(shape) f
 # msgspec names the pattern; a reader needs to hear what it means.
 _PLAIN_WORDS: Final = {
     f"matching regex {_NOT_BLANK!r}": "with some text in it (not only spaces)",
-    f"matching regex {_MONTH!r}": "in the form YYYY-MM",
-    f"matching regex {_LINK!r}": "that is an http(s) address",
+    f"matching regex {MONTH_PATTERN!r}": "in the form YYYY-MM",
+    "of length <= 7": "in the form YYYY-MM",  # only a month is that short
+    f"matching regex {LINK_PATTERN!r}": "that is an http(s) address",
 }
 
 
