@@ -1,0 +1,48 @@
+"""Competency self-assessment endpoints (API.md "Daily Dos and competencies").
+
+Only `/api/competencies/scores` and `/api/competencies/summary` live here; the reference list
+`GET /api/competencies` belongs to app/http/reference.py.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, get, put
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
+
+from app.db.connection import Database
+from app.domain import competencies
+from app.domain.sessions import Principal
+
+
+class ScoreIn(msgspec.Struct, forbid_unknown_fields=True):
+    competency_id: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    score: Annotated[int, msgspec.Meta(ge=competencies.MIN_SCORE, le=competencies.MAX_SCORE)]
+
+
+class ScoresIn(msgspec.Struct, forbid_unknown_fields=True):
+    scores: Annotated[list[ScoreIn], msgspec.Meta(max_length=competencies.MAX_SCORES_PER_REQUEST)]
+
+
+class CompetencyScoresController(Controller):
+    path = "/api/competencies"
+    tags = ["competencies"]
+
+    @get("/scores", summary="The reader's self-assessed competency scores")
+    async def scores(self, db: NamedDependency[Database], principal: NamedDependency[Principal]) -> list[dict[str, Any]]:
+        return await competencies.scores(db, principal)
+
+    @put("/scores", summary="Save scores (1–5); returns all the reader's scores")
+    async def save(self, data: JSONBody[ScoresIn], db: NamedDependency[Database],
+                   principal: NamedDependency[Principal]) -> list[dict[str, Any]]:
+        return await competencies.save_scores(db, principal, [(s.competency_id, s.score) for s in data.scores])
+
+    @get("/summary", summary="Averages, strengths, improvements, and whether re-assessment is due")
+    async def summary(self, db: NamedDependency[Database], principal: NamedDependency[Principal]) -> dict[str, Any]:
+        return await competencies.summary(db, principal)
+
+
+COMPETENCY_CONTROLLERS = [CompetencyScoresController]
