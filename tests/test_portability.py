@@ -193,6 +193,43 @@ def test_unknown_references_are_warnings_not_failures(ann: Reader, new_reader) -
     assert report["counts"]["exercises"]["inserted"] == 2
 
 
+def tool_entry(entry_id: str, tool_type: str, content: object) -> dict:
+    return {"id": entry_id, "tool_type": tool_type, "origin": "standalone", "content_json": content,
+            "created_at": "2026-01-02T10:00:00.000Z", "updated_at": "2026-01-02T10:00:00.000Z", "skills": []}
+
+
+def test_tool_entries_that_do_not_fit_their_shape_are_skipped_with_a_warning(ann: Reader, new_reader,
+                                                                              db_path: Path) -> None:
+    made = ann.post("/api/tools/list-builder/instances", {"content": {"title": "Kept", "items": ["a"]}})
+    assert made.status_code == 201, made.text
+    doc = export(ann)
+    doc["tool_instances"] += [
+        tool_entry("short-list", "list-builder", {"title": "Short"}),
+        tool_entry("with-colour", "list-builder", {"title": "L", "colour": "red"}),
+        tool_entry("too-much-energy", "flow-tracker", {"activity": "Run", "energy": 9}),
+        tool_entry("no-title", "list-builder", {"items": ["untitled"]}),
+        tool_entry("not-an-object", "flow-tracker", "ran a lot"),
+    ]
+    bob = new_reader()
+    bob.start()
+    dry = do_import(bob, doc, dry_run=True).json()
+    before = counts(db_path)
+    report = do_import(bob, doc).json()
+    assert {k: v for k, v in dry.items() if k != "dry_run"} == {k: v for k, v in report.items() if k != "dry_run"}
+    assert report["counts"]["tool_instances"] == {"inserted": 2, "updated": 0, "unchanged": 0, "skipped": 4}
+    assert report["counts"]["exercises"]["inserted"] == 2  # the rest of the file still merges
+    assert report["warnings"] == [
+        "tool_instances: with-colour skipped: list-builder content: Object contains unknown field `colour`",
+        "tool_instances: too-much-energy skipped: flow-tracker content: Expected `int` <= 5 - at `$.energy`",
+        "tool_instances: no-title skipped: list-builder content: Object missing required field `title`",
+        "tool_instances: not-an-object skipped: flow-tracker content: Expected `object`, got `str`",
+    ]
+    assert counts(db_path)["tool_instances"] == before["tool_instances"] + 2
+    shown = {e["content"]["title"]: e["content"] for e in bob.get("/api/tools/list-builder/instances").json()}
+    assert shown == {"Kept": {"title": "Kept", "items": ["a"]}, "Short": {"title": "Short", "items": []}}
+    assert bob.get("/api/tools/flow-tracker/instances").json() == []
+
+
 def test_custom_skills_are_matched_by_name_and_remapped(ann: Reader, new_reader, db_path: Path) -> None:
     doc = export(ann)
     doc["custom_skills"] = [{"id": "their-beekeeping-id", "name": "Beekeeping", "category": "knowledge"},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import anyio
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from app.db.connection import Database
 from app.domain import portability, sessions
 from app.domain.sessions import ServerKeys
+from app.domain.tool_shapes import validate_content
 
 PLACES = ["1.1.1.v1", "1.1.2.v1", "1.2.1.v1", "1.2.2.v1"]
 SKILLS = ["active-listening", "composure", "bookkeeping"]
@@ -26,7 +28,15 @@ json_value = st.recursive(json_leaf, lambda inner: st.one_of(
 
 answers = st.dictionaries(st.sampled_from(PLACES), st.tuples(json_value, stamps, st.lists(st.sampled_from(SKILLS), unique=True, max_size=3)), max_size=4)
 scores = st.dictionaries(st.just("analytical-thinking"), st.tuples(st.integers(1, 5), stamps), max_size=1)
-tools = st.lists(st.tuples(st.sampled_from(["list-builder", "flow-tracker"]), json_value, stamps, stamps), max_size=4)
+# Tool contents that fit their tool's shape (app/domain/tool_shapes.py), with optional fields
+# sometimes left out: the import fills in the defaults as the API does.
+name = st.text(max_size=40).filter(lambda s: re.search(r"\S", s) is not None)
+level = st.one_of(st.none(), st.integers(1, 5))
+list_builder = st.fixed_dictionaries({"title": name}, optional={"items": st.lists(st.text(max_size=40), max_size=4)})
+flow_tracker = st.fixed_dictionaries({"activity": name}, optional={"energy": level, "focus": level,
+                                                                   "notes": st.text(max_size=40)})
+tools = st.lists(st.one_of(st.tuples(st.just("list-builder"), list_builder, stamps, stamps),
+                           st.tuples(st.just("flow-tracker"), flow_tracker, stamps, stamps)), max_size=4)
 settings_strategy = st.fixed_dictionaries({
     "background_color": st.sampled_from(["cream", "sage", "sky", "blush", "night"]),
     "text_color": st.sampled_from(["charcoal", "ink", "espresso", "forest", "ivory"]),
@@ -74,10 +84,10 @@ def database(seeded: Path):
 @given(book_answers=answers, book_scores=scores, book_tools=tools, book_settings=settings_strategy)
 def test_round_trip_and_idempotence(database: Path, book_answers, book_scores, book_tools, book_settings) -> None:
     source = document(book_answers, book_scores, book_tools, book_settings)
-    # Equal content twice is one instance (dedup by content): keep only the first of equals.
+    # Equal content twice is one instance (dedup by normalised content): keep only the first of equals.
     seen, unique_tools = set(), []
     for t in source["tool_instances"]:
-        key = repr(t["content_json"])
+        key = repr(validate_content(t["tool_type"], t["content_json"]))
         if key not in seen:
             seen.add(key)
             unique_tools.append(t)

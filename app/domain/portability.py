@@ -15,9 +15,11 @@ Schema of the format is docs/export-format.schema.json (generated from the Struc
 
 Merge rules (DESIGN.md "Portability"): per exercise the newer `responded_at` wins; modules
 take the earliest `first_completed_at` and the latest `last_modified_at`; answers only one
-side has are kept; tool instances with the same id keep the newer `updated_at`, otherwise the
-same content (keyed hash) is already there, otherwise they are inserted (under a fresh id if
-theirs is taken); competency scores: the newer `assessed_at`; settings: the file's when the
+side has are kept; tool instances whose content does not fit their tool's shape
+(app/domain/tool_shapes.py, the API's rule) are skipped with a warning, the others are stored
+in that shape's normalised form: with the same id they keep the newer `updated_at`, otherwise
+the same content (keyed hash) is already there, otherwise they are inserted (under a fresh id
+if theirs is taken); competency scores: the newer `assessed_at`; settings: the file's when the
 account's were never changed, else the newer side; custom skills match by name and their ids
 are remapped everywhere. Unknown exercises, tools, competencies and skills are skipped with
 a warning. Everything is re-encrypted under the receiving account's key, in one transaction;
@@ -41,6 +43,7 @@ from app.domain.errors import Invalid, TooLarge, Unauthorized
 from app.domain.json_limits import check_json
 from app.domain.kdf import run_kdf
 from app.domain.skill_tags import replace_tags, tags_of
+from app.domain.tool_shapes import validate_content
 from app.timeutil import normalize, now_iso
 
 FORMAT_VERSION = "1.1"
@@ -510,14 +513,21 @@ def merge(conn: sqlite3.Connection, user_id: str, dek: keys.DataKey, book: Workb
             report.warnings.append(f"tool_instances: unknown tool type {t.tool_type!r} skipped")
             report.add("tool_instances", "skipped")
             continue
+        try:
+            # The API's own rule, so an import can hold nothing the API would refuse.
+            content = validate_content(t.tool_type, t.content)
+        except Invalid as exc:
+            report.warnings.append(f"tool_instances: {t.id} skipped: {exc.detail}")
+            report.add("tool_instances", "skipped")
+            continue
         skills = skills_of(t.skills, f"tool instance {t.id}")
-        content_hash = keys.content_hash(dek, t.content)
+        content_hash = keys.content_hash(dek, content)
         mine = mine_tools.get(t.id)
         if mine is not None:
             if mine.updated_at >= t.updated_at:
                 report.add("tool_instances", "unchanged")
                 continue
-            sealed = _encode(keys.seal_document(dek, t.content, table="tool_instances", row_id=t.id))
+            sealed = _encode(keys.seal_document(dek, content, table="tool_instances", row_id=t.id))
             conn.execute(Q.update_tool_row, (t.tool_type, t.origin, sealed, content_hash, t.created_at, t.updated_at, t.id, user_id))
             replace_tags(conn, t.id, skills, stamp)
             report.add("tool_instances", "updated")
@@ -526,7 +536,7 @@ def merge(conn: sqlite3.Connection, user_id: str, dek: keys.DataKey, book: Workb
             report.add("tool_instances", "unchanged")
             continue
         row_id = _fresh_id(conn, Q.id_taken_tool, t.id)
-        sealed = _encode(keys.seal_document(dek, t.content, table="tool_instances", row_id=row_id))
+        sealed = _encode(keys.seal_document(dek, content, table="tool_instances", row_id=row_id))
         conn.execute(Q.insert_tool_row, (row_id, user_id, t.tool_type, t.origin, sealed, content_hash, t.created_at, t.updated_at))
         replace_tags(conn, row_id, skills, stamp)
         mine_hashes[content_hash] = row_id
