@@ -1,0 +1,68 @@
+"""Settings and reference data (API.md "Settings and reference data").
+
+The reference lists (personality types, competencies, references) ask for no `principal`,
+so the /api router's session dependency is never resolved for them: they answer without a
+session (the credits page is public). Settings are the reader's own and do.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, get, patch
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
+from msgspec import UNSET, UnsetType
+
+from app.db.connection import Database
+from app.domain import reference, settings
+from app.domain.sessions import Principal
+
+
+class Strict(msgspec.Struct, forbid_unknown_fields=True):
+    pass
+
+
+class SettingsPatch(Strict):
+    """Only the fields given change; `personality_type: null` clears it."""
+
+    background_color: settings.BackgroundColor | UnsetType = UNSET
+    text_color: settings.TextColor | UnsetType = UNSET
+    font: settings.Font | UnsetType = UNSET
+    personality_type: Annotated[str, msgspec.Meta(max_length=64)] | None | UnsetType = UNSET
+
+
+class SettingsController(Controller):
+    path = "/api/settings"
+    tags = ["settings and reference data"]
+
+    @get("/", summary="The reader's settings")
+    async def read(self, db: NamedDependency[Database], principal: NamedDependency[Principal]) -> dict[str, Any]:
+        return await settings.read_settings(db, principal)
+
+    @patch("/", summary="Change some settings; the full settings come back")
+    async def change(self, data: JSONBody[SettingsPatch], db: NamedDependency[Database],
+                     principal: NamedDependency[Principal]) -> dict[str, Any]:
+        changes = {name: getattr(data, name) for name in settings.FIELDS if getattr(data, name) is not UNSET}
+        return (await settings.change_settings(db, principal, changes)).settings
+
+
+class ReferenceController(Controller):
+    path = "/api"
+    tags = ["settings and reference data"]
+
+    @get("/personality-types", summary="The 16 personality types, by code (no session needed)")
+    async def personality_types(self, db: NamedDependency[Database]) -> list[dict[str, Any]]:
+        return await reference.personality_types(db)
+
+    @get("/competencies", summary="Competencies with their levels, by category and order (no session needed)")
+    async def competencies(self, db: NamedDependency[Database]) -> list[dict[str, Any]]:
+        return await reference.competencies(db)
+
+    @get("/references", summary="The credits, by author surname, with where each is used (no session needed)")
+    async def references(self, db: NamedDependency[Database]) -> list[dict[str, Any]]:
+        return await reference.references(db)
+
+
+REFERENCE_CONTROLLERS = [SettingsController, ReferenceController]

@@ -1,0 +1,188 @@
+"""Reference data over HTTP: personality types, competencies with levels, the credits list.
+
+Seeded from the real `seed/` folder (the full lists). They carry no user data and need no
+session; they are read fresh from the database on each request (no cache to go stale).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.db.connection import Database, connect_sync
+from app.db.queries import Q
+from app.domain import seeding
+from app.domain.reference import parse_metadata
+from tests.helpers import Reader
+
+SPEC_COMPETENCIES = {
+    "delivery": ["Analytical Thinking", "Achievement Focus", "Drafting Skills", "Flexible Thinking",
+                 "Managing Resources", "Teamwork and Team Leadership"],
+    "interpersonal": ["Client Focus", "Diplomatic Sensitivity", "Influencing", "Negotiating",
+                      "Organizational Knowledge"],
+    "strategic": ["Developing Talent", "Organizational Alignment", "Strategic Networking", "Strategic Thinking"],
+}
+
+
+@pytest.fixture
+def full_seed(db_path: Path) -> Path:
+    """The project's own seed/ folder: all 16 types, 15 competencies, every reference."""
+    conn = connect_sync(db_path)
+    try:
+        seeding.seed(conn)
+    finally:
+        conn.close()
+    return db_path
+
+
+@pytest.fixture
+def visitor(full_seed: Path, new_reader: Callable[[], Reader]) -> Reader:
+    """Someone on the credits page without a session."""
+    return new_reader()
+
+
+@pytest.fixture
+def reference_jobs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    jobs: list[str] = []
+    real_read, real_write = Database.read, Database.write
+
+    async def read(self: Database, fn: Any) -> Any:
+        jobs.append("read")
+        return await real_read(self, fn)
+
+    async def write(self: Database, fn: Any) -> Any:
+        jobs.append("write")
+        return await real_write(self, fn)
+
+    monkeypatch.setattr(Database, "read", read)
+    monkeypatch.setattr(Database, "write", write)
+    return jobs
+
+
+def execute(db_path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+    conn = connect_sync(db_path, strict=False)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def test_the_sixteen_personality_types_by_code(visitor: Reader) -> None:
+    response = visitor.get("/api/personality-types")
+    assert response.status_code == 200
+    types = response.json()
+    assert len(types) == 16
+    assert [t["code"] for t in types] == sorted(t["code"] for t in types)
+    assert all(set(t) == {"code", "name", "summary"} and t["name"] and t["summary"] for t in types)
+    assert {"ENFP", "INTJ", "ISTJ", "ESFP"} <= {t["code"] for t in types}
+
+
+def test_competencies_by_the_specs_category_order_then_sort_order(visitor: Reader) -> None:
+    competencies = visitor.get("/api/competencies").json()
+    assert len(competencies) == 15
+    categories = [c["category"] for c in competencies]
+    assert categories == ["delivery"] * 6 + ["interpersonal"] * 5 + ["strategic"] * 4
+    for category, names in SPEC_COMPETENCIES.items():
+        mine = [c for c in competencies if c["category"] == category]
+        assert sorted(c["name"] for c in mine) == sorted(names)
+        assert [c["sort_order"] for c in mine] == sorted(c["sort_order"] for c in mine)
+    first = competencies[0]
+    assert set(first) == {"id", "name", "definition", "category", "sort_order", "levels"}
+
+
+def test_each_competency_has_its_five_levels_in_order(visitor: Reader) -> None:
+    for competency in visitor.get("/api/competencies").json():
+        levels = competency["levels"]
+        assert [level["level"] for level in levels] == [1, 2, 3, 4, 5], competency["id"]
+        assert all(set(level) == {"level", "description", "job_context"} and level["description"] for level in levels)
+
+
+def test_the_category_order_is_the_specs_not_the_alphabets(db_path: Path, new_reader) -> None:
+    # If a category sorted differently by name, the order would still be the spec's.
+    execute(db_path, "INSERT INTO competencies (id, name, definition, category, sort_order) VALUES "
+                     "('s1', 'S', 'd', 'strategic', 1), ('i1', 'I', 'd', 'interpersonal', 1), ('d1', 'D', 'd', 'delivery', 1),"
+                     "('d0', 'D0', 'd', 'delivery', 0)")
+    body = new_reader().get("/api/competencies").json()
+    assert [c["id"] for c in body] == ["d0", "d1", "i1", "s1"]
+    assert body[0]["levels"] == []
+
+
+def test_references_are_sorted_by_author_surname_then_citation_number(visitor: Reader, full_seed: Path) -> None:
+    references = visitor.get("/api/references").json()
+    assert len(references) == execute(full_seed, 'SELECT count(*) FROM "references"')[0][0] > 30
+    keys = [(r["author_surname"], r["citation_number"]) for r in references]
+    assert keys == sorted(keys)
+    surnames = [r["author_surname"] for r in references]
+    assert len(surnames) > len(set(surnames))  # the sample has authors with two works: the tie-break matters
+    assert set(references[0]) == {"id", "citation_number", "author_surname", "full_citation", "short_citation",
+                                  "category", "metadata", "used_in"}
+
+
+def test_reference_metadata_is_a_parsed_object(visitor: Reader) -> None:
+    references = {r["id"]: r for r in visitor.get("/api/references").json()}
+    metadata = references["burnett-evans-2016"]["metadata"]
+    assert isinstance(metadata, dict) and metadata["key_concepts"]
+    assert all(r["metadata"] is None or isinstance(r["metadata"], dict) for r in references.values())
+
+
+def test_unreadable_metadata_is_null_not_an_error() -> None:
+    assert parse_metadata(None) is None
+    assert parse_metadata("") is None
+    assert parse_metadata("{not json") is None
+    assert parse_metadata('["a list"]') is None
+    assert parse_metadata('{"notes": "ok"}') == {"notes": "ok"}
+
+
+def test_each_reference_says_where_it_is_used_inspiration_included(visitor: Reader, full_seed: Path) -> None:
+    references = {r["id"]: r for r in visitor.get("/api/references").json()}
+    usage = execute(full_seed, "SELECT reference_id, exercise_id, usage_type FROM content_sources")
+    assert sum(len(r["used_in"]) for r in references.values()) == len(usage)
+    # "Inspiration" sources are shown next to no exercise: the credits page is where they appear.
+    assert "inspiration" in {u["usage_type"] for u in references["schein-1985"]["used_in"]}
+    order = {row[0]: row[1] for row in execute(full_seed, "SELECT full_exercise_id, sequence_order FROM exercise_sequence")}
+    for reference in references.values():
+        places = [order[u["exercise_id"]] for u in reference["used_in"]]
+        assert places == sorted(places), reference["id"]
+
+
+def test_reference_data_needs_no_session_and_is_the_same_with_one(visitor: Reader, new_reader) -> None:
+    reader = new_reader()
+    reader.start()
+    for path in ("/api/personality-types", "/api/competencies", "/api/references"):
+        anonymous = visitor.get(path)
+        assert anonymous.status_code == 200, path
+        assert reader.get(path).json() == anonymous.json()
+        assert anonymous.headers["cache-control"] == "no-store"
+
+
+def test_a_forged_cookie_does_not_stop_the_credits_page(visitor: Reader) -> None:
+    visitor.set_session_cookie("forged")
+    assert visitor.get("/api/references").status_code == 200
+
+
+def test_each_list_is_one_read_job(visitor: Reader, reference_jobs: list[str]) -> None:
+    for path in ("/api/personality-types", "/api/competencies", "/api/references"):
+        reference_jobs.clear()
+        assert visitor.get(path).status_code == 200
+        assert reference_jobs == ["read"], path
+
+
+def test_a_seed_run_by_another_process_shows_at_once(visitor: Reader, full_seed: Path) -> None:
+    before = {t["code"]: t for t in visitor.get("/api/personality-types").json()}
+    execute(full_seed, "UPDATE personality_types SET name = 'The Spark' WHERE code = 'ENFP'")
+    after = {t["code"]: t for t in visitor.get("/api/personality-types").json()}
+    assert before["ENFP"]["name"] != "The Spark" and after["ENFP"]["name"] == "The Spark"
+
+
+def test_the_reference_queries_read_no_table_twice(conn: sqlite3.Connection) -> None:
+    # The levels and the usage lists come from one query each, not one per competency or reference.
+    for name in ("list_personality_types", "list_competencies", "list_competency_levels", "list_references",
+                 "list_reference_usage"):
+        plan = " | ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + Q[name]))
+        assert "CORRELATED" not in plan, (name, plan)
+    plan = " | ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + Q.list_reference_usage))
+    assert "USING INDEX sqlite_autoindex_exercise_sequence_1" in plan or "PRIMARY KEY" in plan, plan
