@@ -22,7 +22,6 @@ from app.db.connection import NotADatabase, connect_sync
 from app.db.checks import verdict
 from app.domain import seeding
 from app.domain.errors import DomainError
-from app.domain.errors import DomainError
 from app.domain.seed_files import SEED_DIR, SeedInvalid
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -53,8 +52,6 @@ def friendly_errors(fn: F) -> F:
             sys.exit(1)
         except seeding.SeedDependencyMissing as exc:
             fail(str(exc))
-        except DomainError as exc:
-            fail(exc.detail)
         except DomainError as exc:
             fail(exc.detail)
 
@@ -408,6 +405,57 @@ def reset_login(db: Path | None, email: str, yes: bool) -> None:
                "all sessions ended")
     click.echo(f"one-time recovery code for the reader (give it to them; it is not stored): {result.recovery_code}")
     click.echo("they set a new password with it on the 'forgot password' page (POST /api/account/recover)")
+
+
+@main.group()
+def skills() -> None:
+    """Editor commands for the skills list."""
+
+
+def _printable(text: str) -> str:
+    # Skill names are readers' writing: never let one move the editor's cursor or colour the terminal.
+    return "".join(ch if ch.isprintable() else f"\\u{ord(ch):04x}" for ch in text)
+
+
+@skills.command("review")
+@db_option
+@click.option("--approve", multiple=True, metavar="ID", help="Approve this custom skill: it joins the shared list (repeatable).")
+@click.option("--reject", multiple=True, metavar="ID", help="Reject it: only the reader who wrote it keeps using it (repeatable).")
+@click.option("--list", "list_only", is_flag=True, help="Only list the skills waiting for review.")
+@friendly_errors
+def review_skills(db: Path | None, approve: tuple[str, ...], reject: tuple[str, ...], list_only: bool) -> None:
+    """Approve or reject readers' custom skills; without --approve/--reject, asks for each one."""
+    from app.domain import skills as skill_list
+
+    with open_existing(settings_for(db).db_path) as conn:
+        if approve or reject:
+            for decision in skill_list.review(conn, approve=approve, reject=reject):
+                click.echo(f"{decision.review_status:<8}  {decision.id}  {_printable(decision.name)}")
+            return
+        pending = skill_list.pending_skills(conn)
+        click.echo(f"{len(pending)} custom skill(s) waiting for review")
+        if list_only or not pending:
+            for s in pending:
+                click.echo(f"{s.created_at}  {s.id}  {_printable(s.name)}  ({s.category or 'no category'})")
+            return
+        counts = {"approved": 0, "rejected": 0, "skipped": 0}
+        for s in pending:
+            click.echo(f"\n{_printable(s.name)}  ({s.category or 'no category'}; {s.id}, added {s.created_at})")
+            answer = click.prompt("[a]pprove, [r]eject, [s]kip, [q]uit", type=click.Choice(["a", "r", "s", "q"]),
+                                  show_choices=False)
+            if answer == "q":
+                break
+            if answer == "s":
+                counts["skipped"] += 1
+                continue
+            try:  # each decision is its own transaction: quitting half-way keeps the ones made
+                skill_list.review(conn, approve=[s.id] if answer == "a" else [], reject=[s.id] if answer == "r" else [])
+            except DomainError as exc:
+                click.echo(f"dreamtree: {exc.detail}", err=True)
+                counts["skipped"] += 1
+                continue
+            counts["approved" if answer == "a" else "rejected"] += 1
+        click.echo(f"approved {counts['approved']}, rejected {counts['rejected']}, skipped {counts['skipped']}")
 
 
 @main.command()

@@ -1,8 +1,8 @@
-"""Settings and reference data (API.md "Settings and reference data").
+"""Settings, reference data and skills (API.md "Settings and reference data").
 
 The reference lists (personality types, competencies, references) ask for no `principal`,
 so the /api router's session dependency is never resolved for them: they answer without a
-session (the credits page is public). Settings are the reader's own and do.
+session (the credits page is public). Settings and skills are the reader's own and do.
 """
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, get, patch
+from litestar import Controller, Response, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import JSONBody
+from litestar.params import FromQuery, JSONBody
 from msgspec import UNSET, UnsetType
 
 from app.db.connection import Database
-from app.domain import reference, settings
+from app.domain import reference, settings, skills
 from app.domain.sessions import Principal
 
 
@@ -31,6 +31,12 @@ class SettingsPatch(Strict):
     text_color: settings.TextColor | UnsetType = UNSET
     font: settings.Font | UnsetType = UNSET
     personality_type: Annotated[str, msgspec.Meta(max_length=64)] | None | UnsetType = UNSET
+
+
+class SkillIn(Strict):
+    # Bounded loosely here; the domain applies the real rule (1–80 characters once trimmed).
+    name: Annotated[str, msgspec.Meta(max_length=1000)]
+    category: Annotated[str, msgspec.Meta(max_length=64)] | None = None
 
 
 class SettingsController(Controller):
@@ -65,4 +71,20 @@ class ReferenceController(Controller):
         return await reference.references(db)
 
 
-REFERENCE_CONTROLLERS = [SettingsController, ReferenceController]
+class SkillsController(Controller):
+    path = "/api/skills"
+    tags = ["skills"]
+
+    @get("/", summary="Skills I may tag whose name contains q (master list, shared and my own)")
+    async def search(self, db: NamedDependency[Database], principal: NamedDependency[Principal],
+                     q: FromQuery[str | None] = None, category: FromQuery[str | None] = None) -> list[dict[str, Any]]:
+        return await skills.search(db, principal, q, category)
+
+    @post("/", summary="Add a custom skill (201), or get the existing one of that name (200)")
+    async def add(self, data: JSONBody[SkillIn], db: NamedDependency[Database],
+                  principal: NamedDependency[Principal]) -> Response[dict[str, Any]]:
+        added = await skills.add_custom(db, principal, data.name, data.category)
+        return Response(added.skill, status_code=201 if added.created else 200)
+
+
+REFERENCE_CONTROLLERS = [SettingsController, ReferenceController, SkillsController]
