@@ -133,7 +133,8 @@ async def create_instance(db: Database, principal: Principal, tool_type: str, co
         _check_origin(conn, user, origin)
         tags = check_skills(conn, user, skills) if skills else []
         conn.execute(Q.insert_tool_row, (instance_id, user, tool_type, origin, sealed, content_hash, stamp, stamp))
-        replace_tags(conn, instance_id, tags, stamp)
+        if tags:
+            replace_tags(conn, instance_id, tags, stamp)
         return {"id": instance_id, "tool_type": tool_type, "origin": origin, "content": normalised, "skills": tags,
                 "content_hash": content_hash, "created_at": stamp, "updated_at": stamp}
 
