@@ -18,7 +18,11 @@ from app.domain import keys
 from app.domain.sessions import ServerKeys
 from app.domain.throttle import Throttle
 from app.http.accounts import AccountController, SessionController
+from app.http.competencies import COMPETENCY_CONTROLLERS
+from app.http.daily_dos import DAILY_DOS_CONTROLLERS
 from app.http.portability import PORTABILITY_CONTROLLERS
+from app.http.reference import REFERENCE_CONTROLLERS
+from app.http.tools import TOOL_CONTROLLERS
 from app.http.workbook import WORKBOOK_CONTROLLERS
 from app.http.auth import provide_principal, provide_server_keys, provide_throttle
 from app.http.csrf import csrf_middleware_factory
@@ -31,6 +35,10 @@ API_CONTROLLERS = [
     SessionController,
     AccountController,
     *WORKBOOK_CONTROLLERS,
+    *TOOL_CONTROLLERS,
+    *DAILY_DOS_CONTROLLERS,
+    *COMPETENCY_CONTROLLERS,
+    *REFERENCE_CONTROLLERS,
     *PORTABILITY_CONTROLLERS,
 ]
 
