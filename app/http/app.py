@@ -29,6 +29,7 @@ from app.http.csrf import csrf_middleware_factory
 from app.http.headers import add_security_headers
 from app.http.health import healthz
 from app.http.observability import Metrics, access_log, metrics_endpoint
+from app.http.pages import PAGE_HANDLERS
 from app.http.problems import exception_handlers
 
 API_CONTROLLERS = [
@@ -73,7 +74,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dependencies={"principal": Provide(provide_principal)},
     )
     return Litestar(
-        route_handlers=[healthz, metrics_endpoint, api],
+        route_handlers=[healthz, metrics_endpoint, *PAGE_HANDLERS, api],
         dependencies={
             "db": Provide(provide_db, sync_to_thread=False),
             "server_keys": Provide(provide_server_keys, sync_to_thread=False),

@@ -1,0 +1,119 @@
+// Your data: download everything as one file (export), and bring a file back in (import),
+// with the server's report of what was added, updated or skipped.
+
+import { request, post } from "../api.js";
+import { field, h, newId, submitting, usernameField } from "../dom.js";
+
+const KIND_NAMES = {
+  exercise_responses: "Answers", responses: "Answers", exercises: "Answers", modules: "Finished modules",
+  tool_instances: "Tool entries", competency_scores: "Strength ratings", settings: "Settings",
+  custom_skills: "Your own skills", skills: "Skill tags",
+};
+
+export function humanKind(kind) {
+  return KIND_NAMES[kind] || kind.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
+}
+
+/** An import (or merge) report as a readable table. */
+export function reportView(report) {
+  const counts = Object.entries(report.counts || {});
+  const id = newId("report");
+  return h("div", { class: "report", "aria-labelledby": id },
+    h("h3", { id }, report.dry_run ? "What importing would do (nothing written yet)" : "What was imported"),
+    counts.length
+      ? h("div", { class: "table-scroll" }, h("table", {},
+          h("thead", {}, h("tr", {}, ["", "Added", "Updated", "Unchanged", "Skipped"].map((t) => h("th", { scope: "col" }, t)))),
+          h("tbody", {}, counts.map(([kind, c]) => h("tr", {},
+            h("th", { scope: "row" }, humanKind(kind)),
+            [c.inserted, c.updated, c.unchanged, c.skipped].map((n) => h("td", {}, String(n ?? 0))))))))
+      : h("p", {}, "The file held nothing to import."),
+    report.warnings && report.warnings.length
+      ? [h("h4", {}, "Worth knowing"), h("ul", { class: "warnings" }, report.warnings.map((w) => h("li", {}, w)))]
+      : null);
+}
+
+function fileName(response) {
+  const disposition = response.headers.get("Content-Disposition") || "";
+  const match = /filename="?([^";]+)"?/.exec(disposition);
+  return match ? match[1] : "dreamtree-export.json";
+}
+
+function exportSection(app) {
+  const anonymous = app.me.is_anonymous;
+  const password = h("input", { type: "password", name: "password", autocomplete: "current-password", required: true });
+  const status = h("span", { class: "saved-note", role: "status" });
+  const form = h("form", { class: "export-form" },
+    anonymous
+      ? h("p", { class: "notice" }, "This workbook isn't saved to an account, so the file is not encrypted: anyone who opens it can read your answers. Keep it somewhere private.")
+      : [h("p", {}, "The file is encrypted: your password protects it, and it opens only with that password."),
+        usernameField(app.me.email), field("Your password", password)],
+    h("div", { class: "form-actions" }, h("button", { type: "submit" }, "Download my workbook"), status));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    status.textContent = "";
+    const done = await submitting(form, async () => {
+      const response = await request("POST", "/api/export", anonymous ? {} : { password: password.value });
+      const blob = await response.blob();
+      const url = URL.createObjectURL(blob);
+      const link = h("a", { href: url, download: fileName(response), class: "visually-hidden" }, "download");
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+      return true;
+    });
+    if (done) {
+      password.value = "";
+      status.textContent = "Your file is downloading.";
+    }
+  });
+  const id = newId("section");
+  return h("section", { class: "panel", "aria-labelledby": id }, h("h2", { id }, "Download a copy"),
+    h("p", {}, "Everything you've written (answers, tool entries, strength ratings and settings) in one file, in the open DreamTree format."),
+    form);
+}
+
+function importSection(app) {
+  const file = h("input", { type: "file", name: "file", accept: ".json,application/json", required: true });
+  const password = h("input", { type: "password", name: "password", autocomplete: "current-password" });
+  const result = h("div", { class: "import-result", "aria-live": "polite" });
+  const checkButton = h("button", { type: "submit", class: "secondary", value: "check" }, "Check the file first");
+  const importButton = h("button", { type: "submit", value: "import" }, "Import");
+  const form = h("form", { class: "import-form" },
+    field("Export file", file, "A .json file downloaded from DreamTree."),
+    field("Password for the file", password, "Only for a file from a saved account: that account's password."),
+    h("div", { class: "form-actions" }, checkButton, importButton));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const dryRun = event.submitter && event.submitter.value === "check";
+    result.replaceChildren();
+    const report = await submitting(form, async () => {
+      const chosen = file.files[0];
+      if (!chosen) throw new Error("Choose a file to import first.");
+      let exported;
+      try {
+        exported = JSON.parse(await chosen.text());
+      } catch {
+        throw new Error("That file isn't a DreamTree export: it doesn't contain JSON.");
+      }
+      const body = { document: exported };
+      if (password.value) body.password = password.value;
+      return post(`/api/import?dry_run=${dryRun ? "true" : "false"}`, body);
+    });
+    if (!report) return;
+    result.append(reportView(report));
+    if (!report.dry_run) app.flash("Your file is imported.");
+  });
+  const id = newId("section");
+  return h("section", { class: "panel", "aria-labelledby": id }, h("h2", { id }, "Bring a copy back in"),
+    h("p", {}, "Importing merges a file into this workbook. Nothing is duplicated: where both have the same thing, the newer version is kept. You can check what would change before anything is written."),
+    form, result);
+}
+
+export async function dataView({ app }) {
+  return h("section", { class: "data" },
+    h("h1", {}, "Your data"),
+    h("p", {}, "What you write here is yours. Take it with you, or bring it back."),
+    exportSection(app),
+    importSection(app));
+}
