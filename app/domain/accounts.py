@@ -21,6 +21,7 @@ from app.domain import keys, portability
 from app.domain.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from app.domain.kdf import run_kdf
 from app.domain.passwords import check_password
+from app.domain.settings import settings_from_row
 from app.domain.sessions import IssuedCookie, Principal, ServerKeys, open_session
 from app.domain.throttle import Throttle
 from app import timeutil
@@ -55,12 +56,7 @@ def me_from_row(row: sqlite3.Row) -> Me:
         workbook_complete=bool(row["workbook_complete"]),
         email=row["email"],
         created_at=row["created_at"],
-        settings={
-            "background_color": row["background_color"],
-            "text_color": row["text_color"],
-            "font": row["font"],
-            "personality_type": row["personality_type"],
-        },
+        settings=settings_from_row(row),
     )
 
 

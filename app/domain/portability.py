@@ -42,6 +42,9 @@ from app.domain import keys
 from app.domain.errors import Invalid, TooLarge, Unauthorized
 from app.domain.json_limits import check_json
 from app.domain.kdf import run_kdf
+from app.domain.settings import FIELDS as SETTINGS_FIELDS
+from app.domain.settings import BackgroundColor, Font, TextColor, settings_from_row
+from app.domain.skills import SkillCategory, clean_name, name_key
 from app.domain.skill_tags import replace_tags, tags_of
 from app.domain.tool_shapes import validate_content
 from app.timeutil import normalize, now_iso
@@ -63,9 +66,9 @@ class Strict(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class SettingsDoc(Strict):
-    background_color: Literal["cream", "sage", "sky", "blush", "night"] = "cream"
-    text_color: Literal["charcoal", "ink", "espresso", "forest", "ivory"] = "charcoal"
-    font: Literal["system", "serif", "sans", "mono", "dyslexic"] = "system"
+    background_color: BackgroundColor = "cream"
+    text_color: TextColor = "charcoal"
+    font: Font = "system"
     personality_type: Annotated[str, msgspec.Meta(max_length=4)] | None = None
 
 
@@ -102,7 +105,7 @@ class ToolDoc(Strict):
 class CustomSkillDoc(Strict):
     id: Id
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
-    category: Literal["transferable", "self_management", "knowledge"] | None = None
+    category: SkillCategory | None = None
 
 
 class ExportDoc(Strict):
@@ -186,7 +189,7 @@ def workbook_from_rows(rows: dict[str, Any], dek: keys.DataKey, as_of: str) -> W
     book = Workbook(as_of=as_of)
     s = rows["settings"]
     if s is not None:
-        book.settings = {k: s[k] for k in ("background_color", "text_color", "font", "personality_type")}
+        book.settings = settings_from_row(s)
         book.settings["_changed"] = s["created_at"] != s["updated_at"]
         book.settings["_updated_at"] = s["updated_at"]
     book.scores = [(r["competency_id"], r["score"], r["assessed_at"]) for r in rows["scores"]]
@@ -229,7 +232,7 @@ def export_document(rows: dict[str, Any], *, encrypted: bool, dek: keys.DataKey,
         "version": FORMAT_VERSION,
         "exported_at": exported_at,
         "encrypted": encrypted,
-        "settings": None if s is None else {k: s[k] for k in ("background_color", "text_color", "font", "personality_type")},
+        "settings": None if s is None else settings_from_row(s),
         "competency_scores": [{"competency_id": r["competency_id"], "score": r["score"], "assessed_at": r["assessed_at"]}
                               for r in rows["scores"]],
         "modules": dict(sorted(modules.items(), key=lambda kv: tuple(int(p) for p in kv[0].split(".")))),
@@ -378,17 +381,17 @@ def merge(conn: sqlite3.Connection, user_id: str, dek: keys.DataKey, book: Workb
 
     # Custom skills first: every skill reference below goes through this map.
     skill_map: dict[str, str] = {}
-    by_name = {r["name"].strip().lower(): r["id"] for r in conn.execute(Q.skills_for_matching, (user_id,))}
+    by_name = {name_key(r["name"]): r["id"] for r in conn.execute(Q.skills_for_matching, (user_id,))}
     known_ids = set(by_name.values())
     for skill_id, name, category in book.custom_skills:
-        match = by_name.get(name.strip().lower())
+        match = by_name.get(name_key(name))
         if match:
             skill_map[skill_id] = match
             report.add("custom_skills", "unchanged")
             continue
         new_id = _fresh_id(conn, Q.id_taken_skill, skill_id)
-        conn.execute(Q.insert_custom_skill, (new_id, name.strip(), category, user_id, stamp))
-        skill_map[skill_id] = by_name[name.strip().lower()] = new_id
+        conn.execute(Q.insert_custom_skill, (new_id, clean_name(name), category, user_id, stamp))
+        skill_map[skill_id] = by_name[name_key(name)] = new_id
         known_ids.add(new_id)
         report.add("custom_skills", "inserted")
 
@@ -404,7 +407,7 @@ def merge(conn: sqlite3.Connection, user_id: str, dek: keys.DataKey, book: Workb
 
     # Settings.
     if book.settings is not None:
-        wanted = {k: book.settings.get(k) for k in ("background_color", "text_color", "font", "personality_type")}
+        wanted = {k: book.settings.get(k) for k in SETTINGS_FIELDS}
         if wanted["personality_type"] is not None and wanted["personality_type"] not in {
                 r[0] for r in conn.execute(Q.known_personality_types)}:
             report.warnings.append(f"settings: unknown personality type {wanted['personality_type']!r} skipped")
