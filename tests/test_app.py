@@ -32,6 +32,16 @@ def test_wrong_method_is_a_problem_document(client: TestClient) -> None:
     assert response.json()["code"] == "method_not_allowed"
 
 
+@pytest.mark.parametrize("body", [b'{"response": ', b'{"response": "\\ud800"}', b'{"response": 1} trailing', b"nul", b""])
+def test_a_body_that_is_not_json_is_400_invalid_json(seeded, new_reader, body: bytes) -> None:
+    reader = new_reader()
+    reader.start()
+    response = reader.put("/api/exercises/1.1.1.v1/response", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "invalid_json"
+    assert response.headers["cache-control"] == "no-store"
+
+
 @pytest.mark.parametrize("path", ["/healthz", "/api/nothing-here"])
 def test_security_headers_on_every_response(client: TestClient, path: str) -> None:
     response = client.get(path)

@@ -15,7 +15,7 @@ import msgspec
 from typing import Any
 
 from litestar import MediaType, Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 
 from app.db.connection import is_busy
 from app.domain.errors import DomainError
@@ -60,7 +60,9 @@ def problem(
     }
     if extra:
         body.update({k: v for k, v in extra.items() if k not in body})
-    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers or {})
+    # Never cached: a problem answers one request (exception handlers bypass the router's
+    # Cache-Control, so it is set here).
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers={"Cache-Control": "no-store", **(headers or {})})
 
 
 def _validation(exc: ValidationException) -> Response[dict[str, Any]]:
@@ -68,6 +70,10 @@ def _validation(exc: ValidationException) -> Response[dict[str, Any]]:
     errors = exc.extra if isinstance(exc.extra, list) else []
     if "malformed" in detail.lower() or "decode" in detail.lower() or "utf-8" in detail.lower():
         return problem(400, "The request body is not valid JSON.", code="invalid_json")
+    if any(isinstance(e, dict) and e.get("source") == "body" and e.get("key") == "data" and e.get("message") == "'data'"
+           for e in errors):
+        # Litestar's way of saying the request had no body at all.
+        return problem(400, "The request needs a JSON body.", code="invalid_json")
     messages = [f"{e.get('key') or 'body'}: {e.get('message')}" for e in errors if isinstance(e, dict)]
     return problem(
         422,
@@ -93,7 +99,9 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         code = None
         if exc.status_code == 403 and "csrf" in detail.lower():
             code = "csrf_failed"
-        if exc.status_code == 400 and "malformed" in detail.lower():
+        if exc.status_code == 400 and (isinstance(exc.__cause__, SerializationException) or "malformed" in detail.lower()):
+            # Litestar wraps a body that msgspec cannot decode (truncated, a lone surrogate,
+            # trailing bytes) in a ClientException.
             return problem(400, "The request body is not valid JSON.", code="invalid_json")
         return problem(exc.status_code, detail, code=code, headers=headers)
     if isinstance(exc, RecursionError):
