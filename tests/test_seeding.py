@@ -166,6 +166,7 @@ def test_dry_run_writes_nothing(conn: sqlite3.Connection, seed_dir: Path) -> Non
         ("competencies.yaml", "    - {level: 5, description: Sets the agenda., job_context: Directors}\n", "", r"competencies\.yaml:\d+: competency analytical-thinking needs exactly five levels"),
         ("competencies.yaml", "{level: 5,", "{level: 6,", r"competencies\.yaml:\d+: level 6 is outside 1-5"),
         ("tool_types.yaml", "  plural_name: Lists\n", "", r"tool_types\.yaml:\d+: Object missing required field `plural_name`"),
+        ("tool_types.yaml", "id: list-builder", "id: mood-ring", r"tool_types\.yaml:\d+: tool 'mood-ring' has no content shape"),
         ("personality_types.yaml", "code: ENFP", "code: XXXX", r"personality_types\.yaml:\d+: Expected `str` matching regex"),
         ("skills.yaml", "name: Composure", "name: active Listening", r"skills\.yaml:\d+: duplicate name 'active Listening'"),
     ],

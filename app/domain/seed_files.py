@@ -18,6 +18,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 import yaml
 
+from app.domain.tool_shapes import SHAPES
+
 SEED_DIR = Path(__file__).resolve().parents[2] / "seed"
 
 CONTENT_TYPES = ("instruction", "prompt", "reflection", "transition", "celebration")
@@ -336,6 +338,9 @@ def _tool_types(directory: Path, data: SeedData, problems: list[SeedProblem]) ->
     items = _list_of(doc, ToolType, problems)
     _unique(doc, items, "id", problems)
     for i, tool in items:
+        if tool.id not in SHAPES:
+            problems.append(doc.problem((i, "id"), f"tool {tool.id!r} has no content shape in app/domain/tool_shapes.py "
+                                        f"(known: {', '.join(sorted(SHAPES))})"))
         if tool.has_reminder and (tool.reminder_frequency is None or not tool.reminder_prompt):
             problems.append(doc.problem((i,), f"tool {tool.id} has a reminder but no reminder_frequency or reminder_prompt"))
         if not tool.has_reminder and tool.reminder_frequency is not None:
