@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.db.connection import Database
-from app.domain import portability, sessions
+from app.domain import keys, portability, sessions
 from app.domain.sessions import ServerKeys
 from app.domain.tool_shapes import validate_content
 
@@ -84,10 +84,11 @@ def database(seeded: Path):
 @given(book_answers=answers, book_scores=scores, book_tools=tools, book_settings=settings_strategy)
 def test_round_trip_and_idempotence(database: Path, book_answers, book_scores, book_tools, book_settings) -> None:
     source = document(book_answers, book_scores, book_tools, book_settings)
-    # Equal content twice is one instance (dedup by normalised content): keep only the first of equals.
+    # Equal content twice is one instance (dedup by the content hash, i.e. canonical JSON of the
+    # normalised content, Unicode NFC included): keep only the first of equals.
     seen, unique_tools = set(), []
     for t in source["tool_instances"]:
-        key = repr(validate_content(t["tool_type"], t["content_json"]))
+        key = keys.canonical_json(validate_content(t["tool_type"], t["content_json"]))
         if key not in seen:
             seen.add(key)
             unique_tools.append(t)
