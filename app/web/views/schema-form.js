@@ -43,6 +43,24 @@ export function nameField(rootSchema) {
   return required.find((key) => (root.properties || {})[key]) || Object.keys(root.properties || {})[0];
 }
 
+const isMonth = (schema) => /YYYY-MM/.test(schema.description || "");
+
+function formatMonth(value) {
+  const match = /^(\d{4})-(\d{2})$/.exec(String(value));
+  if (!match) return String(value);
+  return new Date(Number(match[1]), Number(match[2]) - 1, 1).toLocaleDateString(undefined, { month: "long", year: "numeric" });
+}
+
+/** How an entry is named in a list: its name field, months written out ("November 2026"). */
+export function entryName(rootSchema, content) {
+  const defs = rootSchema.$defs || {};
+  const key = nameField(rootSchema);
+  const value = content ? content[key] : undefined;
+  if (value === undefined || value === null || value === "") return "";
+  const { schema } = unwrap(resolve(rootSchema, defs).properties[key] || {}, defs);
+  return isMonth(schema) ? formatMonth(value) : String(value);
+}
+
 export function describeTool(rootSchema) {
   const root = resolve(rootSchema, rootSchema.$defs || {});
   const text = root.description || "";
@@ -95,7 +113,10 @@ function hintOf(schema, meta) {
   const hints = [];
   if (!meta.required) hints.push("Optional.");
   const description = schema.description || "";
-  if (description && !/^1 \(low\)/.test(description)) hints.push(description.charAt(0).toUpperCase() + description.slice(1) + ".");
+  if (description && !/^1 \(low\)/.test(description)) {
+    const plain = description.replace(/\bnull\b/g, "empty");
+    hints.push(plain.charAt(0).toUpperCase() + plain.slice(1) + ".");
+  }
   return hints.join(" ");
 }
 
@@ -156,7 +177,7 @@ function scalarField(schema, nullable, initial, meta) {
   // Strings.
   let type = "text";
   if (schema.format === "date") type = "date";
-  else if (/YYYY-MM/.test(description)) type = "month";
+  else if (isMonth(schema)) type = "month";
   else if (/https\?/.test(schema.pattern || "")) type = "url";
   const long = type === "text" && (schema.maxLength === undefined || schema.maxLength > LONG_TEXT);
   const text = initial === null || initial === undefined ? "" : String(initial);
@@ -267,5 +288,6 @@ function showValue(schema, value, defs) {
   if (value && typeof value === "object") return showObject(schema, value, defs);
   if (typeof value === "boolean") return value ? "Yes" : "No";
   if (Array.isArray(schema.enum)) return humanize(value);
+  if (isMonth(schema)) return formatMonth(value);
   return String(value);
 }

@@ -3,7 +3,7 @@
 
 import { del, get, post, put, seg } from "../api.js";
 import { clear, confirmChoice, h, icon, newId, submitting, when } from "../dom.js";
-import { contentView, describeTool, nameField, schemaFields } from "./schema-form.js";
+import { contentView, describeTool, entryName, nameField, schemaFields } from "./schema-form.js";
 
 export async function toolsView() {
   const tools = await get("/api/tools");
@@ -89,6 +89,7 @@ class ToolPage {
     const titleId = newId("form");
     const form = h("form", { class: "panel tool-form", "aria-labelledby": titleId },
       h("h2", { id: titleId }, instance ? `Edit ${this.tool.singular_name.toLowerCase()}` : `New ${this.tool.singular_name.toLowerCase()}`),
+      h("p", { class: "hint" }, "Fields marked * are needed; everything else is up to you."),
       fields.node,
       h("div", { class: "form-actions" },
         h("button", { type: "submit" }, "Save"),
@@ -111,7 +112,7 @@ class ToolPage {
   }
 
   entry(instance) {
-    const name = String(instance.content?.[this.nameKey] ?? "") || this.tool.singular_name;
+    const name = entryName(this.schema, instance.content) || this.tool.singular_name;
     const item = h("li", { class: "entry panel", "data-instance": instance.id });
     const show = () => {
       clear(item).append(
