@@ -390,3 +390,33 @@ def test_every_tool_has_a_working_form(browser: Browser, server: str) -> None:
     page.goto("/tools")
     expect(page.locator('[data-tool="budget-calculator"] .tool-meta')).to_contain_text("1 entry")
     assert watch.errors == []
+
+
+def test_a_small_phone_and_a_keyboard_are_enough(browser: Browser, server: str) -> None:
+    """320 px wide, no mouse: every view fits without sideways scrolling, and an exercise can be
+    reached, answered and saved with the keyboard alone, focus landing on the next heading."""
+    page, watch = new_page(browser, server, viewport={"width": 320, "height": 640})
+    page.goto("/workbook/1.1.1.v1")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Your Career So Far")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Enter")
+    for _ in range(10):
+        if page.evaluate("document.activeElement.tagName") == "TEXTAREA":
+            break
+        page.keyboard.press("Tab")
+    expect(page.get_by_label("Your answer")).to_be_focused()
+    page.keyboard.type("A bookshop, a school, a kitchen.")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Save and continue")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Why Now?")
+    expect(page.get_by_role("heading", level=1)).to_be_focused()
+
+    for path in ["/", "/workbook", "/workbook/1.1.2.v1", "/tools", "/tools/list-builder", "/competencies",
+                 "/settings", "/account", "/data", "/credits"]:
+        page.goto(path)
+        expect(page.get_by_role("heading", level=1)).to_be_visible()
+        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at 320px"
+    assert watch.errors == []

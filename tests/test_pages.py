@@ -141,6 +141,13 @@ def test_client_code_needs_nothing_the_csp_forbids(script: Path) -> None:
     assert not re.findall(r"""(?:(?:import|from|fetch\()\s*["'`]|url\(\s*["']?)(?:https?:)?//""", code)
 
 
+def test_the_stylesheet_loads_nothing_from_elsewhere() -> None:
+    css = (WEB / "app.css").read_text(encoding="utf-8")
+    assert "@import" not in css
+    for target in re.findall(r"url\(\s*['\"]?([^'\")]+)", css):
+        assert target.startswith("/assets/") and (WEB / target.removeprefix("/assets/")).is_file(), target
+
+
 def api_paths_in_client() -> set[str]:
     """Every '/api/…' path written in the client's code, `${…}` pieces as {param}, no query."""
     found: set[str] = set()

@@ -52,7 +52,10 @@ export function applySettings(settings) {
   root.dataset.background = settings.background_color;
   root.dataset.text = settings.text_color;
   root.dataset.font = settings.font;
-  root.style.colorScheme = luminance(bg[1]) < 0.2 ? "dark" : "light";
+  const dark = luminance(bg[1]) < 0.2;
+  root.style.colorScheme = dark ? "dark" : "light";
+  // Error red, chosen per background so it keeps at least 5:1 on the page and its panels.
+  root.style.setProperty("--danger", dark ? "#ff9b8f" : "#a3221b");
 }
 
 function radios(name, legend, options, selected, sample) {
