@@ -123,7 +123,10 @@ def nav(page: Page, name: str) -> None:
 def answer_current(page: Page, exercise: str, text: str) -> None:
     expect(page.locator("article.exercise")).to_have_attribute("data-exercise", exercise)
     page.get_by_label("Your answer").fill(text)
-    page.get_by_role("button", name="Save and continue").click()
+    with page.expect_response(lambda r: r.url.endswith(f"/api/exercises/{exercise}/response")) as saved:
+        page.get_by_role("button", name="Save and continue").click()
+    assert saved.value.status == 200
+    expect(page.locator("article.exercise")).not_to_have_attribute("data-exercise", exercise)
     expect(page.locator("#flash")).to_contain_text("Saved.")
 
 

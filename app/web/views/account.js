@@ -65,18 +65,23 @@ function claimSection(app) {
       post("/api/account/claim", { email: valueOf(form, "email").trim(), password: valueOf(form, "password") }));
     if (!result) return;
     app.setMe(result.user);
-    clear(box).append(recoveryCode(result.recovery_code, "Your workbook is saved", app));
-    box.querySelector("h2").focus();
+    showRecoveryCode(box, result.recovery_code, "Your workbook is saved", app);
   });
   return box;
 }
 
-/** The recovery code, shown this once, with a way to copy it and a deliberate "done". */
-function recoveryCode(code, title, app) {
-  const titleId = newId("recovery");
+/** The recovery code replaces the whole page (the reader is signed in now): shown this once,
+ * with a way to copy it and a deliberate "done". */
+function showRecoveryCode(from, code, title, app) {
+  const page = from.closest("section.account");
+  clear(page).append(h("h1", { tabindex: "-1" }, title), recoveryCode(code, app));
+  document.title = `${title} · DreamTree`;
+  page.querySelector("h1").focus();
+}
+
+function recoveryCode(code, app) {
   const copied = h("span", { class: "saved-note", role: "status" });
-  return h("div", { class: "recovery", "aria-labelledby": titleId },
-    h("h2", { id: titleId, tabindex: "-1" }, title),
+  return h("div", { class: "recovery panel" },
     h("p", {}, "Here is your recovery code. It is the only way back into your answers if you ever forget your password."),
     h("p", { class: "recovery-code" }, h("code", { id: "recovery-code" }, code)),
     h("p", {}, h("strong", {}, "Write it down or keep it in a password manager now. "), "We show it only this once and can't show it again."),
@@ -138,9 +143,7 @@ function recoverSection(app) {
     }));
     if (!result) return;
     app.setMe(result.user);
-    clear(details).append(recoveryCode(result.recovery_code, "Your new password is set", app));
-    details.open = true;
-    details.querySelector("h2").focus();
+    showRecoveryCode(details, result.recovery_code, "Your new password is set", app);
   });
   return details;
 }

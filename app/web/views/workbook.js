@@ -151,8 +151,8 @@ function exercisePage(exercise, app) {
         " any time from Tools."));
     }
     if (result.module_completed) {
-      flash.push(h("p", {}, `You finished module ${exercise.module_id}. `,
-        blocks.filter((b) => b.content_type === "celebration").map((b) => b.content_text).join(" ")));
+      flash.push(h("p", {}, h("strong", {}, `You finished module ${exercise.module_id}. `),
+        blocks.filter((b) => b.content_type === "celebration").map((b) => inline(b.content_text.replace(/\s+/g, " ")))));
     }
     if (result.workbook_complete && result.module_completed) {
       flash.push(h("p", {}, "That was the last required exercise: you have completed the whole workbook."));
