@@ -423,3 +423,47 @@ def test_a_small_phone_and_a_keyboard_are_enough(browser: Browser, server: str) 
         overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at 320px"
     assert watch.errors == []
+
+
+def test_signing_out_warns_first_and_the_recovery_code_opens_the_account_again(browser: Browser, server: str) -> None:
+    page, watch = new_page(browser, server)
+    page.goto("/workbook/1.1.1.v1")
+    answer_current(page, "1.1.1.v1", "Something worth keeping.")
+
+    # Signing out of an unsaved workbook deletes it: the page asks first, and Cancel keeps it.
+    nav(page, "Save your workbook")
+    start_over = page.get_by_role("button", name="Delete this workbook and start over")
+    start_over.click()
+    page.get_by_role("dialog").get_by_role("button", name="Cancel").click()
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    nav(page, "Workbook")
+    expect(page.locator("main")).to_contain_text("1 of 35 exercises answered")
+    nav(page, "Save your workbook")
+    page.get_by_role("button", name="Delete this workbook and start over").click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete and start over").click()
+    expect(page.locator("#flash")).to_contain_text("Your old workbook is deleted")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Welcome to DreamTree")
+
+    # Save the fresh one, sign out, and come back with the recovery code and a new password.
+    nav(page, "Save your workbook")
+    claim = page.locator("form.claim-form")
+    claim.get_by_label("Email").fill("heron@example.com")
+    claim.get_by_label("Password", exact=True).fill(PASSWORD)
+    claim.get_by_label("I understand").check()
+    claim.get_by_role("button", name="Save my workbook").click()
+    code = page.locator("#recovery-code").inner_text(timeout=10_000)
+    page.get_by_role("button", name="I've saved it").click()
+    page.get_by_role("button", name="Sign out of this device").click()
+    expect(page.locator("#flash")).to_contain_text("You're signed out")
+    nav(page, "Save your workbook")
+    page.get_by_text("Forgot your password?").click()
+    recover = page.locator("form.recover-form")
+    recover.get_by_label("Email").fill("heron@example.com")
+    recover.get_by_label("Recovery code").fill(code)
+    recover.get_by_label("New password", exact=True).fill("a brand new pass phrase")
+    recover.get_by_role("button", name="Set a new password").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Your new password is set")
+    expect(page.locator("#recovery-code")).not_to_have_text(code)
+    page.get_by_role("button", name="I've saved it").click()
+    expect(page.locator("#account-email")).to_have_text("heron@example.com")
+    assert watch.errors == []
