@@ -1,0 +1,90 @@
+"""The floor: the thinnest Litestar app that runs the same SQL as the real read endpoints.
+
+No session cookie to open, no CSRF middleware, no access log, no decryption and no shaping:
+`GET /floor/<endpoint>?u=<user id>` runs, in one read job on the same `Database` class,
+exactly the named queries (`app/sql/*.sql`) the real endpoint runs, and returns the row
+count. Whatever the real endpoint costs above this is our own overhead; bench/load.py
+reports each real endpoint as a fraction of its floor, measured in the same run.
+
+Served by granian like the real app: `granian --interface asgi --factory bench.floor:create_app`
+with DREAMTREE_DB set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import timezone
+from typing import Any
+
+from litestar import Litestar, get
+from litestar.datastructures import State
+
+from app import timeutil
+from app.db.connection import Database
+from app.db.queries import Q
+from app.domain.daily_dos import day_bounds
+
+
+def rows(conn: sqlite3.Connection, name: str, *params: Any) -> list[sqlite3.Row]:
+    return conn.execute(Q[name], params).fetchall()
+
+
+def outline(conn: sqlite3.Connection, u: str) -> int:
+    return len(rows(conn, "sequence_outline") + rows(conn, "openings") + rows(conn, "answered_orders", u)
+               + rows(conn, "user_modules", u))
+
+
+def next_exercise(conn: sqlite3.Connection, u: str) -> int:
+    place = conn.execute(Q.next_exercise, (u,)).fetchone()
+    if place is None:
+        return 0
+    full = place["full_exercise_id"]
+    answer = rows(conn, "response_at_place", u, place["part_id"], place["module_id"], place["exercise_id"])
+    tags = rows(conn, "tags_of", json.dumps([a["id"] for a in answer]))
+    return len(rows(conn, "answered_at_order", u, place["sequence_order"] - 1) + rows(conn, "exercise_blocks", full)
+               + rows(conn, "exercise_sources", full) + answer + tags)
+
+
+def daily_dos(conn: sqlite3.Connection, u: str) -> int:
+    b = day_bounds(timeutil.now(), timezone.utc)
+    found = rows(conn, "reader_workbook_complete", u)
+    place = conn.execute(Q.next_exercise, (u,)).fetchone()
+    if place is not None:
+        found += rows(conn, "exercise_blocks", place["full_exercise_id"])[:1]
+    return len(found + rows(conn, "daily_reminders", u, b.start_of_today, b.start_of_tomorrow)
+               + rows(conn, "weekly_reminders", u, b.start_of_week) + rows(conn, "monthly_reminders", u, b.start_of_month))
+
+
+# The statements each real read endpoint runs (app/domain/workbook.py, daily_dos.py), by name.
+ENDPOINTS: dict[str, Callable[[sqlite3.Connection, str], int]] = {
+    "outline": outline,
+    "next": next_exercise,
+    "daily-dos": daily_dos,
+}
+
+
+def create_app() -> Litestar:
+    @asynccontextmanager
+    async def database(app: Litestar) -> AsyncIterator[None]:
+        db = Database(os.environ["DREAMTREE_DB"], strict=True)
+        await db.open()
+        app.state.db = db
+        try:
+            yield
+        finally:
+            await db.close()
+
+    @get("/floor/{endpoint:str}", sync_to_thread=False)
+    async def floor(endpoint: str, u: str, state: State) -> dict[str, int]:
+        job = ENDPOINTS[endpoint]
+        return {"rows": await state.db.read(lambda c: job(c, u))}
+
+    @get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return Litestar(route_handlers=[floor, healthz], lifespan=[database], debug=False)

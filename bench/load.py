@@ -1,0 +1,250 @@
+"""Load on the real server at 10,000 and 100,000 readers, each figure against its floor.
+
+    .venv/bin/python bench/load.py [--users 10000 100000] [--seconds 10] [--connections 64]
+
+For each size: builds (or reuses) a dataset (bench/dataset.py), starts `dreamtree serve` (granian,
+one worker, rate limits off, production Argon2) on it and measures with wrk on loopback,
+64 connections (a closed loop: the load is bounded by the connections):
+
+- cold start (process start to the first healthy answer) and idle memory (resident size of
+  the server's process tree before any load);
+- reads, each endpoint alone and as a mix: outline, the next exercise, Daily Dos, spread over
+  the dataset's active readers (one cookie per request, round-robin);
+- writes as a mix: editing an answer, adding a tool entry;
+- sign-ins (production Argon2id; 4 connections, since two hashes run at a time);
+- export and import (plaintext exports of anonymous readers; importing a reader's own export
+  back, which the merge finds unchanged);
+- the floor (bench/floor.py): the thinnest Litestar app running the same SQL for the same
+  readers, served the same way, measured in the same run. Reads are reported as a fraction
+  of their floor.
+
+Targets (issue "Operations, performance and reliability"): real endpoints ≥ 70% of the floor,
+p99 < 50 ms at 64 connections on one worker, zero errors, and latency at 100,000 readers
+within 1.5× of 10,000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from common import PY, ROOT, wait_healthy  # noqa: E402
+from dataset import ensure  # noqa: E402
+
+PORT, FLOOR_PORT = 8461, 8462
+PASSWORD = "river lantern pocket moss"
+ANSWER = json.dumps({"response": {"text": "Edited during the load test: the food bank years taught me planning."}})
+TOOL_ENTRY = json.dumps({"content": {"title": "Load test list", "items": ["one", "two", "three"]}})
+
+
+def tree_rss_mib(pid: int) -> float:
+    """Resident size of a process and all its descendants (granian runs its worker as a child)."""
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            with open(f"/proc/{current}/status") as f:
+                total += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+            with open(f"/proc/{current}/task/{current}/children") as f:
+                todo.extend(int(c) for c in f.read().split())
+        except (FileNotFoundError, StopIteration, ProcessLookupError):
+            continue
+    return total / 1024
+
+
+def start(command: list[str], port: int, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], float]:
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    wait_healthy(port, timeout=120)
+    return proc, time.perf_counter() - started
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=30)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def http(method: str, port: int, path: str, *, cookie: str = "", csrf: str = "", body: Any = None) -> tuple[int, Any, dict[str, str]]:
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Cookie": cookie, "x-csrftoken": csrf}
+    if data is not None:
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as r:
+            raw = r.read()
+            return r.status, json.loads(raw) if raw else None, dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(), dict(e.headers)
+
+
+def csrf_token(port: int) -> str:
+    _, _, headers = http("GET", port, "/healthz")
+    cookie = headers.get("set-cookie") or headers.get("Set-Cookie") or ""
+    return cookie.split("csrftoken=", 1)[1].split(";", 1)[0]
+
+
+def wrk(port: int, lines: list[tuple[str, str, str, str]], csrf: str, *, seconds: int, connections: int,
+        work: Path) -> dict[str, float]:
+    """wrk over a request list (bench/mix.lua); requests/s, p50/p99 ms, errors (non-2xx + socket)."""
+    import re
+
+    listing = work / "requests.tsv"
+    listing.write_text("".join("\t".join(line) + "\n" for line in lines))
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s", "-s", str(HERE / "mix.lua"),
+         f"http://127.0.0.1:{port}", "--", str(listing), csrf],
+        capture_output=True, text=True, check=True).stdout
+
+    def ms(label: str) -> float:
+        m = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)\b", out)
+        assert m, out
+        value, unit = float(m.group(1)), m.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    assert rps, out
+    return {"rps": float(rps.group(1)), "p50": ms(" 50"), "p99": ms(" 99"),
+            "errors": float(non_2xx.group(1)) if non_2xx else 0.0
+            + (sum(int(x) for x in sockets.groups()) if sockets else 0)}
+
+
+def measure_size(users: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    data_dir = Path(args.data) / f"dreamtree-bench-{users}"
+    counts = ensure(data_dir, users, args.active)
+    db = work / f"load-{users}.db"
+    shutil.copyfile(data_dir / "dreamtree.db", db)  # the write mix must not change the cached dataset
+    active = json.loads((data_dir / "active.json").read_text())
+    env = {"DREAMTREE_SECRET": active["secret"], "DREAMTREE_DB": str(db)}
+    readers = active["readers"]
+    cookie = {r["user_id"]: f"dt_session={r['cookie']}" for r in readers}
+    results: dict[str, Any] = {"dataset": counts}
+
+    proc, cold = start([PY, "-m", "app.cli", "serve", "--db", str(db), "--port", str(PORT), "--no-rate-limits",
+                        "--log-level", "error"], PORT, env)
+    try:
+        time.sleep(1)
+        results["cold_start_s"] = cold
+        results["idle_rss_mib"] = tree_rss_mib(proc.pid)
+        csrf = csrf_token(PORT)
+        for r in readers:
+            r["cookie_header"] = f"{cookie[r['user_id']]}; csrftoken={csrf}"
+        reads = {
+            "outline": [("GET", "/api/workbook", r["cookie_header"], "") for r in readers],
+            "next": [("GET", "/api/workbook/next", r["cookie_header"], "") for r in readers],
+            "daily-dos": [("GET", "/api/daily-dos", r["cookie_header"], "") for r in readers],
+        }
+        reads["read mix"] = [line for trio in zip(*reads.values()) for line in trio]
+        writes = [line for r in readers for line in (
+            ("PUT", f"/api/exercises/{r['last_answered']}/response", r["cookie_header"], ANSWER),
+            ("POST", "/api/tools/list-builder/instances", r["cookie_header"], TOOL_ENTRY))]
+        run = lambda lines, c=args.connections: wrk(PORT, lines, csrf, seconds=args.seconds, connections=c, work=work)  # noqa: E731
+        run(reads["read mix"][:3000], args.connections)  # warm the page cache and the server
+        for name, lines in reads.items():
+            results[name] = run(lines)
+        results["write mix"] = run(writes)
+
+        # Sign-ins: four new accounts claimed with production Argon2id, signed in again and again.
+        logins = []
+        for n in range(4):
+            status, body, headers = http("POST", PORT, "/api/session", csrf=csrf, cookie=f"csrftoken={csrf}")
+            session = headers.get("set-cookie", "").split(";", 1)[0]
+            jar = f"{session}; csrftoken={csrf}"
+            email = f"load{n}-{users}@example.com"
+            status, body, headers = http("POST", PORT, "/api/account/claim", cookie=jar, csrf=csrf,
+                                         body={"email": email, "password": PASSWORD})
+            assert status == 200, (status, body)
+            logins.append(("POST", "/api/auth/login", f"csrftoken={csrf}", json.dumps({"email": email, "password": PASSWORD})))
+        results["sign-in"] = run(logins, 4)
+
+        # Export and import: anonymous readers' plaintext exports, imported back into themselves.
+        exports, imports = [], []
+        for r in readers[:400]:
+            status, me, _ = http("GET", PORT, "/api/me", cookie=r["cookie_header"])
+            if status != 200 or not me["is_anonymous"]:
+                continue
+            exports.append(("POST", "/api/export", r["cookie_header"], "{}"))
+            status, document, _ = http("POST", PORT, "/api/export", cookie=r["cookie_header"], csrf=csrf, body={})
+            assert status == 200, (status, document)
+            imports.append(("POST", "/api/import?dry_run=false", r["cookie_header"], json.dumps({"document": document})))
+        results["export"] = run(exports, 8)
+        results["import"] = run(imports, 8)
+    finally:
+        stop(proc)
+
+    floor, _ = start([PY, "-m", "granian", "--interface", "asgi", "--factory", "--port", str(FLOOR_PORT),
+                      "--log-level", "error", "--no-ws", "bench.floor:create_app"], FLOOR_PORT, env)
+    try:
+        for name in ("outline", "next", "daily-dos"):
+            lines = [("GET", f"/floor/{name}?u={r['user_id']}", "", "") for r in readers]
+            results[f"floor {name}"] = wrk(FLOOR_PORT, lines, "", seconds=args.seconds, connections=args.connections, work=work)
+        results["floor read mix"] = wrk(FLOOR_PORT, [("GET", f"/floor/{name}?u={r['user_id']}", "", "")
+                                                     for r in readers for name in ("outline", "next", "daily-dos")],
+                                        "", seconds=args.seconds, connections=args.connections, work=work)
+    finally:
+        stop(floor)
+    return results
+
+
+def report(all_results: dict[int, dict[str, Any]]) -> None:
+    for users, results in all_results.items():
+        d = results["dataset"]
+        print(f"\n## {users:,} readers: {d['exercise_responses']:,} answers, {d['tool_instances']:,} tool entries, "
+              f"{d['bytes'] / 2**30:.2f} GiB")
+        print(f"cold start to first healthy answer: {results['cold_start_s']:.2f} s; idle memory: {results['idle_rss_mib']:.0f} MiB")
+        print(f"{'load':<12} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'floor req/s':>12} {'of floor':>9}")
+        for name in ("outline", "next", "daily-dos", "read mix", "write mix", "sign-in", "export", "import"):
+            r = results[name]
+            f = results.get(f"floor {name}")
+            share = f"{r['rps'] / f['rps']:.0%}" if f else ""
+            floor_rps = f"{f['rps']:.0f}" if f else ""
+            print(f"{name:<12} {r['rps']:>8.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['errors']:>7.0f} {floor_rps:>12} {share:>9}")
+    sizes = sorted(all_results)
+    if len(sizes) == 2:
+        small, large = (all_results[s] for s in sizes)
+        print(f"\nlatency at {sizes[1]:,} against {sizes[0]:,} readers (p50 / p99):")
+        for name in ("outline", "next", "daily-dos", "read mix", "write mix"):
+            print(f"  {name:<10} {large[name]['p50'] / small[name]['p50']:.2f}x / {large[name]['p99'] / small[name]['p99']:.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--active", type=int, default=2_000)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--data", default=tempfile.gettempdir(), help="where datasets are built and kept")
+    parser.add_argument("--json", type=Path, help="also write the raw results here")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is needed (apt-get install wrk)")
+    work = Path(tempfile.mkdtemp(prefix="dreamtree-load-"))
+    try:
+        results = {users: measure_size(users, args, work) for users in args.users}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
