@@ -404,6 +404,7 @@ def test_a_small_phone_and_a_keyboard_are_enough(browser: Browser, server: str) 
     page.keyboard.press("Tab")
     expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
     page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
     for _ in range(10):
         if page.evaluate("document.activeElement.tagName") == "TEXTAREA":
             break

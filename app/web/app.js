@@ -30,6 +30,7 @@ const main = document.getElementById("main");
 const flashBox = document.getElementById("flash");
 let rendering = 0;
 let pendingFlash = null;
+let renderedPath = null;
 
 /** What every view may use: the reader, navigation and messages. */
 export const app = {
@@ -78,6 +79,7 @@ function match(path) {
 
 async function render({ focus = false } = {}) {
   const ticket = ++rendering;
+  renderedPath = location.pathname + location.search;
   const route = match(location.pathname.replace(/\/+$/, "") || "/");
   for (const link of document.querySelectorAll("[data-nav]")) {
     if (route && link.dataset.nav === route.section) link.setAttribute("aria-current", "page");
@@ -129,7 +131,10 @@ document.addEventListener("click", (event) => {
   app.navigate(url.pathname + url.search);
 });
 
-window.addEventListener("popstate", () => render({ focus: true }));
+// Back and forward re-render; following an in-page link (the skip link) only moves focus.
+window.addEventListener("popstate", () => {
+  if (location.pathname + location.search !== renderedPath) render({ focus: true });
+});
 
 onSessionLost(async () => {
   // The server forgot this device (signed out elsewhere, or the session expired).
