@@ -16,6 +16,7 @@ The whole list is one read job: the page pays one thread hop for it.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import zoneinfo
 from dataclasses import dataclass
@@ -85,7 +86,13 @@ class DayBounds:
 
 
 def day_bounds(moment: datetime, zone: tzinfo) -> DayBounds:
-    today = moment.astimezone(zone).date()
+    return _bounds_of_day(moment.astimezone(zone).date(), zone)
+
+
+@functools.lru_cache(maxsize=1024)
+def _bounds_of_day(today: date, zone: tzinfo) -> DayBounds:
+    """The bounds depend only on the local date and the zone: worked out once a day per zone,
+    not on every request (they cost more than the reminder queries)."""
 
     def start(days: int) -> str:
         return timeutil.iso(start_of_day(today + timedelta(days=days), zone))
