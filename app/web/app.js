@@ -100,7 +100,7 @@ async function render({ focus = false } = {}) {
   const heading = main.querySelector("h1");
   document.title = heading ? `${heading.textContent} · DreamTree` : "DreamTree";
   if (focus) {
-    window.scrollTo(0, 0);
+    window.scrollTo({ top: 0, left: 0, behavior: "instant" });
     (heading || main).setAttribute("tabindex", "-1");
     (heading || main).focus({ preventScroll: true });
   }
