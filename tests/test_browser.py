@@ -333,6 +333,8 @@ def test_settings_apply_at_once_and_the_self_assessment_draws_its_summary(browse
     expect(page.get_by_text("Saved.")).to_be_visible()
     shoot(page, "10-settings")
     page.reload()
+    # The saved settings come back with the reader (GET /api/me) and are applied then.
+    expect(page.locator("html")).to_have_attribute("data-background", "night")
     assert page.evaluate("getComputedStyle(document.documentElement).backgroundColor") == "rgb(27, 33, 48)"
     expect(page.get_by_label("Your type")).to_have_value("INFP")
 
