@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from app import __version__
-from app.config import ConfigError, Settings
+from app.config import ConfigError, Settings, check_cpu
 from app.db import migrations
 from app.db.connection import NotADatabase, connect_sync
 from app.db.checks import verdict
@@ -507,6 +507,7 @@ def check(db: Path | None) -> None:
     help="Secure cookies (default: on unless the host is loopback, i.e. plain-HTTP local development).",
 )
 @click.option("--no-rate-limits", "no_rate_limits", is_flag=True, help="Turn rate limits off (load tests).")
+@click.option("--cpu", default=None, help="Core to run on: auto (default: the last core), none, or a number.")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 @friendly_errors
 def serve(
@@ -515,6 +516,7 @@ def serve(
     port: int | None,
     secure_cookies: bool | None,
     no_rate_limits: bool,
+    cpu: str | None,
     log_level: str,
 ) -> None:
     """Migrate (and on an empty database seed) it, then serve the API with granian, one worker."""
@@ -523,15 +525,18 @@ def serve(
     from granian import Granian
 
     settings = settings_for(
-        db, host=host, port=port, secure_cookies=secure_cookies, rate_limits=False if no_rate_limits else None
+        db, host=host, port=port, secure_cookies=secure_cookies, rate_limits=False if no_rate_limits else None,
+        cpu=check_cpu(cpu or os.environ.get("DREAMTREE_CPU") or "auto"),
     )
+    cores = settings.server_cores()  # checked here, applied by the worker (create_app's lifespan)
     for name in migrate_database(settings.db_path):
         click.echo(f"applied {name}")
     seed_if_empty(settings.db_path)
     settings.server_secret()  # create or check the key file before the worker starts
     # The worker process builds the app from the environment (create_app reads Settings.from_env).
     os.environ.update(settings.to_env())
-    click.echo(f"DreamTree store on http://{settings.host}:{settings.port}/ (database {settings.db_path})")
+    where = f", event loop on core {min(cores)}" if cores else ""
+    click.echo(f"DreamTree store on http://{settings.host}:{settings.port}/ (database {settings.db_path}{where})")
     Granian(
         "app.http.app:create_app",
         factory=True,

@@ -8,6 +8,7 @@
 | server secret    | DREAMTREE_SECRET (hex)    |                       | <db>.key, created 0600          |
 | D1-strict mode   | DREAMTREE_D1_STRICT       | --d1-strict/--no-…    | on                              |
 | rate limits      | DREAMTREE_RATE_LIMITS     | --no-rate-limits      | on                              |
+| event loop's core| DREAMTREE_CPU             | serve --cpu auto|none|N | serve: auto (the last core); else none |
 """
 
 from __future__ import annotations
@@ -42,6 +43,13 @@ def _choice(value: str, options: tuple[str, ...], name: str) -> str:
     return value
 
 
+def check_cpu(value: str) -> str:
+    """A DREAMTREE_CPU or --cpu value, checked."""
+    if value in ("auto", "none") or value.isdigit():
+        return value
+    raise ConfigError(f"DREAMTREE_CPU must be auto, none or a core number (not {value!r})")
+
+
 @dataclass(frozen=True)
 class Settings:
     db_path: Path = Path("dreamtree.db")
@@ -55,6 +63,13 @@ class Settings:
     # Argon2id cost: "production" (m=64 MiB, t=3, p=4) or "fast" (OWASP's floor, m=19 MiB, t=2,
     # p=1) for tests and development machines; never lower than OWASP.
     argon2: str = "production"
+    # The core the event loop and its SQLite threads stay on: "auto" (the last core this process
+    # may use, when it may use more than one), "none" (let the OS move them), or a core number.
+    # Every request hands work between the loop and a database thread; on one core those
+    # hand-offs stay in that core's cache and a worker answers about twice the requests
+    # (bench/README.md). Argon2 and granian's own threads keep every core. `dreamtree serve`
+    # defaults to "auto"; everything else (tests, the CLI) to "none".
+    cpu: str = "none"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -73,6 +88,7 @@ class Settings:
             d1_strict=_flag(env.get("DREAMTREE_D1_STRICT"), True),
             rate_limits=_flag(env.get("DREAMTREE_RATE_LIMITS"), True),
             argon2=_choice(env.get("DREAMTREE_ARGON2") or "production", ("production", "fast"), "DREAMTREE_ARGON2"),
+            cpu=check_cpu(env.get("DREAMTREE_CPU") or "none"),
         )
 
     def with_(self, **changes: object) -> Settings:
@@ -88,12 +104,25 @@ class Settings:
             "DREAMTREE_D1_STRICT": "1" if self.d1_strict else "0",
             "DREAMTREE_RATE_LIMITS": "1" if self.rate_limits else "0",
             "DREAMTREE_ARGON2": self.argon2,
+            "DREAMTREE_CPU": self.cpu,
         }
         if self.secure_cookies is not None:
             env["DREAMTREE_SECURE_COOKIES"] = "1" if self.secure_cookies else "0"
         if self.secret_hex:
             env["DREAMTREE_SECRET"] = self.secret_hex
         return env
+
+    def server_cores(self) -> set[int] | None:
+        """The core to keep the event loop and its database threads on, or None."""
+        allowed = sorted(os.sched_getaffinity(0))
+        if self.cpu == "none" or (self.cpu == "auto" and len(allowed) < 2):
+            return None
+        if self.cpu == "auto":
+            return {allowed[-1]}
+        core = int(self.cpu)
+        if core not in allowed:
+            raise ConfigError(f"DREAMTREE_CPU: core {core} is not available (this process may use {allowed})")
+        return {core}
 
     @property
     def cookies_secure(self) -> bool:

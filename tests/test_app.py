@@ -89,3 +89,38 @@ def test_settings_from_environment() -> None:
     assert Settings.from_env({"DREAMTREE_SECURE_COOKIES": "1"}).cookies_secure
     with pytest.raises(ConfigError):
         Settings.from_env({"DREAMTREE_PORT": "eighty"})
+
+
+def test_the_event_loop_core_setting() -> None:
+    allowed = sorted(os.sched_getaffinity(0))
+    assert Settings.from_env({}).cpu == "none" and Settings.from_env({}).server_cores() is None
+    auto = Settings.from_env({"DREAMTREE_CPU": "auto"}).server_cores()
+    assert auto == ({allowed[-1]} if len(allowed) > 1 else None)
+    assert Settings.from_env({"DREAMTREE_CPU": str(allowed[0])}).server_cores() == {allowed[0]}
+    with pytest.raises(ConfigError, match="auto, none or a core number"):
+        Settings.from_env({"DREAMTREE_CPU": "fast"})
+    with pytest.raises(ConfigError, match="not available"):
+        Settings.from_env({"DREAMTREE_CPU": "4096"}).server_cores()
+
+
+def test_argon2_work_runs_on_every_core_while_the_loop_is_pinned() -> None:
+    """The loop and its database threads share one core; password hashing must not."""
+    import anyio
+
+    from app.domain import kdf
+
+    allowed = os.sched_getaffinity(0)
+    if len(allowed) < 2:
+        pytest.skip("needs two cores")
+
+    async def scenario() -> set[int]:
+        # A fresh worker thread is created from this (pinned) thread and inherits its core.
+        limiter = anyio.CapacityLimiter(1)
+        assert await anyio.to_thread.run_sync(lambda: os.sched_getaffinity(0), limiter=limiter) == {min(allowed)}
+        return await kdf.run_kdf(lambda: os.sched_getaffinity(0))
+
+    os.sched_setaffinity(0, {min(allowed)})
+    try:
+        assert anyio.run(scenario) == allowed
+    finally:
+        os.sched_setaffinity(0, allowed)

@@ -7,6 +7,7 @@ up memory. Everything that runs Argon2 goes through here.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -20,6 +21,15 @@ T = TypeVar("T")
 KDF_CONCURRENCY = 2
 KDF_QUEUE_SECONDS = 10.0
 _slots: anyio.CapacityLimiter | None = None
+# The cores this process may use, read before anything pins the event loop to one of them.
+# Worker threads inherit the loop's core; Argon2 runs on all of them instead.
+PROCESS_CORES = frozenset(os.sched_getaffinity(0))
+
+
+def _on_every_core(fn: Callable[..., T], args: Any, kwargs: Any) -> T:
+    if os.sched_getaffinity(0) != PROCESS_CORES:
+        os.sched_setaffinity(0, PROCESS_CORES)
+    return fn(*args, **kwargs)
 
 
 async def run_kdf(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -32,6 +42,6 @@ async def run_kdf(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     except TimeoutError:
         raise Unavailable("Too many sign-ins at once; try again in a few seconds.", retry_after=5) from None
     try:
-        return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+        return await anyio.to_thread.run_sync(_on_every_core, fn, args, kwargs)
     finally:
         _slots.release()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -58,6 +59,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def database(app: Litestar) -> AsyncIterator[None]:
+        cores = settings.server_cores()
+        if cores is not None:
+            # This thread is the event loop; the database threads opened next inherit its core.
+            os.sched_setaffinity(0, cores)
         db = Database(settings.db_path, strict=settings.d1_strict, readers=settings.readers)
         await db.open()
         app.state.db = db
