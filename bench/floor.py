@@ -1,10 +1,11 @@
 """The floor: the thinnest Litestar app that runs the same SQL as the real read endpoints.
 
 No session cookie to open, no CSRF middleware, no access log, no decryption and no shaping:
-`GET /floor/<endpoint>?u=<user id>` runs, in one read job on the same `Database` class,
-exactly the named queries (`app/sql/*.sql`) the real endpoint runs, and returns the row
-count. Whatever the real endpoint costs above this is our own overhead; bench/load.py
-reports each real endpoint as a fraction of its floor, measured in the same run.
+`GET /floor/<endpoint>?u=<user id>&s=<session id>` runs, in one read job on the same
+`Database` class, exactly the named queries (`app/sql/*.sql`) the real endpoint runs (its
+session lookup included), and sends back the rows they return, unshaped. Whatever the real
+endpoint costs above this is our own overhead; bench/load.py reports each real endpoint as a
+fraction of its floor, measured in the same run.
 
 Served by granian like the real app: `granian --interface asgi --factory bench.floor:create_app`
 with DREAMTREE_DB set.
@@ -29,38 +30,42 @@ from app.db.queries import Q
 from app.domain.daily_dos import day_bounds
 
 
-def rows(conn: sqlite3.Connection, name: str, *params: Any) -> list[sqlite3.Row]:
-    return conn.execute(Q[name], params).fetchall()
+Rows = list[tuple[Any, ...]]
 
 
-def outline(conn: sqlite3.Connection, u: str) -> int:
-    return len(rows(conn, "sequence_outline") + rows(conn, "openings") + rows(conn, "answered_orders", u)
-               + rows(conn, "user_modules", u))
+def rows(conn: sqlite3.Connection, name: str, *params: Any) -> Rows:
+    return [tuple(r) for r in conn.execute(Q[name], params)]
 
 
-def next_exercise(conn: sqlite3.Connection, u: str) -> int:
+def outline(conn: sqlite3.Connection, u: str) -> Rows:
+    return rows(conn, "sequence_outline") + rows(conn, "openings") + rows(conn, "answered_orders", u) + rows(
+        conn, "user_modules", u)
+
+
+def next_exercise(conn: sqlite3.Connection, u: str) -> Rows:
     place = conn.execute(Q.next_exercise, (u,)).fetchone()
     if place is None:
-        return 0
+        return []
     full = place["full_exercise_id"]
     answer = rows(conn, "response_at_place", u, place["part_id"], place["module_id"], place["exercise_id"])
-    tags = rows(conn, "tags_of", json.dumps([a["id"] for a in answer]))
-    return len(rows(conn, "answered_at_order", u, place["sequence_order"] - 1) + rows(conn, "exercise_blocks", full)
-               + rows(conn, "exercise_sources", full) + answer + tags)
+    tags = rows(conn, "tags_of", json.dumps([a[0] for a in answer]))
+    return [tuple(place)] + rows(conn, "answered_at_order", u, place["sequence_order"] - 1) + rows(
+        conn, "exercise_blocks", full) + rows(conn, "exercise_sources", full) + answer + tags
 
 
-def daily_dos(conn: sqlite3.Connection, u: str) -> int:
+def daily_dos(conn: sqlite3.Connection, u: str) -> Rows:
     b = day_bounds(timeutil.now(), timezone.utc)
     found = rows(conn, "reader_workbook_complete", u)
     place = conn.execute(Q.next_exercise, (u,)).fetchone()
     if place is not None:
-        found += rows(conn, "exercise_blocks", place["full_exercise_id"])[:1]
-    return len(found + rows(conn, "daily_reminders", u, b.start_of_today, b.start_of_tomorrow)
-               + rows(conn, "weekly_reminders", u, b.start_of_week) + rows(conn, "monthly_reminders", u, b.start_of_month))
+        found += [tuple(place)] + rows(conn, "exercise_blocks", place["full_exercise_id"])[:1]
+    return found + rows(conn, "daily_reminders", u, b.start_of_today, b.start_of_tomorrow) + rows(
+        conn, "weekly_reminders", u, b.start_of_week) + rows(conn, "monthly_reminders", u, b.start_of_month)
 
 
-# The statements each real read endpoint runs (app/domain/workbook.py, daily_dos.py), by name.
-ENDPOINTS: dict[str, Callable[[sqlite3.Connection, str], int]] = {
+# The statements each real read endpoint runs (app/domain/workbook.py, daily_dos.py), by name;
+# the floor sends back what they return, unshaped, since a real endpoint must send its data too.
+ENDPOINTS: dict[str, Callable[[sqlite3.Connection, str], Rows]] = {
     "outline": outline,
     "next": next_exercise,
     "daily-dos": daily_dos,
@@ -78,10 +83,12 @@ def create_app() -> Litestar:
         finally:
             await db.close()
 
-    @get("/floor/{endpoint:str}", sync_to_thread=False)
-    async def floor(endpoint: str, u: str, state: State) -> dict[str, int]:
+    @get("/floor/{endpoint:str}")
+    async def floor(endpoint: str, u: str, s: str, state: State) -> dict[str, Rows]:
+        """`u` the reader, `s` their session id: the session lookup every signed-in request
+        makes is part of the same SQL, run here in the same job."""
         job = ENDPOINTS[endpoint]
-        return {"rows": await state.db.read(lambda c: job(c, u))}
+        return {"rows": await state.db.read(lambda c: rows(c, "session_with_user", s) + job(c, u))}
 
     @get("/healthz")
     async def healthz() -> dict[str, str]:

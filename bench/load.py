@@ -43,7 +43,15 @@ sys.path.insert(0, str(HERE))
 from common import PY, ROOT, wait_healthy  # noqa: E402
 from dataset import ensure  # noqa: E402
 
+from app.domain import keys  # noqa: E402
+from app.domain.sessions import ServerKeys  # noqa: E402
+
 PORT, FLOOR_PORT = 8461, 8462
+# `dreamtree serve` keeps itself on the last core (--cpu auto); the floor is put on the same
+# one, and wrk on the others, so the load generator never takes the server's core.
+CORES = sorted(os.sched_getaffinity(0))
+SERVER_CORE = CORES[-1]
+CLIENT = ["taskset", "-c", ",".join(map(str, CORES[:-1]))] if len(CORES) > 1 and shutil.which("taskset") else []
 PASSWORD = "river lantern pocket moss"
 ANSWER = json.dumps({"response": {"text": "Edited during the load test: the food bank years taught me planning."}})
 TOOL_ENTRY = json.dumps({"content": {"title": "Load test list", "items": ["one", "two", "three"]}})
@@ -62,6 +70,23 @@ def tree_rss_mib(pid: int) -> float:
         except (FileNotFoundError, StopIteration, ProcessLookupError):
             continue
     return total / 1024
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and its descendants."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            with open(f"/proc/{current}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            with open(f"/proc/{current}/task/{current}/children") as f:
+                todo.extend(int(c) for c in f.read().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
 
 
 def start(command: list[str], port: int, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], float]:
@@ -101,16 +126,19 @@ def csrf_token(port: int) -> str:
 
 
 def wrk(port: int, lines: list[tuple[str, str, str, str]], csrf: str, *, seconds: int, connections: int,
-        work: Path) -> dict[str, float]:
-    """wrk over a request list (bench/mix.lua); requests/s, p50/p99 ms, errors (non-2xx + socket)."""
+        work: Path, pid: int) -> dict[str, float]:
+    """wrk over a request list (bench/mix.lua): requests/s, p50/p99 ms, errors (non-2xx and socket
+    errors), and the server's CPU per request (its process tree, user + system)."""
     import re
 
     listing = work / "requests.tsv"
     listing.write_text("".join("\t".join(line) + "\n" for line in lines))
+    cpu_before = tree_cpu_s(pid)
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s", "-s", str(HERE / "mix.lua"),
+        [*CLIENT, "wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s", "-s", str(HERE / "mix.lua"),
          f"http://127.0.0.1:{port}", "--", str(listing), csrf],
         capture_output=True, text=True, check=True).stdout
+    cpu = tree_cpu_s(pid) - cpu_before
 
     def ms(label: str) -> float:
         m = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)\b", out)
@@ -122,9 +150,12 @@ def wrk(port: int, lines: list[tuple[str, str, str, str]], csrf: str, *, seconds
     sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     assert rps, out
+    total = re.search(r"(\d+) requests in", out)
+    assert total, out
     return {"rps": float(rps.group(1)), "p50": ms(" 50"), "p99": ms(" 99"),
-            "errors": float(non_2xx.group(1)) if non_2xx else 0.0
-            + (sum(int(x) for x in sockets.groups()) if sockets else 0)}
+            "errors": (float(non_2xx.group(1)) if non_2xx else 0.0)
+            + (sum(int(x) for x in sockets.groups()) if sockets else 0),
+            "cpu_us": 1e6 * cpu / max(1, int(total.group(1)))}
 
 
 def measure_size(users: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -136,6 +167,8 @@ def measure_size(users: int, args: argparse.Namespace, work: Path) -> dict[str, 
     env = {"DREAMTREE_SECRET": active["secret"], "DREAMTREE_DB": str(db)}
     readers = active["readers"]
     cookie = {r["user_id"]: f"dt_session={r['cookie']}" for r in readers}
+    cookie_key = ServerKeys.derive(bytes.fromhex(active["secret"]), argon2=keys.Argon2Params.FAST).cookie
+    session_of = {r["user_id"]: keys.open_cookie(cookie_key, r["cookie"])[1] for r in readers}
     results: dict[str, Any] = {"dataset": counts}
 
     proc, cold = start([PY, "-m", "app.cli", "serve", "--db", str(db), "--port", str(PORT), "--no-rate-limits",
@@ -156,7 +189,8 @@ def measure_size(users: int, args: argparse.Namespace, work: Path) -> dict[str, 
         writes = [line for r in readers for line in (
             ("PUT", f"/api/exercises/{r['last_answered']}/response", r["cookie_header"], ANSWER),
             ("POST", "/api/tools/list-builder/instances", r["cookie_header"], TOOL_ENTRY))]
-        run = lambda lines, c=args.connections: wrk(PORT, lines, csrf, seconds=args.seconds, connections=c, work=work)  # noqa: E731
+        run = lambda lines, c=args.connections: wrk(PORT, lines, csrf, seconds=args.seconds, connections=c,  # noqa: E731
+                                                    work=work, pid=proc.pid)
         run(reads["read mix"][:3000], args.connections)  # warm the page cache and the server
         for name, lines in reads.items():
             results[name] = run(lines)
@@ -190,15 +224,18 @@ def measure_size(users: int, args: argparse.Namespace, work: Path) -> dict[str, 
     finally:
         stop(proc)
 
-    floor, _ = start([PY, "-m", "granian", "--interface", "asgi", "--factory", "--port", str(FLOOR_PORT),
+    pin = ["taskset", "-c", str(SERVER_CORE)] if CLIENT else []
+    floor, _ = start([*pin, PY, "-m", "granian", "--interface", "asgi", "--factory", "--port", str(FLOOR_PORT),
                       "--log-level", "error", "--no-ws", "bench.floor:create_app"], FLOOR_PORT, env)
     try:
         for name in ("outline", "next", "daily-dos"):
-            lines = [("GET", f"/floor/{name}?u={r['user_id']}", "", "") for r in readers]
-            results[f"floor {name}"] = wrk(FLOOR_PORT, lines, "", seconds=args.seconds, connections=args.connections, work=work)
-        results["floor read mix"] = wrk(FLOOR_PORT, [("GET", f"/floor/{name}?u={r['user_id']}", "", "")
+            lines = [("GET", f"/floor/{name}?u={r['user_id']}&s={session_of[r['user_id']]}", "", "") for r in readers]
+            results[f"floor {name}"] = wrk(FLOOR_PORT, lines, "", seconds=args.seconds, connections=args.connections,
+                                           work=work, pid=floor.pid)
+        results["floor read mix"] = wrk(FLOOR_PORT, [("GET", f"/floor/{name}?u={r['user_id']}&s={session_of[r['user_id']]}", "", "")
                                                      for r in readers for name in ("outline", "next", "daily-dos")],
-                                        "", seconds=args.seconds, connections=args.connections, work=work)
+                                        "", seconds=args.seconds, connections=args.connections, work=work,
+                                        pid=floor.pid)
     finally:
         stop(floor)
     return results
@@ -210,13 +247,16 @@ def report(all_results: dict[int, dict[str, Any]]) -> None:
         print(f"\n## {users:,} readers: {d['exercise_responses']:,} answers, {d['tool_instances']:,} tool entries, "
               f"{d['bytes'] / 2**30:.2f} GiB")
         print(f"cold start to first healthy answer: {results['cold_start_s']:.2f} s; idle memory: {results['idle_rss_mib']:.0f} MiB")
-        print(f"{'load':<12} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'floor req/s':>12} {'of floor':>9}")
+        print(f"{'load':<12} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU us/req':>11} "
+              f"{'floor req/s':>12} {'floor CPU':>10} {'of floor':>9}")
         for name in ("outline", "next", "daily-dos", "read mix", "write mix", "sign-in", "export", "import"):
             r = results[name]
             f = results.get(f"floor {name}")
             share = f"{r['rps'] / f['rps']:.0%}" if f else ""
             floor_rps = f"{f['rps']:.0f}" if f else ""
-            print(f"{name:<12} {r['rps']:>8.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['errors']:>7.0f} {floor_rps:>12} {share:>9}")
+            floor_cpu = f"{f['cpu_us']:.0f}" if f else ""
+            print(f"{name:<12} {r['rps']:>8.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['errors']:>7.0f} {r['cpu_us']:>11.0f} "
+                  f"{floor_rps:>12} {floor_cpu:>10} {share:>9}")
     sizes = sorted(all_results)
     if len(sizes) == 2:
         small, large = (all_results[s] for s in sizes)
