@@ -527,6 +527,7 @@ def serve(
     settings = settings_for(
         db, host=host, port=port, secure_cookies=secure_cookies, rate_limits=False if no_rate_limits else None,
         cpu=check_cpu(cpu or os.environ.get("DREAMTREE_CPU") or "auto"),
+        access_log=False if log_level in ("warning", "error") else None,
     )
     cores = settings.server_cores()  # checked here, applied by the worker (create_app's lifespan)
     for name in migrate_database(settings.db_path):

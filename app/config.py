@@ -8,6 +8,7 @@
 | server secret    | DREAMTREE_SECRET (hex)    |                       | <db>.key, created 0600          |
 | D1-strict mode   | DREAMTREE_D1_STRICT       | --d1-strict/--no-…    | on                              |
 | rate limits      | DREAMTREE_RATE_LIMITS     | --no-rate-limits      | on                              |
+| access log lines | DREAMTREE_ACCESS_LOG      | serve --log-level     | on (off at warning and above)   |
 | event loop's core| DREAMTREE_CPU             | serve --cpu auto|none|N | serve: auto (the last core); else none |
 """
 
@@ -70,6 +71,8 @@ class Settings:
     # (bench/README.md). Argon2 and granian's own threads keep every core. `dreamtree serve`
     # defaults to "auto"; everything else (tests, the CLI) to "none".
     cpu: str = "none"
+    # One JSON line per request on standard error (app/http/observability.py).
+    access_log: bool = True
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -89,6 +92,7 @@ class Settings:
             rate_limits=_flag(env.get("DREAMTREE_RATE_LIMITS"), True),
             argon2=_choice(env.get("DREAMTREE_ARGON2") or "production", ("production", "fast"), "DREAMTREE_ARGON2"),
             cpu=check_cpu(env.get("DREAMTREE_CPU") or "none"),
+            access_log=_flag(env.get("DREAMTREE_ACCESS_LOG"), True),
         )
 
     def with_(self, **changes: object) -> Settings:
@@ -105,6 +109,7 @@ class Settings:
             "DREAMTREE_RATE_LIMITS": "1" if self.rate_limits else "0",
             "DREAMTREE_ARGON2": self.argon2,
             "DREAMTREE_CPU": self.cpu,
+            "DREAMTREE_ACCESS_LOG": "1" if self.access_log else "0",
         }
         if self.secure_cookies is not None:
             env["DREAMTREE_SECURE_COOKIES"] = "1" if self.secure_cookies else "0"

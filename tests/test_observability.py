@@ -2,27 +2,63 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
-import logging
+import re
 
 import pytest
 
+from app.http.observability import AccessLog
 from tests.helpers import Reader
 
 
-def test_access_log_lines_hold_no_ids_or_answers(seeded, new_reader, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="dreamtree.access")
+def access_lines(client) -> list[dict]:
+    log = client.app.state.access_log
+    log.flush()
+    return [json.loads(line) for line in log.stream.getvalue().splitlines()]
+
+
+@pytest.fixture
+def captured(client):
+    client.app.state.access_log.stream = io.StringIO()
+    return client
+
+
+def test_access_log_lines_hold_no_ids_or_answers(seeded, new_reader, captured) -> None:
     r: Reader = new_reader()
     me = r.start()
     r.put("/api/exercises/1.1.1.v1/response", {"response": {"text": "a private answer"}})
     r.get("/api/exercises/1.1.1.v1")
-    lines = [json.loads(rec.getMessage()) for rec in caplog.records if rec.name == "dreamtree.access"]
-    assert {"method", "route", "status", "ms"} == set(lines[-1])
+    lines = access_lines(captured)
+    assert {"time", "method", "route", "status", "ms"} == set(lines[-1])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", lines[-1]["time"])
     assert {"method": "PUT", "route": "/api/exercises/{full_exercise_id}/response", "status": 200} in [
-        {k: v for k, v in line.items() if k != "ms"} for line in lines]
-    text = "\n".join(rec.getMessage() for rec in caplog.records if rec.name.startswith("dreamtree"))
+        {k: v for k, v in line.items() if k not in ("ms", "time")} for line in lines]
+    text = captured.app.state.access_log.stream.getvalue()
     assert "a private answer" not in text and me["id"] not in text and "1.1.1.v1" not in text
     assert r.session_cookie not in text
+
+
+@pytest.mark.anyio
+async def test_lines_are_written_in_batches_a_moment_later() -> None:
+    log = AccessLog(io.StringIO())
+    log.write({"route": "/healthz"})
+    log.write({"route": "/api/workbook"})
+    assert log.stream.getvalue() == ""  # nothing written per request
+    await asyncio.sleep(AccessLog.FLUSH_SECONDS + 0.1)
+    assert [json.loads(x)["route"] for x in log.stream.getvalue().splitlines()] == ["/healthz", "/api/workbook"]
+
+
+def test_quiet_log_levels_turn_the_lines_off(settings) -> None:
+    from litestar.testing import TestClient
+
+    from app.http.app import create_app
+
+    with TestClient(create_app(settings.with_(access_log=False)), base_url="https://testserver.local") as quiet:
+        assert quiet.get("/healthz").status_code == 200
+        assert quiet.app.state.access_log is None
+        assert "dreamtree_requests_total" in quiet.get("/metrics").text  # the counters still count
 
 
 def test_metrics_count_requests_by_route(seeded, new_reader, client) -> None:

@@ -29,7 +29,7 @@ from app.http.auth import provide_principal, provide_server_keys, provide_thrott
 from app.http.csrf import csrf_middleware_factory
 from app.http.headers import add_security_headers
 from app.http.health import healthz
-from app.http.observability import Metrics, access_log, metrics_endpoint
+from app.http.observability import AccessLog, Metrics, access_log, metrics_endpoint
 from app.http.pages import PAGE_HANDLERS
 from app.http.problems import exception_handlers
 
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     server_keys = ServerKeys.derive(settings.server_secret(), argon2=params)
     throttle = Throttle(enabled=settings.rate_limits, key=server_keys.throttle)
     metrics = Metrics()
+    lines = AccessLog() if settings.access_log else None
 
     @asynccontextmanager
     async def database(app: Litestar) -> AsyncIterator[None]:
@@ -70,6 +71,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             yield
         finally:
             await db.close()
+            if lines is not None:
+                lines.flush()
 
     api = Router(
         path="/",
@@ -86,8 +89,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "throttle": Provide(provide_throttle, sync_to_thread=False),
         },
         lifespan=[database],
-        state=State({"settings": settings, "server_keys": server_keys, "throttle": throttle, "metrics": metrics}),
-        middleware=[access_log(metrics), csrf_middleware_factory(server_keys.csrf, secure=settings.cookies_secure)],
+        state=State({"settings": settings, "server_keys": server_keys, "throttle": throttle, "metrics": metrics,
+                     "access_log": lines}),
+        middleware=[access_log(metrics, lines), csrf_middleware_factory(server_keys.csrf, secure=settings.cookies_secure)],
         exception_handlers=exception_handlers,  # type: ignore[arg-type]
         before_send=[add_security_headers],
         openapi_config=OpenAPIConfig(
