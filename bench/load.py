@@ -171,8 +171,9 @@ def measure_size(users: int, args: argparse.Namespace, work: Path) -> dict[str, 
     session_of = {r["user_id"]: keys.open_cookie(cookie_key, r["cookie"])[1] for r in readers}
     results: dict[str, Any] = {"dataset": counts}
 
-    proc, cold = start([PY, "-m", "app.cli", "serve", "--db", str(db), "--port", str(PORT), "--no-rate-limits",
-                        "--log-level", "error"], PORT, env)
+    # The default log level: access lines on, as deployed (the bench discards them).
+    proc, cold = start([PY, "-m", "app.cli", "serve", "--db", str(db), "--port", str(PORT), "--no-rate-limits"],
+                       PORT, env)
     try:
         time.sleep(1)
         results["cold_start_s"] = cold

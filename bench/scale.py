@@ -115,8 +115,8 @@ async def in_process(path: Path, readers: list[dict[str, str]], samples: int) ->
 
 def over_http(path: Path, readers: list[dict[str, str]], samples: int) -> dict[str, tuple[float, float]]:
     secret = json.loads((path.parent / "active.json").read_text())["secret"]
-    proc, _ = start([PY, "-m", "app.cli", "serve", "--db", str(path), "--port", str(PORT), "--no-rate-limits",
-                     "--log-level", "error"], PORT, {"DREAMTREE_SECRET": secret})
+    proc, _ = start([PY, "-m", "app.cli", "serve", "--db", str(path), "--port", str(PORT), "--no-rate-limits"],
+                    PORT, {"DREAMTREE_SECRET": secret})
     try:
         csrf = csrf_token(PORT)
         results = {}
