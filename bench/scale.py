@@ -45,7 +45,7 @@ USER_TABLES = ("users", "auth", "emails", "sessions", "user_settings", "user_mod
                "tool_instances", "user_competency_scores", "exercise_skills")
 # Every statement of the three endpoints, with sample parameters (u = a reader's id).
 STATEMENTS = {
-    "outline": ["sequence_outline", "openings", "answered_orders", "user_modules"],
+    "outline": ["content_fingerprint", "answered_orders", "user_modules", "sequence_outline", "openings"],
     "next exercise": ["next_exercise", "answered_at_order", "exercise_blocks", "exercise_sources", "response_at_place",
                       "tags_of"],
     "daily dos": ["reader_workbook_complete", "next_exercise", "exercise_blocks", "daily_reminders", "weekly_reminders",

@@ -161,6 +161,29 @@ def test_a_new_content_version_keeps_place_and_answer(reader: Reader, db_path: P
     assert reader.get("/api/exercises/1.1.2.v1").status_code == 200
 
 
+def test_a_re_seed_shows_in_the_outline_at_once(reader: Reader, db_path: Path, tmp_path: Path) -> None:
+    """The outline's content part is kept between requests; any content change shows at once."""
+    before = reader.get("/api/workbook").json()["parts"][0]["modules"][0]["exercises"]
+    assert (before[1]["title"], before[1]["is_required"]) == ("Good Days", False)
+    folder = tmp_path / "seed-edited"
+    shutil.copytree(SMALL_SEED, folder)
+    part = folder / "workbook" / "part-1.md"
+    text = part.read_text()
+    part.write_text(text.replace("Exercise 1.1.2: Good Days", "Exercise 1.1.2: Your Best Days", 1))
+    conn = connect_sync(db_path)
+    try:
+        seeding.seed(conn, directory=folder)
+        after = reader.get("/api/workbook").json()["parts"][0]["modules"][0]["exercises"]
+        assert after[1]["title"] == "Your Best Days"  # an edit in place
+        part.write_text(part.read_text().replace("required: false", "required: true", 1))
+        seeding.seed(conn, directory=folder)  # only the sequence changes
+    finally:
+        conn.close()
+    outline = reader.get("/api/workbook").json()
+    assert outline["parts"][0]["modules"][0]["exercises"][1]["is_required"] is True
+    assert outline["progress"]["required"] == 4
+
+
 def test_two_readers_never_see_each_other(seeded, new_reader) -> None:
     ann, bob = new_reader(), new_reader()
     ann.start()

@@ -85,23 +85,40 @@ def status_of(order: int, answered: set[int]) -> str:
 # --- outline ------------------------------------------------------------------------------
 
 
-async def outline(db: Database, principal: Principal) -> dict[str, Any]:
-    def read(conn: sqlite3.Connection) -> dict[str, Any]:
-        places = conn.execute(Q.sequence_outline).fetchall()
-        openings = {(r["part_id"], r["module_id"]): split_title(r["content_text"])[0] for r in conn.execute(Q.openings)}
-        answered = {r[0] for r in conn.execute(Q.answered_orders, (principal.user_id,))}
-        completed = {r["module_id"] for r in conn.execute(Q.user_modules, (principal.user_id,))}
-        return build_outline(places, openings, answered, completed)
+@dataclass(frozen=True)
+class Skeleton:
+    """The outline as the content defines it, the same for every reader: parts, modules and
+    places with their titles. Built from the sequence and the content rows, and kept until the
+    content's fingerprint changes (an editor's re-seed, from any process)."""
 
-    return await db.read(read)
+    fingerprint: tuple[Any, ...]
+    parts: list[dict[str, Any]]  # [{part_id, title, modules: [{module_id, title, places: [...]}]}]
+    required: int
+    order_to_id: dict[int, str]
 
 
-def build_outline(places: list[sqlite3.Row], openings: dict[tuple[str, str], str | None],
-                  answered: set[int], completed: set[str]) -> dict[str, Any]:
+_skeleton: Skeleton | None = None
+
+
+def content_skeleton(conn: sqlite3.Connection) -> Skeleton:
+    """The current skeleton: one cheap fingerprint query when nothing changed, instead of
+    reading every exercise's first block and working out its title on every request."""
+    global _skeleton
+    fingerprint = tuple(conn.execute(Q.content_fingerprint).fetchone())
+    cached = _skeleton
+    if cached is not None and cached.fingerprint == fingerprint:
+        return cached
+    places = conn.execute(Q.sequence_outline).fetchall()
+    openings = {(r["part_id"], r["module_id"]): split_title(r["content_text"])[0] for r in conn.execute(Q.openings)}
+    built = build_skeleton(fingerprint, places, openings)
+    _skeleton = built
+    return built
+
+
+def build_skeleton(fingerprint: tuple[Any, ...], places: list[sqlite3.Row],
+                   openings: dict[tuple[str, str], str | None]) -> Skeleton:
     parts: list[dict[str, Any]] = []
-    required = done = 0
-    last_answered = max(answered, default=0)
-    next_id = None
+    required = 0
     for row in places:
         part_id, module_id = row["part_id"], row["module_id"]
         if not parts or parts[-1]["part_id"] != part_id:
@@ -109,28 +126,50 @@ def build_outline(places: list[sqlite3.Row], openings: dict[tuple[str, str], str
         modules = parts[-1]["modules"]
         module_key = f"{part_id}.{module_id}"
         if not modules or modules[-1]["module_id"] != module_key:
-            modules.append({
-                "module_id": module_key,
-                "title": openings.get((part_id, module_id)) or f"Module {module_key}",
-                "completed": module_key in completed,
-                "exercises": [],
-            })
-        status = status_of(row["sequence_order"], answered)
-        modules[-1]["exercises"].append({
+            modules.append({"module_id": module_key, "title": openings.get((part_id, module_id)) or f"Module {module_key}",
+                            "places": []})
+        modules[-1]["places"].append({
+            "order": row["sequence_order"],
             "full_exercise_id": row["full_exercise_id"],
             "title": title_of(row["first_block"], place_label(row)),
-            "status": status,
             "is_required": bool(row["is_required"]),
             "unlocks_tool": row["unlocks_tool"],
         })
-        if row["is_required"]:
-            required += 1
-            done += status == "answered"
-        if row["sequence_order"] == last_answered + 1:
-            next_id = row["full_exercise_id"]
+        required += bool(row["is_required"])
+    return Skeleton(fingerprint, parts, required, {r["sequence_order"]: r["full_exercise_id"] for r in places})
+
+
+async def outline(db: Database, principal: Principal) -> dict[str, Any]:
+    def read(conn: sqlite3.Connection) -> dict[str, Any]:
+        skeleton = content_skeleton(conn)
+        answered = {r[0] for r in conn.execute(Q.answered_orders, (principal.user_id,))}
+        completed = {r["module_id"] for r in conn.execute(Q.user_modules, (principal.user_id,))}
+        return build_outline(skeleton, answered, completed)
+
+    return await db.read(read)
+
+
+def build_outline(skeleton: Skeleton, answered: set[int], completed: set[str]) -> dict[str, Any]:
+    """The reader's outline: the skeleton with their status per exercise and their progress."""
+    done = 0
+    parts = []
+    for part in skeleton.parts:
+        modules = []
+        for module in part["modules"]:
+            exercises = []
+            for place in module["places"]:
+                status = status_of(place["order"], answered)
+                done += place["is_required"] and status == "answered"
+                exercises.append({"full_exercise_id": place["full_exercise_id"], "title": place["title"],
+                                  "status": status, "is_required": place["is_required"],
+                                  "unlocks_tool": place["unlocks_tool"]})
+            modules.append({"module_id": module["module_id"], "title": module["title"],
+                            "completed": module["module_id"] in completed, "exercises": exercises})
+        parts.append({"part_id": part["part_id"], "title": part["title"], "modules": modules})
+    required = skeleton.required
     percent = 100 if required == 0 else (100 * done) // required
     return {"parts": parts, "progress": {"answered": done, "required": required, "percent": percent},
-            "next_exercise_id": next_id}
+            "next_exercise_id": skeleton.order_to_id.get(max(answered, default=0) + 1)}
 
 
 async def user_modules(db: Database, principal: Principal) -> list[dict[str, Any]]:

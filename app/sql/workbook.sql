@@ -19,6 +19,17 @@ SELECT es.full_exercise_id, es.part_id, es.module_id, es.exercise_id, es.version
 FROM exercise_sequence es
 ORDER BY es.sequence_order;
 
+-- name: content_fingerprint
+-- What the outline's skeleton is built from, in one row: it changes whenever a re-seed changes
+-- the sequence (places, versions, requirements, unlocks) or any content row (inserted,
+-- edited or deactivated rows all move updated_at).
+SELECT (SELECT group_concat(full_exercise_id || ':' || sequence_order || ':' || is_required || ':'
+                            || coalesce(unlocks_tool, ''), ',')
+          FROM exercise_sequence) AS sequence,
+       (SELECT count(*) FROM exercise_content) AS content_rows,
+       (SELECT total(is_active) FROM exercise_content) AS active_rows,
+       (SELECT max(updated_at) FROM exercise_content) AS last_change;
+
 -- name: openings
 -- Part and module openings: the blocks of "exercise 0" (docs/content.md).
 SELECT part_id, module_id, content_text
