@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timedelta, timezone
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -65,6 +65,20 @@ SMALL_SEED = Path(__file__).parent / "fixtures" / "seed_small"
 
 
 @pytest.fixture
+def full_seed(db_path: Path) -> Path:
+    """The project's own seed/ folder (the sample workbook, every tool, competency and
+    reference) loaded into the test database."""
+    from app.domain import seeding
+
+    connection = connect_sync(db_path)
+    try:
+        seeding.seed(connection)
+    finally:
+        connection.close()
+    return db_path
+
+
+@pytest.fixture
 def seeded(db_path: Path) -> Path:
     """The small sample seed (tests/fixtures/seed_small) loaded into the test database."""
     from app.domain import seeding
@@ -102,3 +116,11 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     pinned = Clock(datetime.now(timezone.utc))
     monkeypatch.setattr(timeutil, "now", lambda: pinned.moment)
     return pinned
+
+
+@pytest.fixture
+def pinned(clock: Clock) -> Clock:
+    """The clock pinned to a Sunday morning in March, 2026-03-08T07:30Z: the day the United
+    States change to summer time, and a day whose local date differs east and west of UTC."""
+    clock.set("2026-03-08T07:30:00Z")
+    return clock

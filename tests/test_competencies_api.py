@@ -17,7 +17,7 @@ import pytest
 from app import timeutil
 from app.db.connection import Database, connect_sync
 from app.db.queries import Q
-from app.domain import competencies, seeding
+from app.domain import competencies
 from app.domain.competencies import reassessment_bound, summarise
 from tests.helpers import Reader
 from tests.test_daily_dos import query_plan, scanned_user_tables
@@ -44,24 +44,7 @@ EMPTY_SUMMARY = {
 
 
 @pytest.fixture
-def reference(db_path: Path) -> Path:
-    """The real reference data: the fifteen competencies in three categories."""
-    conn = connect_sync(db_path)
-    try:
-        seeding.seed(conn)
-    finally:
-        conn.close()
-    return db_path
-
-
-@pytest.fixture
-def pinned(clock):
-    clock.set("2026-03-08T07:30:00Z")
-    return clock
-
-
-@pytest.fixture
-def reader(reference: Path, pinned, new_reader) -> Reader:
+def reader(full_seed: Path, pinned, new_reader) -> Reader:
     r = new_reader()
     r.start()
     return r
@@ -181,7 +164,7 @@ def test_a_body_that_is_not_json_is_a_400(reader: Reader) -> None:
     assert response.status_code == 400 and response.json()["code"] == "invalid_json"
 
 
-def test_scores_need_a_session_and_the_csrf_header(reference: Path, new_reader) -> None:
+def test_scores_need_a_session_and_the_csrf_header(full_seed: Path, new_reader) -> None:
     stranger = new_reader()
     assert stranger.get("/api/competencies/scores").status_code == 401
     assert stranger.get("/api/competencies/summary").status_code == 401
@@ -191,7 +174,7 @@ def test_scores_need_a_session_and_the_csrf_header(reference: Path, new_reader) 
     assert stranger.get("/api/competencies/scores").headers["cache-control"] == "no-store"
 
 
-def test_two_readers_never_see_each_others_scores(reference: Path, new_reader) -> None:
+def test_two_readers_never_see_each_others_scores(full_seed: Path, new_reader) -> None:
     ann, bob = new_reader(), new_reader()
     ann.start()
     bob.start()
@@ -316,7 +299,7 @@ console.log(JSON.stringify(cases.map((scores) => {
 # --- re-assessment, spec §13 ----------------------------------------------------------------------
 
 
-def test_reassessment_is_due_a_year_after_the_oldest_score(reference: Path, pinned, new_reader) -> None:
+def test_reassessment_is_due_a_year_after_the_oldest_score(full_seed: Path, pinned, new_reader) -> None:
     reader = reader_at(new_reader, pinned, "2025-03-08T07:30:00Z")
     saved(reader, {"influencing": 3})
     travel(reader, pinned, "2025-09-01T12:00:00Z")
@@ -344,7 +327,7 @@ def test_reassessment_is_due_a_year_after_the_oldest_score(reference: Path, pinn
         ("2028-02-29T09:00:00.000Z", "2029-03-01T00:00:00Z", True),
     ],
 )
-def test_reassessment_edges(reference: Path, pinned, new_reader, assessed: str, now: str, due: bool) -> None:
+def test_reassessment_edges(full_seed: Path, pinned, new_reader, assessed: str, now: str, due: bool) -> None:
     reader = reader_at(new_reader, pinned, assessed)
     saved(reader, {"strategic-thinking": 4})
     travel(reader, pinned, now)
@@ -364,7 +347,7 @@ def test_the_bound_is_sqlites_date_minus_one_year() -> None:
         conn.close()
 
 
-def test_the_specs_literal_sql_with_the_real_clock_agrees(reference: Path, new_reader, db_path: Path) -> None:
+def test_the_specs_literal_sql_with_the_real_clock_agrees(full_seed: Path, new_reader, db_path: Path) -> None:
     r = new_reader()
     r.start()
     owner = r.get("/api/me").json()["id"]

@@ -17,7 +17,7 @@ import pytest
 from app import timeutil
 from app.db.connection import Database, connect_sync
 from app.db.queries import Q
-from app.domain import daily_dos, seeding
+from app.domain import daily_dos
 from app.domain.daily_dos import DayBounds, day_bounds, start_of_day
 from tests.helpers import Reader
 
@@ -62,24 +62,7 @@ DAILY, WEEKLY, MONTHLY = "flow-tracker", "failure-reframer", "budget-calculator"
 
 
 @pytest.fixture
-def workbook(db_path: Path) -> Path:
-    """The real sample workbook (seed/): it has daily, weekly and monthly tools."""
-    conn = connect_sync(db_path)
-    try:
-        seeding.seed(conn)
-    finally:
-        conn.close()
-    return db_path
-
-
-@pytest.fixture
-def pinned(clock):
-    clock.set("2026-03-08T07:30:00Z")
-    return clock
-
-
-@pytest.fixture
-def explorer(workbook: Path, pinned, new_reader) -> Reader:
+def explorer(full_seed: Path, pinned, new_reader) -> Reader:
     """A reader who answered up to 1.4.1: List (no reminder), Flow Log (daily), Reframe
     (weekly) and Budget (monthly) are unlocked; SOARED Story, Networking Prep and Job Tracker
     are still locked."""
@@ -137,7 +120,7 @@ def due(r: Reader, tz: str | None = None) -> list[str]:
 # --- the cards ----------------------------------------------------------------------------------
 
 
-def test_a_new_reader_sees_only_the_resume_card(workbook: Path, new_reader) -> None:
+def test_a_new_reader_sees_only_the_resume_card(full_seed: Path, new_reader) -> None:
     r = new_reader()
     r.start()
     assert cards(r) == [{
@@ -201,7 +184,7 @@ def test_resume_card_names_the_next_exercise_by_its_title(seeded: Path, new_read
     assert (card["subtitle"], card["action"]["href"]) == ("Flow", "/workbook/1.2.1.v1")
 
 
-def test_two_readers_never_see_each_others_reminders(workbook: Path, pinned, new_reader, db_path: Path) -> None:
+def test_two_readers_never_see_each_others_reminders(full_seed: Path, pinned, new_reader, db_path: Path) -> None:
     ann, bob = new_reader(), new_reader()
     ann.start()
     bob.start()
@@ -298,7 +281,7 @@ def test_the_23_hour_day_in_new_york(explorer: Reader, pinned, db_path: Path) ->
     assert DAILY in due(explorer, tz)
 
 
-def test_the_25_hour_day_in_new_york(workbook: Path, pinned, new_reader, db_path: Path) -> None:
+def test_the_25_hour_day_in_new_york(full_seed: Path, pinned, new_reader, db_path: Path) -> None:
     """1 November 2026: New York falls back; the day runs from 04:00 UTC to 05:00 UTC."""
     pinned.set("2026-11-01T12:00:00Z")
     r = new_reader()
@@ -389,7 +372,7 @@ def test_unknown_query_parameters_are_ignored_like_everywhere(explorer: Reader) 
     assert explorer.get("/api/daily-dos", params={"zone": "Nope"}).status_code == 200
 
 
-def test_daily_dos_need_a_session_and_are_never_cached(workbook: Path, new_reader) -> None:
+def test_daily_dos_need_a_session_and_are_never_cached(full_seed: Path, new_reader) -> None:
     r = new_reader()
     assert r.get("/api/daily-dos").status_code == 401
     r.start()
@@ -456,7 +439,7 @@ def test_without_a_zone_the_reminders_are_the_specs(explorer: Reader, db_path: P
     assert compare_with_spec(db_path, user_id(explorer), now, pin=True) == 13
 
 
-def test_the_specs_literal_sql_with_the_real_clock_agrees(workbook: Path, new_reader, db_path: Path) -> None:
+def test_the_specs_literal_sql_with_the_real_clock_agrees(full_seed: Path, new_reader, db_path: Path) -> None:
     r = new_reader()
     r.start()
     answer_through(r, "1.4.1.v1")

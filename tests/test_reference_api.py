@@ -15,7 +15,6 @@ import pytest
 
 from app.db.connection import Database, connect_sync
 from app.db.queries import Q
-from app.domain import seeding
 from app.domain.reference import parse_metadata
 from tests.helpers import Reader
 
@@ -26,17 +25,6 @@ SPEC_COMPETENCIES = {
                       "Organizational Knowledge"],
     "strategic": ["Developing Talent", "Organizational Alignment", "Strategic Networking", "Strategic Thinking"],
 }
-
-
-@pytest.fixture
-def full_seed(db_path: Path) -> Path:
-    """The project's own seed/ folder: all 16 types, 15 competencies, every reference."""
-    conn = connect_sync(db_path)
-    try:
-        seeding.seed(conn)
-    finally:
-        conn.close()
-    return db_path
 
 
 @pytest.fixture

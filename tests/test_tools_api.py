@@ -70,17 +70,6 @@ def ann(reader: Reader) -> Reader:
     return reader
 
 
-@pytest.fixture
-def full_seed(db_path: Path) -> Path:
-    """The real sample workbook (seed/): all ten tools and where each unlocks."""
-    conn = connect_sync(db_path)
-    try:
-        seeding.seed(conn)
-    finally:
-        conn.close()
-    return db_path
-
-
 def answer_directly(db_path: Path, user_id: str, up_to: int) -> None:
     """Answers to the first `up_to` places, written straight to the table (only where they
     are matters to unlocks, not what they say)."""
