@@ -18,8 +18,8 @@ import click
 from app import __version__
 from app.config import ConfigError, Settings, check_cpu
 from app.db import migrations
-from app.db.connection import NotADatabase, connect_sync
 from app.db.checks import verdict
+from app.db.connection import NotADatabase, connect_sync
 from app.domain import seeding
 from app.domain.errors import DomainError
 from app.domain.seed_files import SEED_DIR, SeedInvalid

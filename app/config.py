@@ -19,6 +19,7 @@ import secrets
 import stat
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 SECRET_BYTES = 32
@@ -97,7 +98,8 @@ class Settings:
 
     def with_(self, **changes: object) -> Settings:
         """A copy with the given CLI flags applied (None means 'not given')."""
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+        given: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}
+        return replace(self, **given)
 
     def to_env(self) -> dict[str, str]:
         """These settings as the environment a worker process reads them back from."""

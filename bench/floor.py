@@ -29,7 +29,6 @@ from app.db.connection import Database
 from app.db.queries import Q
 from app.domain.daily_dos import day_bounds
 
-
 Rows = list[tuple[Any, ...]]
 
 

@@ -60,7 +60,7 @@ def configure(conn: sqlite3.Connection, *, strict: bool, writer: bool) -> D1Guar
 
 
 def guard_of(conn: sqlite3.Connection) -> D1Guard:
-    return conn.guard  # type: ignore[attr-defined,no-any-return]
+    return conn.guard  # type: ignore[attr-defined]
 
 
 def connect_sync(path: str | Path, *, strict: bool = True, readonly: bool = False) -> sqlite3.Connection:

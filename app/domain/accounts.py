@@ -15,16 +15,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from app import timeutil
 from app.db.connection import Database, run_in_transaction
 from app.db.queries import Q
 from app.domain import keys, portability
 from app.domain.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from app.domain.kdf import run_kdf
 from app.domain.passwords import check_password
-from app.domain.settings import settings_from_row
 from app.domain.sessions import IssuedCookie, Principal, ServerKeys, open_session
+from app.domain.settings import settings_from_row
 from app.domain.throttle import Throttle
-from app import timeutil
 from app.timeutil import iso, now_iso
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")

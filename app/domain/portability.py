@@ -44,8 +44,8 @@ from app.domain.json_limits import check_json
 from app.domain.kdf import run_kdf
 from app.domain.settings import FIELDS as SETTINGS_FIELDS
 from app.domain.settings import BackgroundColor, Font, TextColor, settings_from_row
-from app.domain.skills import SkillCategory, clean_name, name_key
 from app.domain.skill_tags import replace_tags, tags_of
+from app.domain.skills import SkillCategory, clean_name, name_key
 from app.domain.tool_shapes import validate_content
 from app.timeutil import normalize, now_iso
 
@@ -431,12 +431,12 @@ def merge(conn: sqlite3.Connection, user_id: str, dek: keys.DataKey, book: Workb
             report.warnings.append(f"competency_scores: unknown competency {competency_id!r} skipped")
             report.add("competency_scores", "skipped")
             continue
-        mine = mine_scores.get(competency_id)
-        if mine is not None and (mine[1] >= assessed_at):
+        held_score = mine_scores.get(competency_id)
+        if held_score is not None and (held_score[1] >= assessed_at):
             report.add("competency_scores", "unchanged")
             continue
         conn.execute(Q.upsert_score, (str(uuid.uuid4()), user_id, competency_id, score, assessed_at))
-        report.add("competency_scores", "inserted" if mine is None else "updated")
+        report.add("competency_scores", "inserted" if held_score is None else "updated")
 
     # Answers: per exercise place, the newer responded_at wins.
     places = {(r["part_id"], r["module_id"], r["exercise_id"]): r for r in conn.execute(Q.places_all)}
@@ -452,21 +452,25 @@ def merge(conn: sqlite3.Connection, user_id: str, dek: keys.DataKey, book: Workb
             report.warnings.append(f"exercises: unknown exercise {a.full_exercise_id!r} skipped")
             report.add("exercises", "skipped")
             continue
-        mine = mine_answers.get(p)
+        held_answer = mine_answers.get(p)
         skills = skills_of(a.skills, f"exercise {a.full_exercise_id}")
-        if mine is not None and (mine.responded_at > a.responded_at or (
-                mine.responded_at == a.responded_at and mine.response == a.response and mine.skills == skills)):
+        if held_answer is not None and (held_answer.responded_at > a.responded_at or (
+                held_answer.responded_at == a.responded_at and held_answer.response == a.response
+                and held_answer.skills == skills)):
             report.add("exercises", "unchanged")
             continue
-        if mine is not None and mine.responded_at == a.responded_at and mine.response != a.response:
+        if held_answer is not None and held_answer.responded_at == a.responded_at and held_answer.response != a.response:
             report.warnings.append(f"exercises: {a.full_exercise_id} differs with the same time; the account's answer was kept")
             report.add("exercises", "unchanged")
             continue
-        row_id = mine.id if mine is not None else _fresh_id(conn, Q.id_taken_response, a.id)
+        if held_answer is not None and held_answer.id is not None:  # the account's answers always carry their id
+            row_id = held_answer.id
+        else:
+            row_id = _fresh_id(conn, Q.id_taken_response, a.id)
         sealed = _encode(keys.seal_document(dek, a.response, table="exercise_responses", row_id=row_id))
         part, module, exercise = p
         version = int(a.full_exercise_id.rsplit(".v", 1)[1])
-        if mine is not None:
+        if held_answer is not None:
             conn.execute(Q.update_response_row, (version, a.full_exercise_id, sealed, a.responded_at, row_id, user_id))
             report.add("exercises", "updated")
         else:
@@ -484,18 +488,18 @@ def merge(conn: sqlite3.Connection, user_id: str, dek: keys.DataKey, book: Workb
         if _module_known(module_id, places) is False:
             report.add("modules", "skipped")
             continue
-        mine = mine_modules.get(module_id)
-        if mine is None:
+        held_module = mine_modules.get(module_id)
+        if held_module is None:
             merged = (first, last)
         else:
-            merged = (min(x for x in (mine[0], first) if x) if (mine[0] or first) else None,
-                      max(x for x in (mine[1], last) if x) if (mine[1] or last) else None)
-        if mine == merged or merged[0] is None:
+            merged = (min(x for x in (held_module[0], first) if x) if (held_module[0] or first) else None,
+                      max(x for x in (held_module[1], last) if x) if (held_module[1] or last) else None)
+        if held_module == merged or merged[0] is None:
             report.add("modules", "unchanged")
             continue
         conn.execute(Q.upsert_module, (user_id, module_id, merged[0], merged[1] or merged[0]))
         mine_modules[module_id] = merged
-        report.add("modules", "inserted" if mine is None else "updated")
+        report.add("modules", "inserted" if held_module is None else "updated")
     for row in conn.execute(Q.required_modules_done, (user_id,)).fetchall():
         module_id = row[0]
         if module_id not in mine_modules and module_id in touched_modules:
@@ -525,9 +529,9 @@ def merge(conn: sqlite3.Connection, user_id: str, dek: keys.DataKey, book: Workb
             continue
         skills = skills_of(t.skills, f"tool instance {t.id}")
         content_hash = keys.content_hash(dek, content)
-        mine = mine_tools.get(t.id)
-        if mine is not None:
-            if mine.updated_at >= t.updated_at:
+        held_tool = mine_tools.get(t.id)
+        if held_tool is not None:
+            if held_tool.updated_at >= t.updated_at:
                 report.add("tool_instances", "unchanged")
                 continue
             sealed = _encode(keys.seal_document(dek, content, table="tool_instances", row_id=t.id))

@@ -21,11 +21,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from app import timeutil
 from app.db.connection import Database
 from app.db.queries import Q
 from app.domain import keys
 from app.domain.errors import Unauthorized
-from app import timeutil
 from app.timeutil import iso
 
 ANONYMOUS_IDLE = timedelta(days=90)

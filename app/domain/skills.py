@@ -80,6 +80,7 @@ async def search(db: Database, principal: Principal, q: str | None = None,
     if len(text) > MAX_QUERY_LENGTH:
         raise Invalid(f"Search for at most {MAX_QUERY_LENGTH} characters.", code="query_too_long")
     wanted = check_category(category or None)
+    params: tuple[object, ...]
     if wanted is None:
         query, params = Q.search_skills, (principal.user_id, text, SEARCH_LIMIT)
     else:

@@ -53,7 +53,7 @@ class DeleteIn(Strict):
 
 
 def settings_of(state: State) -> Settings:
-    return state.settings  # type: ignore[no-any-return]
+    return state.settings
 
 
 class SessionController(Controller):

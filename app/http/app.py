@@ -19,19 +19,19 @@ from app.domain import keys
 from app.domain.sessions import ServerKeys
 from app.domain.throttle import Throttle
 from app.http.accounts import AccountController, SessionController
-from app.http.competencies import COMPETENCY_CONTROLLERS
-from app.http.daily_dos import DAILY_DOS_CONTROLLERS
-from app.http.portability import PORTABILITY_CONTROLLERS
-from app.http.reference import REFERENCE_CONTROLLERS
-from app.http.tools import TOOL_CONTROLLERS
-from app.http.workbook import WORKBOOK_CONTROLLERS
 from app.http.auth import provide_principal, provide_server_keys, provide_throttle
+from app.http.competencies import COMPETENCY_CONTROLLERS
 from app.http.csrf import csrf_middleware_factory
+from app.http.daily_dos import DAILY_DOS_CONTROLLERS
 from app.http.headers import add_security_headers
 from app.http.health import healthz
 from app.http.observability import AccessLog, Metrics, access_log, metrics_endpoint
 from app.http.pages import PAGE_HANDLERS
+from app.http.portability import PORTABILITY_CONTROLLERS
 from app.http.problems import exception_handlers
+from app.http.reference import REFERENCE_CONTROLLERS
+from app.http.tools import TOOL_CONTROLLERS
+from app.http.workbook import WORKBOOK_CONTROLLERS
 
 API_CONTROLLERS = [
     SessionController,
@@ -46,7 +46,7 @@ API_CONTROLLERS = [
 
 
 def provide_db(state: State) -> Database:
-    return state.db  # type: ignore[no-any-return]
+    return state.db
 
 
 def create_app(settings: Settings | None = None) -> Litestar:

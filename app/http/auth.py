@@ -15,11 +15,11 @@ from app.domain.throttle import Throttle
 
 
 def provide_server_keys(state: State) -> ServerKeys:
-    return state.server_keys  # type: ignore[no-any-return]
+    return state.server_keys
 
 
 def provide_throttle(state: State) -> Throttle:
-    return state.throttle  # type: ignore[no-any-return]
+    return state.throttle
 
 
 async def provide_principal(request: Request[Any, Any, Any], state: State, db: NamedDependency[Database]) -> Principal:

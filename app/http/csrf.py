@@ -17,10 +17,10 @@ import hashlib
 import hmac
 import secrets
 from http.cookies import SimpleCookie
-from typing import Any
+from typing import Any, cast
 
 import msgspec
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPResponseStartEvent, HTTPScope, Message, Receive, Scope, Send
 
 from app.domain.sessions import COOKIE_NAME
 
@@ -68,10 +68,11 @@ async def _refuse(send: Send, status: int, code: str, detail: str) -> None:
         {"type": "about:blank", "status": status, "title": "Forbidden" if status == 403 else "Unsupported media type",
          "detail": detail, "code": code}
     )
-    await send({"type": "http.response.start", "status": status, "headers": [
+    start: HTTPResponseStartEvent = {"type": "http.response.start", "status": status, "headers": [
         (b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode()),
-        (b"x-content-type-options", b"nosniff"), (b"cache-control", b"no-store")]})
-    await send({"type": "http.response.body", "body": body})
+        (b"x-content-type-options", b"nosniff"), (b"cache-control", b"no-store")]}
+    await send(start)
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 def csrf_middleware_factory(key: bytes, *, secure: bool) -> Any:
@@ -81,7 +82,7 @@ def csrf_middleware_factory(key: bytes, *, secure: bool) -> Any:
                 await app(scope, receive, send)
                 return
             cookies = cookies_of(scope)
-            method = scope["method"]
+            method = cast("HTTPScope", scope)["method"]
             if method in UNSAFE:
                 if header(scope, b"sec-fetch-site") == "cross-site":
                     await _refuse(send, 403, "csrf_failed", "Cross-site requests cannot change anything here.")

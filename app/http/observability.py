@@ -21,12 +21,12 @@ import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import TextIO, cast
 
 import msgspec
 from litestar import MediaType, Request, get
 from litestar.exceptions import NotFoundException
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from app.timeutil import now_iso
 
@@ -125,9 +125,10 @@ def access_log(metrics: Metrics, lines: AccessLog | None):  # noqa: ANN201 - an 
             finally:
                 ms = (time.perf_counter() - started) * 1000
                 route = scope.get("path_template") or "(unmatched)"
-                metrics.observe(scope["method"], route, status, ms)
+                method = cast("HTTPScope", scope)["method"]
+                metrics.observe(method, route, status, ms)
                 if lines is not None:
-                    lines.write({"time": now_iso(), "method": scope["method"], "route": route, "status": status,
+                    lines.write({"time": now_iso(), "method": method, "route": route, "status": status,
                                  "ms": round(ms, 2)})
 
         return logged
@@ -136,8 +137,8 @@ def access_log(metrics: Metrics, lines: AccessLog | None):  # noqa: ANN201 - an 
 
 
 @get("/metrics", media_type=MediaType.TEXT, include_in_schema=False, cache=False)
-async def metrics_endpoint(request: Request) -> str:  # type: ignore[type-arg]
+async def metrics_endpoint(request: Request) -> str:
     """Counters and latency histograms, for loopback clients only."""
     if (request.client.host if request.client else "") not in LOOPBACK:
         raise NotFoundException()
-    return request.app.state.metrics.render()  # type: ignore[no-any-return]
+    return request.app.state.metrics.render()

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-
-import msgspec
 from typing import Any
 
+import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 
