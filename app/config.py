@@ -68,9 +68,9 @@ class Settings:
     # The core the event loop and its SQLite threads stay on: "auto" (the last core this process
     # may use, when it may use more than one), "none" (let the OS move them), or a core number.
     # Every request hands work between the loop and a database thread; on one core those
-    # hand-offs stay in that core's cache and a worker answers about twice the requests
-    # (bench/README.md). Argon2 and granian's own threads keep every core. `dreamtree serve`
-    # defaults to "auto"; everything else (tests, the CLI) to "none".
+    # hand-offs stay in that core's cache and a worker answers about 1.5x the requests
+    # (bench/README.md). Argon2 runs on the other cores, granian's own threads anywhere.
+    # `dreamtree serve` defaults to "auto"; everything else (tests, the CLI) to "none".
     cpu: str = "none"
     # One JSON line per request on standard error (app/http/observability.py).
     access_log: bool = True

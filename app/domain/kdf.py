@@ -22,13 +22,21 @@ KDF_CONCURRENCY = 2
 KDF_QUEUE_SECONDS = 10.0
 _slots: anyio.CapacityLimiter | None = None
 # The cores this process may use, read before anything pins the event loop to one of them.
-# Worker threads inherit the loop's core; Argon2 runs on all of them instead.
+# Worker threads inherit the loop's core; Argon2 is sent to the others (when there are any),
+# so a burst of sign-ins cannot take the core every other request needs.
 PROCESS_CORES = frozenset(os.sched_getaffinity(0))
+_argon2_cores: frozenset[int] = PROCESS_CORES
 
 
-def _on_every_core(fn: Callable[..., T], args: Any, kwargs: Any) -> T:
-    if os.sched_getaffinity(0) != PROCESS_CORES:
-        os.sched_setaffinity(0, PROCESS_CORES)
+def keep_off(cores: set[int]) -> None:
+    """Called once the event loop is pinned to `cores`: Argon2 runs on the rest."""
+    global _argon2_cores
+    _argon2_cores = frozenset(PROCESS_CORES - cores) or PROCESS_CORES
+
+
+def _on_argon2_cores(fn: Callable[..., T], args: Any, kwargs: Any) -> T:
+    if os.sched_getaffinity(0) != _argon2_cores:
+        os.sched_setaffinity(0, _argon2_cores)
     return fn(*args, **kwargs)
 
 
@@ -42,6 +50,6 @@ async def run_kdf(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     except TimeoutError:
         raise Unavailable("Too many sign-ins at once; try again in a few seconds.", retry_after=5) from None
     try:
-        return await anyio.to_thread.run_sync(_on_every_core, fn, args, kwargs)
+        return await anyio.to_thread.run_sync(_on_argon2_cores, fn, args, kwargs)
     finally:
         _slots.release()

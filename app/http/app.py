@@ -15,7 +15,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from app import __version__
 from app.config import Settings
 from app.db.connection import Database
-from app.domain import keys
+from app.domain import kdf, keys
 from app.domain.sessions import ServerKeys
 from app.domain.throttle import Throttle
 from app.http.accounts import AccountController, SessionController
@@ -62,8 +62,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def database(app: Litestar) -> AsyncIterator[None]:
         cores = settings.server_cores()
         if cores is not None:
-            # This thread is the event loop; the database threads opened next inherit its core.
+            # This thread is the event loop; the database threads opened next inherit its core,
+            # and Argon2 is sent to the other cores.
             os.sched_setaffinity(0, cores)
+            kdf.keep_off(cores)
         db = Database(settings.db_path, strict=settings.d1_strict, readers=settings.readers)
         await db.open()
         app.state.db = db
