@@ -138,3 +138,87 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
         restarted.wait(timeout=30)
     result = CliRunner().invoke(main, ["check", "--db", str(db)])
     assert result.exit_code == 0, result.output
+
+
+BATCH = 40
+
+
+def batch_document(client_index: int, batch: int) -> dict:
+    """An export holding BATCH tool entries that only this client and batch could have made."""
+    stamp = "2026-06-01T10:00:00.000Z"
+    return {"version": "1.1", "exported_at": stamp, "encrypted": False, "settings": None, "competency_scores": [],
+            "modules": {}, "custom_skills": [],
+            "tool_instances": [{"id": f"c{client_index}-b{batch}-{i}", "tool_type": "list-builder", "origin": "standalone",
+                                "content_json": {"title": f"c{client_index} batch {batch}", "items": [str(i)]},
+                                "created_at": stamp, "updated_at": stamp, "skills": []} for i in range(BATCH)]}
+
+
+def test_no_partial_import_or_claim_survives_sigkill(tmp_path: Path) -> None:
+    """Imports (one transaction of BATCH entries each) and claims (user, email, auth rows and a
+    new session) run while the server is killed: afterwards each is there whole or not at all,
+    and every one the server acknowledged is there."""
+    from app.db.connection import connect_sync
+
+    db = tmp_path / "crash-imports.db"
+    proc = start_server(db, 8524)
+    importers, claimers = [Client(8524) for _ in range(8)], [Client(8524) for _ in range(8)]
+    for c in importers:
+        c.begin()
+    acknowledged_imports: list[tuple[int, int]] = []
+    claims: list[tuple[str, str, int]] = []  # (user id, email, status)
+
+    def import_loop(index: int, client: Client) -> None:
+        for batch in range(10_000):
+            try:
+                status, _ = client.call("POST", "/api/import?dry_run=false", {"document": batch_document(index, batch)})
+            except OSError:
+                return
+            if status == 200:
+                acknowledged_imports.append((index, batch))
+
+    def claim_loop(index: int, client: Client) -> None:
+        for n in range(10_000):
+            try:
+                client.jar.clear()
+                client.call("GET", "/healthz")
+                status, me = client.call("POST", "/api/session", {})
+                email = f"c{index}-{n}@example.com"
+                status, _ = client.call("POST", "/api/account/claim", {"email": email, "password": "river lantern pocket moss"})
+            except OSError:
+                return
+            claims.append((me["id"], email, status))  # type: ignore[index]
+
+    threads = [threading.Thread(target=import_loop, args=(i, c)) for i, c in enumerate(importers)]
+    threads += [threading.Thread(target=claim_loop, args=(i, c)) for i, c in enumerate(claimers)]
+    killer = threading.Timer(2.0, lambda: os.killpg(proc.pid, signal.SIGKILL))
+    killer.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    proc.wait(timeout=30)
+    assert acknowledged_imports and any(status == 200 for _, _, status in claims), "nothing finished before the kill"
+
+    conn = connect_sync(db, strict=False)  # opening it recovers the WAL, as a restart would
+    try:
+        batches: dict[tuple[str, str], int] = {}
+        for user_id, entry_id in conn.execute("SELECT user_id, id FROM tool_instances"):
+            key = (user_id, entry_id.rsplit("-", 1)[0] + "-")  # the ids kept from the file: c<index>-b<batch>-<i>
+            batches[key] = batches.get(key, 0) + 1
+        assert batches and set(batches.values()) == {BATCH}, "an import is visible in part"
+        for index, batch in acknowledged_imports:
+            assert any(prefix == f"c{index}-b{batch}-" for _, prefix in batches), (index, batch)
+        for user_id, email, status in claims:
+            is_anonymous, auth_rows, email_rows = conn.execute(
+                "SELECT u.is_anonymous, (SELECT count(*) FROM auth a WHERE a.user_id = u.id),"
+                "       (SELECT count(*) FROM emails e WHERE e.user_id = u.id AND e.email = ?)"
+                " FROM users u WHERE u.id = ?", (email, user_id)).fetchone() or (None, 0, 0)
+            claimed = (is_anonymous, auth_rows, email_rows) == (0, 1, 1)
+            untouched = is_anonymous == 1 and auth_rows == 0 and email_rows == 0
+            assert claimed or untouched, (user_id, email, is_anonymous, auth_rows, email_rows)
+            if status == 200:
+                assert claimed, (user_id, email)
+    finally:
+        conn.close()
+    result = CliRunner().invoke(main, ["check", "--db", str(db)])
+    assert result.exit_code == 0, result.output
