@@ -117,6 +117,52 @@ def test_whole_workbook_walkthrough(reader: Reader) -> None:
     assert reader.get("/api/me").json()["workbook_complete"] is True
 
 
+def test_the_whole_sample_workbook_from_first_exercise_to_last(full_seed: Path, new_reader, db_path: Path) -> None:
+    """The real seed/ workbook, answered in order through the API: at each step the next
+    exercise, the progress, the tools unlocked and the module rows are what the sequence says."""
+    r = new_reader()
+    me = r.start()
+    places = raw(db_path, "SELECT full_exercise_id, part_id, module_id, is_required, unlocks_tool "
+                          "FROM exercise_sequence ORDER BY sequence_order")
+    required_in: dict[str, set[str]] = {}
+    for p in places:
+        if p["is_required"]:
+            required_in.setdefault(f"{p['part_id']}.{p['module_id']}", set()).add(p["full_exercise_id"])
+    answered: set[str] = set()
+    unlocked: list[str] = []
+    completed_before: set[str] = set()
+    for place in places:
+        full_id, module = place["full_exercise_id"], f"{place['part_id']}.{place['module_id']}"
+        assert r.get("/api/workbook/next").json()["full_exercise_id"] == full_id
+        result = answer(r, full_id)
+        assert result.status_code == 200, result.text
+        body = result.json()
+        answered.add(full_id)
+        # spec §4.2: a module is complete once every required exercise in it has an answer.
+        assert required_in.get(module), f"module {module} has no required exercise"
+        module_done = required_in[module] <= answered
+        completed = {m["module_id"] for m in r.get("/api/modules").json()}
+        assert (module in completed) == module_done
+        assert body["module_completed"] == (module in completed - completed_before)
+        completed_before = completed
+        assert body["unlocked_tool"] == place["unlocks_tool"]
+        if place["unlocks_tool"]:
+            unlocked.append(place["unlocks_tool"])
+        tools = {t["id"]: t["unlocked"] for t in r.get("/api/tools").json()}
+        assert {t for t, is_open in tools.items() if is_open} == set(unlocked)
+        required_done = sum(len(ids & answered) for ids in required_in.values())
+        required = sum(len(ids) for ids in required_in.values())
+        assert r.get("/api/workbook").json()["progress"] == {
+            "answered": required_done, "required": required, "percent": 100 * required_done // required}
+        assert body["workbook_complete"] is (required_done == required)
+    assert len(unlocked) == 10 and r.get("/api/workbook/next").json() == {"complete": True}
+    assert {m["module_id"] for m in r.get("/api/modules").json()} == set(required_in)
+    assert r.get("/api/me").json()["workbook_complete"] is True
+    cards = r.get("/api/daily-dos").json()
+    assert all(card["type"] != "resume" for card in cards)  # a finished workbook has no resume card
+    assert me["id"] not in str(cards)
+
+
 def test_earlier_answers_stay_editable(reader: Reader) -> None:
     for full_id in ("1.1.1.v1", "1.1.2.v1", "1.2.1.v1"):
         answer(reader, full_id)
