@@ -6,11 +6,17 @@ import re
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from app.db.connection import GuardedConnection, configure, connect_sync
 from app.db.migrations import split_statements
 from app.db.schema import SCHEMA_SQL, diff, expected_shape, shape
 
-SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "dreamtree-schema.md"
+ROOT = Path(__file__).resolve().parents[1]
+# The schema document the project implements, kept in the repository so a clean checkout can
+# test against it; the team's shared copy beside the checkout, when present, must be the same.
+SPEC = ROOT / "docs" / "spec" / "dreamtree-schema.md"
+SHARED_SPEC = ROOT.parent / "shared" / "spec" / "dreamtree-schema.md"
 
 
 def spec_ddl() -> str:
@@ -31,6 +37,12 @@ def memory_db() -> sqlite3.Connection:
 def test_spec_is_found_and_has_19_tables() -> None:
     assert SPEC.exists(), f"the spec is expected at {SPEC}"
     assert len(re.findall(r"^CREATE TABLE ", spec_ddl(), re.M)) == 19
+
+
+def test_the_kept_spec_is_the_shared_one() -> None:
+    if not SHARED_SPEC.exists():
+        pytest.skip("no shared spec beside this checkout")
+    assert SPEC.read_bytes() == SHARED_SPEC.read_bytes(), "docs/spec/dreamtree-schema.md differs from the shared spec"
 
 
 def test_schema_sql_equals_the_spec_object_by_object() -> None:
