@@ -124,3 +124,26 @@ def pinned(clock: Clock) -> Clock:
     States change to summer time, and a day whose local date differs east and west of UTC."""
     clock.set("2026-03-08T07:30:00Z")
     return clock
+
+
+@pytest.fixture
+def publish_v2(db_path: Path, tmp_path: Path):
+    """Re-seed the small workbook with exercise 1.1.1 published as version 2, as an editor
+    would (a copy of tests/fixtures/seed_small with its version raised)."""
+    import shutil
+
+    from app.domain import seeding
+
+    def publish() -> None:
+        folder = tmp_path / "seed-v2"
+        shutil.copytree(SMALL_SEED, folder, dirs_exist_ok=True)
+        part = folder / "workbook" / "part-1.md"
+        part.write_text(part.read_text().replace("version: 1\nrequired: true\nunlocks_tool: list-builder",
+                                                 "version: 2\nrequired: true\nunlocks_tool: list-builder"))
+        connection = connect_sync(db_path)
+        try:
+            seeding.seed(connection, directory=folder)
+        finally:
+            connection.close()
+
+    return publish

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
 import sqlite3
 import uuid
 from pathlib import Path
@@ -17,10 +16,9 @@ import pytest
 
 from app.db.connection import Database, connect_sync
 from app.db.queries import Q
-from app.domain import keys, seeding, sessions, tools
+from app.domain import keys, sessions, tools
 from app.domain.sessions import ServerKeys
 from app.domain.tool_shapes import content_schema
-from tests.conftest import SMALL_SEED
 from tests.helpers import Reader
 from tests.test_tool_shapes import SAMPLES
 
@@ -154,17 +152,8 @@ def test_unlock_flags_agree_with_the_spec_query_at_every_position(full_seed: Pat
     assert seen_flips == set(range(11))  # from none to all ten, every step seen
 
 
-def test_an_answer_to_an_older_version_keeps_the_tool_unlocked(ann: Reader, db_path: Path, tmp_path: Path) -> None:
-    folder = tmp_path / "seed-v2"
-    shutil.copytree(SMALL_SEED, folder)
-    part = folder / "workbook" / "part-1.md"
-    part.write_text(part.read_text().replace("version: 1\nrequired: true\nunlocks_tool: list-builder",
-                                             "version: 2\nrequired: true\nunlocks_tool: list-builder"))
-    conn = connect_sync(db_path)
-    try:
-        seeding.seed(conn, directory=folder)
-    finally:
-        conn.close()
+def test_an_answer_to_an_older_version_keeps_the_tool_unlocked(ann: Reader, publish_v2) -> None:
+    publish_v2()
     assert catalogue(ann)["list-builder"]["unlocked"] is True
     assert create(ann, {"title": "still mine"}).status_code == 201
 
@@ -346,17 +335,8 @@ def test_another_reader_s_answer_is_no_origin(ann: Reader, new_reader) -> None:
     assert refused.status_code == 422 and refused.json()["code"] == "invalid_origin"
 
 
-def test_an_answer_under_an_older_version_is_still_an_origin(ann: Reader, db_path: Path, tmp_path: Path) -> None:
-    folder = tmp_path / "seed-v2"
-    shutil.copytree(SMALL_SEED, folder)
-    part = folder / "workbook" / "part-1.md"
-    part.write_text(part.read_text().replace("version: 1\nrequired: true\nunlocks_tool: list-builder",
-                                             "version: 2\nrequired: true\nunlocks_tool: list-builder"))
-    conn = connect_sync(db_path)
-    try:
-        seeding.seed(conn, directory=folder)
-    finally:
-        conn.close()
+def test_an_answer_under_an_older_version_is_still_an_origin(ann: Reader, publish_v2) -> None:
+    publish_v2()
     assert made(ann, {"title": "as answered"}, origin="1.1.1.v1")["origin"] == "1.1.1.v1"
     assert made(ann, {"title": "as published now"}, origin="1.1.1.v2")["origin"] == "1.1.1.v2"
     assert create(ann, {"title": "never"}, origin="1.1.1.v3").status_code == 422

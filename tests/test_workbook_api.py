@@ -185,18 +185,9 @@ def test_variant_blocks_one_group_per_reader(seeded, new_reader) -> None:
     assert seen == {"control", "variant_a"}
 
 
-def test_a_new_content_version_keeps_place_and_answer(reader: Reader, db_path: Path, tmp_path: Path) -> None:
+def test_a_new_content_version_keeps_place_and_answer(reader: Reader, publish_v2) -> None:
     answer(reader, "1.1.1.v1", {"text": "answered under v1"})
-    folder = tmp_path / "seed-v2"
-    shutil.copytree(SMALL_SEED, folder)
-    part = folder / "workbook" / "part-1.md"
-    part.write_text(part.read_text().replace("version: 1\nrequired: true\nunlocks_tool: list-builder",
-                                             "version: 2\nrequired: true\nunlocks_tool: list-builder"))
-    conn = connect_sync(db_path)
-    try:
-        seeding.seed(conn, directory=folder)
-    finally:
-        conn.close()
+    publish_v2()
     outline = reader.get("/api/workbook").json()
     first = outline["parts"][0]["modules"][0]["exercises"][0]
     assert first["full_exercise_id"] == "1.1.1.v2" and first["status"] == "answered"
