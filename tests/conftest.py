@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from litestar.testing import TestClient
@@ -147,3 +148,45 @@ def publish_v2(db_path: Path, tmp_path: Path):
             connection.close()
 
     return publish
+
+
+class JobLog:
+    """The database jobs run since the fixture began (or the last clear()): the kind ("read" or
+    "write") and the module of the function each job ran."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    def mine(self) -> list[tuple[str, str]]:
+        """Without the session check every signed-in request makes first."""
+        return [job for job in self.seen if job[1] != "app.domain.sessions"]
+
+    def of(self, module: str) -> list[str]:
+        return [kind for kind, where in self.seen if where == module]
+
+    def kinds(self) -> list[str]:
+        return [kind for kind, _ in self.seen]
+
+    def clear(self) -> None:
+        self.seen.clear()
+
+
+@pytest.fixture
+def db_jobs(monkeypatch: pytest.MonkeyPatch) -> JobLog:
+    """Records every Database.read/write job, to prove a request costs one thread hand-off."""
+    from app.db.connection import Database
+
+    log = JobLog()
+    real_read, real_write = Database.read, Database.write
+
+    async def read(self: Database, fn: Any) -> Any:
+        log.seen.append(("read", fn.__module__))
+        return await real_read(self, fn)
+
+    async def write(self: Database, fn: Any) -> Any:
+        log.seen.append(("write", fn.__module__))
+        return await real_write(self, fn)
+
+    monkeypatch.setattr(Database, "read", read)
+    monkeypatch.setattr(Database, "write", write)
+    return log

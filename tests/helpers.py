@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import httpx
 from litestar.testing import TestClient
+
+from app.db.connection import connect_sync
 
 PASSWORD = "river lantern pocket moss"
 OTHER_PASSWORD = "copper kettle under snow"
@@ -67,3 +71,12 @@ class Reader:
         if not self.jar.get("csrftoken"):
             self.get("/healthz")
         return self.post("/api/auth/login", {"email": email, "password": password, **extra})
+
+
+def query(db_path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+    """Rows straight from the database file, past the API (a plain connection, not D1-strict)."""
+    conn = connect_sync(db_path, strict=False)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()

@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 from app import timeutil
-from app.db.connection import Database, connect_sync
+from app.db.connection import connect_sync
 from app.db.queries import Q
 from app.domain import competencies
 from app.domain.competencies import reassessment_bound, summarise
+from tests.conftest import JobLog
 from tests.helpers import Reader
 from tests.test_daily_dos import query_plan, scanned_user_tables
 
@@ -393,49 +394,17 @@ def test_competency_queries_never_scan_a_user_table(conn: sqlite3.Connection, na
         assert any("USING INDEX idx_user_competency_scores_user" in line for line in plan), plan
 
 
-class JobLog:
-    """The database jobs of the requests made since the last clear(), by kind and module."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, str]] = []
-
-    def mine(self) -> list[tuple[str, str]]:
-        """Without the session check every request makes first."""
-        return [job for job in self.seen if job[1] != "app.domain.sessions"]
-
-    def clear(self) -> None:
-        self.seen.clear()
-
-
-@pytest.fixture
-def jobs(monkeypatch: pytest.MonkeyPatch) -> JobLog:
-    log = JobLog()
-    real_read, real_write = Database.read, Database.write
-
-    async def read(self: Database, fn: Any) -> Any:
-        log.seen.append(("read", fn.__module__))
-        return await real_read(self, fn)
-
-    async def write(self: Database, fn: Any) -> Any:
-        log.seen.append(("write", fn.__module__))
-        return await real_write(self, fn)
-
-    monkeypatch.setattr(Database, "read", read)
-    monkeypatch.setattr(Database, "write", write)
-    return log
-
-
-def test_each_request_is_one_database_job(reader: Reader, jobs: JobLog) -> None:
+def test_each_request_is_one_database_job(reader: Reader, db_jobs: JobLog) -> None:
     module = competencies.__name__
     saved(reader, {"influencing": 3, "negotiating": 4})
-    assert jobs.mine() == [("write", module)]
-    jobs.clear()
+    assert db_jobs.mine() == [("write", module)]
+    db_jobs.clear()
     reader.get("/api/competencies/scores")
-    assert jobs.mine() == [("read", module)]
-    jobs.clear()
+    assert db_jobs.mine() == [("read", module)]
+    db_jobs.clear()
     summary(reader)
-    assert jobs.mine() == [("read", module)]
-    jobs.clear()
+    assert db_jobs.mine() == [("read", module)]
+    db_jobs.clear()
     assert save(reader, {"influencing": 3, "influencing-people": 4}).status_code == 422
     assert save(reader, {"influencing": 9}).status_code == 422  # refused before any job
-    assert jobs.mine() == [("write", module)]
+    assert db_jobs.mine() == [("write", module)]

@@ -15,10 +15,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from app import timeutil
-from app.db.connection import Database, connect_sync
+from app.db.connection import connect_sync
 from app.db.queries import Q
 from app.domain import daily_dos
 from app.domain.daily_dos import DayBounds, day_bounds, start_of_day
+from tests.conftest import JobLog
 from tests.helpers import Reader
 
 # --- the spec's literal SQL (spec §11), to compare against ------------------------------------
@@ -494,19 +495,6 @@ def test_the_plan_checker_sees_a_scan(conn: sqlite3.Connection) -> None:
     assert scanned_user_tables(statement, query_plan(conn, statement)) == ["tool_instances"]
 
 
-def test_daily_dos_are_one_read_job(explorer: Reader, monkeypatch: pytest.MonkeyPatch) -> None:
-    jobs: list[tuple[str, str]] = []
-    real_read, real_write = Database.read, Database.write
-
-    async def read(self: Database, fn: Any) -> Any:
-        jobs.append(("read", fn.__module__))
-        return await real_read(self, fn)
-
-    async def write(self: Database, fn: Any) -> Any:
-        jobs.append(("write", fn.__module__))
-        return await real_write(self, fn)
-
-    monkeypatch.setattr(Database, "read", read)
-    monkeypatch.setattr(Database, "write", write)
+def test_daily_dos_are_one_read_job(explorer: Reader, db_jobs: JobLog) -> None:
     assert len(cards(explorer, "Europe/Berlin")) == 4
-    assert [job for job in jobs if job[1] != "app.domain.sessions"] == [("read", daily_dos.__name__)]
+    assert db_jobs.mine() == [("read", daily_dos.__name__)]

@@ -9,14 +9,13 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from app.db.connection import Database, connect_sync
 from app.db.queries import Q
 from app.domain.reference import parse_metadata
-from tests.helpers import Reader
+from tests.conftest import JobLog
+from tests.helpers import Reader, query
 
 SPEC_COMPETENCIES = {
     "delivery": ["Analytical Thinking", "Achievement Focus", "Drafting Skills", "Flexible Thinking",
@@ -31,32 +30,6 @@ SPEC_COMPETENCIES = {
 def visitor(full_seed: Path, new_reader: Callable[[], Reader]) -> Reader:
     """Someone on the credits page without a session."""
     return new_reader()
-
-
-@pytest.fixture
-def reference_jobs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    jobs: list[str] = []
-    real_read, real_write = Database.read, Database.write
-
-    async def read(self: Database, fn: Any) -> Any:
-        jobs.append("read")
-        return await real_read(self, fn)
-
-    async def write(self: Database, fn: Any) -> Any:
-        jobs.append("write")
-        return await real_write(self, fn)
-
-    monkeypatch.setattr(Database, "read", read)
-    monkeypatch.setattr(Database, "write", write)
-    return jobs
-
-
-def execute(db_path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-    conn = connect_sync(db_path, strict=False)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
 
 
 def test_the_sixteen_personality_types_by_code(visitor: Reader) -> None:
@@ -91,7 +64,7 @@ def test_each_competency_has_its_five_levels_in_order(visitor: Reader) -> None:
 
 def test_the_category_order_is_the_specs_not_the_alphabets(db_path: Path, new_reader) -> None:
     # If a category sorted differently by name, the order would still be the spec's.
-    execute(db_path, "INSERT INTO competencies (id, name, definition, category, sort_order) VALUES "
+    query(db_path, "INSERT INTO competencies (id, name, definition, category, sort_order) VALUES "
                      "('s1', 'S', 'd', 'strategic', 1), ('i1', 'I', 'd', 'interpersonal', 1), ('d1', 'D', 'd', 'delivery', 1),"
                      "('d0', 'D0', 'd', 'delivery', 0)")
     body = new_reader().get("/api/competencies").json()
@@ -101,7 +74,7 @@ def test_the_category_order_is_the_specs_not_the_alphabets(db_path: Path, new_re
 
 def test_references_are_sorted_by_author_surname_then_citation_number(visitor: Reader, full_seed: Path) -> None:
     references = visitor.get("/api/references").json()
-    assert len(references) == execute(full_seed, 'SELECT count(*) FROM "references"')[0][0] > 30
+    assert len(references) == query(full_seed, 'SELECT count(*) FROM "references"')[0][0] > 30
     keys = [(r["author_surname"], r["citation_number"]) for r in references]
     assert keys == sorted(keys)
     surnames = [r["author_surname"] for r in references]
@@ -127,11 +100,11 @@ def test_unreadable_metadata_is_null_not_an_error() -> None:
 
 def test_each_reference_says_where_it_is_used_inspiration_included(visitor: Reader, full_seed: Path) -> None:
     references = {r["id"]: r for r in visitor.get("/api/references").json()}
-    usage = execute(full_seed, "SELECT reference_id, exercise_id, usage_type FROM content_sources")
+    usage = query(full_seed, "SELECT reference_id, exercise_id, usage_type FROM content_sources")
     assert sum(len(r["used_in"]) for r in references.values()) == len(usage)
     # "Inspiration" sources are shown next to no exercise: the credits page is where they appear.
     assert "inspiration" in {u["usage_type"] for u in references["schein-1985"]["used_in"]}
-    order = {row[0]: row[1] for row in execute(full_seed, "SELECT full_exercise_id, sequence_order FROM exercise_sequence")}
+    order = {row[0]: row[1] for row in query(full_seed, "SELECT full_exercise_id, sequence_order FROM exercise_sequence")}
     for reference in references.values():
         places = [order[u["exercise_id"]] for u in reference["used_in"]]
         assert places == sorted(places), reference["id"]
@@ -152,16 +125,16 @@ def test_a_forged_cookie_does_not_stop_the_credits_page(visitor: Reader) -> None
     assert visitor.get("/api/references").status_code == 200
 
 
-def test_each_list_is_one_read_job(visitor: Reader, reference_jobs: list[str]) -> None:
+def test_each_list_is_one_read_job(visitor: Reader, db_jobs: JobLog) -> None:
     for path in ("/api/personality-types", "/api/competencies", "/api/references"):
-        reference_jobs.clear()
+        db_jobs.clear()
         assert visitor.get(path).status_code == 200
-        assert reference_jobs == ["read"], path
+        assert db_jobs.kinds() == ["read"], path
 
 
 def test_a_seed_run_by_another_process_shows_at_once(visitor: Reader, full_seed: Path) -> None:
     before = {t["code"]: t for t in visitor.get("/api/personality-types").json()}
-    execute(full_seed, "UPDATE personality_types SET name = 'The Spark' WHERE code = 'ENFP'")
+    query(full_seed, "UPDATE personality_types SET name = 'The Spark' WHERE code = 'ENFP'")
     after = {t["code"]: t for t in visitor.get("/api/personality-types").json()}
     assert before["ENFP"]["name"] != "The Spark" and after["ENFP"]["name"] == "The Spark"
 

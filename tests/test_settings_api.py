@@ -11,9 +11,10 @@ from typing import Any, get_args, get_type_hints
 import pytest
 
 from app import timeutil
-from app.db.connection import Database, connect_sync
+from app.db.connection import connect_sync
 from app.domain import portability
 from app.domain.settings import BACKGROUND_COLORS, DEFAULTS, FONTS, OPTIONS, TEXT_COLORS
+from tests.conftest import JobLog
 from tests.helpers import Reader
 
 
@@ -22,27 +23,6 @@ def reader(seeded: Path, new_reader: Callable[[], Reader]) -> Reader:
     r = new_reader()
     r.start()
     return r
-
-
-@pytest.fixture
-def settings_jobs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The database jobs app.domain.settings runs (the session lookup is not counted)."""
-    jobs: list[str] = []
-    real_read, real_write = Database.read, Database.write
-
-    async def read(self: Database, fn: Any) -> Any:
-        if fn.__module__ == "app.domain.settings":
-            jobs.append("read")
-        return await real_read(self, fn)
-
-    async def write(self: Database, fn: Any) -> Any:
-        if fn.__module__ == "app.domain.settings":
-            jobs.append("write")
-        return await real_write(self, fn)
-
-    monkeypatch.setattr(Database, "read", read)
-    monkeypatch.setattr(Database, "write", write)
-    return jobs
 
 
 def row_of(db_path: Path, user_id: str) -> sqlite3.Row:
@@ -163,12 +143,12 @@ def test_a_change_in_the_first_millisecond_still_counts_as_a_change(seeded: Path
     assert row["font"] == "mono" and row["updated_at"] > row["created_at"]
 
 
-def test_a_change_is_one_write_job_and_a_read_one_read_job(reader: Reader, settings_jobs: list[str]) -> None:
+def test_a_change_is_one_write_job_and_a_read_one_read_job(reader: Reader, db_jobs: JobLog) -> None:
     reader.patch("/api/settings", {"font": "mono", "personality_type": "ENFP"})
-    assert settings_jobs == ["write"]
-    settings_jobs.clear()
+    assert db_jobs.of("app.domain.settings") == ["write"]
+    db_jobs.clear()
     reader.get("/api/settings")
-    assert settings_jobs == ["read"]
+    assert db_jobs.of("app.domain.settings") == ["read"]
 
 
 def test_settings_need_a_session(seeded: Path, new_reader) -> None:

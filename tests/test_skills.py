@@ -17,10 +17,10 @@ import pytest
 from click.testing import CliRunner
 
 from app.cli import main
-from app.db.connection import Database, connect_sync
 from app.db.queries import Q
 from app.domain.skills import MAX_CUSTOM_SKILLS, MAX_NAME_LENGTH, MAX_QUERY_LENGTH, SEARCH_LIMIT
-from tests.helpers import Reader
+from tests.conftest import JobLog
+from tests.helpers import Reader, query
 
 MASTER = ["Active listening", "Bookkeeping", "Composure"]
 
@@ -37,35 +37,6 @@ def ben(seeded: Path, new_reader: Callable[[], Reader]) -> Reader:
     r = new_reader()
     r.start()
     return r
-
-
-@pytest.fixture
-def skill_jobs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The database jobs app.domain.skills runs (the session lookup is not counted)."""
-    jobs: list[str] = []
-    real_read, real_write = Database.read, Database.write
-
-    async def read(self: Database, fn: Any) -> Any:
-        if fn.__module__ == "app.domain.skills":
-            jobs.append("read")
-        return await real_read(self, fn)
-
-    async def write(self: Database, fn: Any) -> Any:
-        if fn.__module__ == "app.domain.skills":
-            jobs.append("write")
-        return await real_write(self, fn)
-
-    monkeypatch.setattr(Database, "read", read)
-    monkeypatch.setattr(Database, "write", write)
-    return jobs
-
-
-def execute(db_path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-    conn = connect_sync(db_path, strict=False)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
 
 
 def names(response: Any) -> list[str]:
@@ -89,7 +60,7 @@ def user_id(r: Reader) -> str:
 
 
 def skill_count(db_path: Path) -> int:
-    return int(execute(db_path, "SELECT count(*) FROM skills")[0][0])
+    return int(query(db_path, "SELECT count(*) FROM skills")[0][0])
 
 
 # --- search ----------------------------------------------------------------------------------
@@ -151,7 +122,7 @@ def test_results_are_sorted_by_name_ignoring_case(ann: Reader) -> None:
 
 def test_results_are_bounded(ann: Reader, seeded: Path) -> None:
     me = user_id(ann)
-    execute(seeded, "INSERT INTO skills (id, name, category, is_custom, created_by, review_status, created_at) "
+    query(seeded, "INSERT INTO skills (id, name, category, is_custom, created_by, review_status, created_at) "
                     "SELECT 'bulk-' || value, 'Skill ' || printf('%03d', value), NULL, 1, ?, 'pending', "
                     "'2026-01-01T00:00:00.000Z' FROM json_each(?)", (me, json.dumps(list(range(SEARCH_LIMIT + 20)))))
     found = names(ann.get("/api/skills", params={"q": "skill"}))
@@ -181,10 +152,10 @@ def test_search_is_exactly_the_skills_a_reader_may_tag(ann: Reader, ben: Reader,
     theirs_approved = add(ben, "Ben approved").json()["id"]
     review(seeded, "--approve", mine_approved, "--approve", theirs_approved,
            "--reject", mine_rejected, "--reject", theirs_rejected)
-    every_id = [r[0] for r in execute(seeded, "SELECT id FROM skills")]
+    every_id = [r[0] for r in query(seeded, "SELECT id FROM skills")]
     for reader in (ann, ben):
         me = user_id(reader)
-        taggable = {r[0] for r in execute(seeded, Q.usable_skills, (json.dumps(every_id), me))}
+        taggable = {r[0] for r in query(seeded, Q.usable_skills, (json.dumps(every_id), me))}
         assert {s["id"] for s in reader.get("/api/skills").json()} == taggable
     ann_sees = {s["id"] for s in ann.get("/api/skills").json()}
     assert {mine_pending, mine_rejected, mine_approved, theirs_approved} <= ann_sees
@@ -196,13 +167,13 @@ def test_search_needs_a_session(seeded: Path, new_reader) -> None:
     assert stranger.get("/api/skills").status_code == 401
 
 
-def test_search_is_one_read_job_and_adding_one_write_job(ann: Reader, skill_jobs: list[str]) -> None:
+def test_search_is_one_read_job_and_adding_one_write_job(ann: Reader, db_jobs: JobLog) -> None:
     ann.get("/api/skills", params={"q": "list", "category": "transferable"})
-    assert skill_jobs == ["read"]
-    skill_jobs.clear()
+    assert db_jobs.of("app.domain.skills") == ["read"]
+    db_jobs.clear()
     add(ann, "Woodworking")
     add(ann, "woodworking")
-    assert skill_jobs == ["write", "write"]
+    assert db_jobs.of("app.domain.skills") == ["write", "write"]
 
 
 # --- adding ----------------------------------------------------------------------------------
@@ -215,7 +186,7 @@ def test_adding_a_new_skill_then_the_same_name_again(ann: Reader, seeded: Path) 
     assert skill["name"] == "Wood working" and skill["category"] == "transferable"
     assert skill["is_custom"] is True and skill["review_status"] == "pending"
     assert uuid.UUID(skill["id"]).version == 4
-    row = execute(seeded, "SELECT * FROM skills WHERE id = ?", (skill["id"],))[0]
+    row = query(seeded, "SELECT * FROM skills WHERE id = ?", (skill["id"],))[0]
     assert row["created_by"] == user_id(ann) and row["is_custom"] == 1 and row["review_status"] == "pending"
     assert row["name"] == "Wood working" and row["created_at"].endswith("Z")
 
@@ -286,7 +257,7 @@ def test_a_name_of_exactly_the_limit_after_trimming_is_accepted(ann: Reader) -> 
 
 def test_a_reader_may_hold_a_bounded_number_of_custom_skills(ann: Reader, ben: Reader, seeded: Path) -> None:
     me = user_id(ann)
-    execute(seeded, "INSERT INTO skills (id, name, category, is_custom, created_by, review_status, created_at) "
+    query(seeded, "INSERT INTO skills (id, name, category, is_custom, created_by, review_status, created_at) "
                     "SELECT 'mine-' || value, 'Mine ' || value, NULL, 1, ?, 'pending', "
                     "'2026-01-01T00:00:00.000Z' FROM json_each(?)", (me, json.dumps(list(range(MAX_CUSTOM_SKILLS)))))
     refused = add(ann, "One too many")
@@ -352,8 +323,8 @@ def test_an_unknown_id_is_one_line_and_changes_nothing(ann: Reader, seeded: Path
         assert result.exit_code == 1
         assert result.output.strip().splitlines()[-1].startswith("dreamtree: error: no custom skill with id")
         assert "Traceback" not in result.output
-    assert execute(seeded, "SELECT review_status FROM skills WHERE id = ?", (anns["id"],))[0][0] == "pending"
-    assert execute(seeded, "SELECT review_status FROM skills WHERE id = 'active-listening'")[0][0] is None
+    assert query(seeded, "SELECT review_status FROM skills WHERE id = ?", (anns["id"],))[0][0] == "pending"
+    assert query(seeded, "SELECT review_status FROM skills WHERE id = 'active-listening'")[0][0] is None
 
 
 def test_approving_and_rejecting_the_same_skill_is_refused(ann: Reader, seeded: Path) -> None:
@@ -367,7 +338,7 @@ def test_the_shared_list_never_holds_the_same_name_twice(ann: Reader, ben: Reade
     bens = add(ben, "WOODWORKING ").json()
     both = review(seeded, "--approve", anns["id"], "--approve", bens["id"])
     assert both.exit_code == 1 and "shared list already has that name" in both.output
-    statuses = {r[0]: r[1] for r in execute(seeded, "SELECT id, review_status FROM skills WHERE is_custom = 1")}
+    statuses = {r[0]: r[1] for r in query(seeded, "SELECT id, review_status FROM skills WHERE is_custom = 1")}
     assert statuses == {anns["id"]: "pending", bens["id"]: "pending"}
     master = add(ann, "Composure ").json()
     assert master["id"] == "composure"  # (a master-list name never becomes a custom skill)
@@ -380,7 +351,7 @@ def test_interactive_review_asks_for_each_skill(ann: Reader, ben: Reader, seeded
     result = review(seeded, input="a\nr\ns\n")
     assert result.exit_code == 0, result.output
     assert "approved 1, rejected 1, skipped 1" in result.output
-    statuses = {r[0]: r[1] for r in execute(seeded, "SELECT id, review_status FROM skills WHERE is_custom = 1")}
+    statuses = {r[0]: r[1] for r in query(seeded, "SELECT id, review_status FROM skills WHERE is_custom = 1")}
     assert statuses == {first["id"]: "approved", second["id"]: "rejected", third["id"]: "pending"}
     assert names(ann.get("/api/skills", params={"q": "s"})) == ["Active listening", "Composure"]
     assert "Sourdough" in names(ben.get("/api/skills", params={"q": "s"}))
@@ -392,7 +363,7 @@ def test_quitting_the_interactive_review_keeps_the_decisions_made(ann: Reader, s
     result = review(seeded, input="x\na\nq\n")  # an unknown answer is asked again
     assert result.exit_code == 0, result.output
     assert "approved 1, rejected 0, skipped 0" in result.output
-    assert [r[0] for r in execute(seeded, "SELECT id FROM skills WHERE review_status = 'approved'")] == [first["id"]]
+    assert [r[0] for r in query(seeded, "SELECT id FROM skills WHERE review_status = 'approved'")] == [first["id"]]
 
 
 def test_interactive_review_explains_a_refusal_and_goes_on(ann: Reader, ben: Reader, seeded: Path) -> None:
@@ -402,13 +373,13 @@ def test_interactive_review_explains_a_refusal_and_goes_on(ann: Reader, ben: Rea
     assert result.exit_code == 0, result.output
     assert "shared list already has that name" in result.output
     assert "approved 1, rejected 0, skipped 1" in result.output
-    statuses = {r[0]: r[1] for r in execute(seeded, "SELECT id, review_status FROM skills WHERE is_custom = 1")}
+    statuses = {r[0]: r[1] for r in query(seeded, "SELECT id, review_status FROM skills WHERE is_custom = 1")}
     assert statuses == {anns["id"]: "approved", bens["id"]: "pending"}
 
 
 def test_review_escapes_control_characters_in_names(seeded: Path) -> None:
     # Names typed through the API cannot hold them; an old import could.
-    execute(seeded, "INSERT INTO skills (id, name, is_custom, review_status, created_at) "
+    query(seeded, "INSERT INTO skills (id, name, is_custom, review_status, created_at) "
                     "VALUES ('odd', 'Red' || char(27) || '[31m', 1, 'pending', '2026-01-01T00:00:00.000Z')")
     output = review(seeded, "--list").output
     assert "\x1b" not in output and "Red\\u001b[31m" in output

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sqlite3
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,18 +18,10 @@ from app.db.queries import Q
 from app.domain import keys, sessions, tools
 from app.domain.sessions import ServerKeys
 from app.domain.tool_shapes import content_schema
-from tests.helpers import Reader
+from tests.helpers import Reader, query
 from tests.test_tool_shapes import SAMPLES
 
 LIST = "/api/tools/list-builder/instances"
-
-
-def raw(db_path: Path, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
-    conn = connect_sync(db_path, strict=False)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
 
 
 def answer(r: Reader, full_id: str) -> None:
@@ -122,7 +113,7 @@ def test_instance_counts_are_per_reader_and_per_tool(ann: Reader, new_reader) ->
 def test_full_workbook_lists_all_ten_tools_in_unlock_order(full_seed: Path, new_reader) -> None:
     r = new_reader()
     r.start()
-    order = [row[0] for row in raw(full_seed, "SELECT unlocks_tool FROM exercise_sequence"
+    order = [row[0] for row in query(full_seed, "SELECT unlocks_tool FROM exercise_sequence"
                                               " WHERE unlocks_tool IS NOT NULL ORDER BY sequence_order")]
     body = r.get("/api/tools").json()
     assert [t["id"] for t in body] == order and len(order) == 10
@@ -136,7 +127,7 @@ def test_unlock_flags_agree_with_the_spec_query_at_every_position(full_seed: Pat
     r = new_reader()
     r.start()
     user = r.get("/api/me").json()["id"]
-    tool_ids = [row[0] for row in raw(full_seed, "SELECT id FROM tool_types")]
+    tool_ids = [row[0] for row in query(full_seed, "SELECT id FROM tool_types")]
     seen_flips = set()
     for position in (0, 1, 4, 5, 6, 7, 16, 17, 22, 23, 33, 36, 37, 38, 41):
         answer_directly(full_seed, user, position)
@@ -164,7 +155,7 @@ def test_an_answer_to_an_older_version_keeps_the_tool_unlocked(ann: Reader, publ
 def test_creating_needs_the_unlock(reader: Reader, db_path: Path) -> None:
     refused = create(reader, {"title": "Too early"})
     assert refused.status_code == 403 and refused.json()["code"] == "tool_locked"
-    assert raw(db_path, "SELECT count(*) FROM tool_instances")[0][0] == 0
+    assert query(db_path, "SELECT count(*) FROM tool_instances")[0][0] == 0
 
 
 def test_an_entry_from_creation_to_deletion(ann: Reader, clock, db_path: Path) -> None:
@@ -193,7 +184,7 @@ def test_an_entry_from_creation_to_deletion(ann: Reader, clock, db_path: Path) -
     assert ann.get(f"/api/tool-instances/{entry['id']}").status_code == 404
     assert ann.delete(f"/api/tool-instances/{entry['id']}").status_code == 404
     assert ann.get(LIST).json() == []
-    assert raw(db_path, "SELECT count(*) FROM tool_instances")[0][0] == 0
+    assert query(db_path, "SELECT count(*) FROM tool_instances")[0][0] == 0
 
 
 def test_content_is_stored_normalised(ann: Reader) -> None:
@@ -264,7 +255,7 @@ def test_content_that_does_not_fit_is_refused_and_changes_nothing(ann: Reader, d
     body = refused.json()
     assert body["code"] == code and where in body["detail"] and body["detail"].startswith("list-builder content")
     assert refused.headers["content-type"].startswith("application/problem+json")
-    assert raw(db_path, "SELECT count(*) FROM tool_instances")[0][0] == 0
+    assert query(db_path, "SELECT count(*) FROM tool_instances")[0][0] == 0
 
 
 def test_edits_are_validated_against_the_entry_s_tool(ann: Reader) -> None:
@@ -294,7 +285,7 @@ def test_state_changes_need_the_csrf_header(ann: Reader, db_path: Path) -> None:
     entry = made(ann, {"title": "L"})
     assert ann.put(f"/api/tool-instances/{entry['id']}", {"content": {"title": "M"}}, csrf=False).status_code == 403
     assert ann.delete(f"/api/tool-instances/{entry['id']}", csrf=False).status_code == 403
-    assert raw(db_path, "SELECT count(*) FROM tool_instances")[0][0] == 1
+    assert query(db_path, "SELECT count(*) FROM tool_instances")[0][0] == 1
     assert ann.get(f"/api/tool-instances/{entry['id']}").json()["content"]["title"] == "L"
 
 
@@ -365,7 +356,7 @@ def test_two_readers_never_see_or_change_each_other_s_entries(ann: Reader, new_r
     assert [e["id"] for e in ann.get(LIST).json()] == [entry["id"]]
     assert ann.get(f"/api/tool-instances/{entry['id']}").json() == entry
     assert ann.get(f"/api/tool-instances/{bobs['id']}").status_code == 404
-    assert raw(db_path, "SELECT count(*) FROM tool_instances")[0][0] == 2
+    assert query(db_path, "SELECT count(*) FROM tool_instances")[0][0] == 2
 
 
 # --- sealing and hashing -------------------------------------------------------------------------
@@ -374,7 +365,7 @@ def test_two_readers_never_see_or_change_each_other_s_entries(ann: Reader, new_r
 def test_content_is_encrypted_at_rest(ann: Reader, db_path: Path) -> None:
     canary = "canary-5e1b-dream-of-running-a-bakery"
     entry = made(ann, {"title": canary, "items": [canary]})
-    stored, stored_hash = raw(db_path, "SELECT content_json, content_hash FROM tool_instances")[0]
+    stored, stored_hash = query(db_path, "SELECT content_json, content_hash FROM tool_instances")[0]
     assert canary not in stored and keys.is_envelope(json.loads(stored))
     assert stored_hash == entry["content_hash"]
     plain_sha = hashlib.sha256(keys.canonical_json(entry["content"])).hexdigest()
@@ -403,7 +394,7 @@ def test_content_hash_follows_the_content(ann: Reader, new_reader) -> None:
 def test_skills_are_tagged_through_exercise_skills(ann: Reader, db_path: Path) -> None:
     entry = made(ann, {"title": "Tagged"}, skills=["active-listening", "composure", "composure"])
     assert entry["skills"] == ["active-listening", "composure"]
-    rows = raw(db_path, "SELECT skill_id FROM exercise_skills WHERE exercise_instance_id = ? ORDER BY skill_id", (entry["id"],))
+    rows = query(db_path, "SELECT skill_id FROM exercise_skills WHERE exercise_instance_id = ? ORDER BY skill_id", (entry["id"],))
     assert [r[0] for r in rows] == ["active-listening", "composure"]
     assert ann.get(LIST).json()[0]["skills"] == ["active-listening", "composure"]
 
@@ -416,13 +407,13 @@ def test_skills_are_tagged_through_exercise_skills(ann: Reader, db_path: Path) -
 
     ann.put(f"/api/tool-instances/{entry['id']}", {"content": {"title": "Edited"}, "skills": ["composure"]})
     assert ann.delete(f"/api/tool-instances/{entry['id']}").status_code == 204
-    assert raw(db_path, "SELECT count(*) FROM exercise_skills WHERE exercise_instance_id = ?", (entry["id"],))[0][0] == 0
+    assert query(db_path, "SELECT count(*) FROM exercise_skills WHERE exercise_instance_id = ?", (entry["id"],))[0][0] == 0
 
 
 def test_unknown_skills_are_refused_and_change_nothing(ann: Reader, db_path: Path) -> None:
     refused = create(ann, {"title": "x"}, skills=["no-such-skill"])
     assert refused.status_code == 422 and refused.json()["code"] == "unknown_skill"
-    assert raw(db_path, "SELECT count(*) FROM tool_instances")[0][0] == 0
+    assert query(db_path, "SELECT count(*) FROM tool_instances")[0][0] == 0
     entry = made(ann, {"title": "x"}, skills=["composure"])
     edit = ann.put(f"/api/tool-instances/{entry['id']}", {"content": {"title": "y"}, "skills": ["no-such-skill"]})
     assert edit.status_code == 422 and edit.json()["code"] == "unknown_skill"
@@ -462,7 +453,7 @@ USER_TABLES = {"exercise_responses", "tool_instances", "exercise_skills", "er", 
 def test_tool_queries_never_scan_a_user_table(full_seed: Path, name: str) -> None:
     sql = Q[name]
     count = max([int(n) for n in re.findall(r"\?(\d+)", sql)] or [sql.count("?")])
-    plan = [row[3] for row in raw(full_seed, "EXPLAIN QUERY PLAN " + sql, (None,) * count)]
+    plan = [row[3] for row in query(full_seed, "EXPLAIN QUERY PLAN " + sql, (None,) * count)]
     scanned = {step.split()[1] for step in plan if step.startswith("SCAN ")}
     assert not scanned & USER_TABLES, (name, plan)
     assert any(step.startswith("SEARCH") for step in plan) or name == "insert_tool_row", (name, plan)

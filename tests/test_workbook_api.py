@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ from app.db.connection import connect_sync
 from app.db.queries import Q
 from app.domain import seeding
 from tests.conftest import SMALL_SEED
-from tests.helpers import Reader
+from tests.helpers import Reader, query
 
 
 @pytest.fixture
@@ -20,14 +19,6 @@ def reader(seeded, new_reader) -> Reader:
     r = new_reader()
     r.start()
     return r
-
-
-def raw(db_path: Path, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
-    conn = connect_sync(db_path, strict=False)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
 
 
 def answer(r: Reader, full_id: str, response: object = None, **extra: object):
@@ -85,7 +76,7 @@ def test_answering_moves_on_and_unlocks(reader: Reader, db_path: Path) -> None:
     assert modules[0]["first_completed_at"] == modules[0]["last_modified_at"]
     again = answer(reader, "1.1.1.v1", {"text": "a better answer"})
     assert again.json()["unlocked_tool"] is None and again.json()["module_completed"] is False
-    assert raw(db_path, "SELECT count(*) FROM exercise_responses")[0][0] == 1
+    assert query(db_path, "SELECT count(*) FROM exercise_responses")[0][0] == 1
     shown = reader.get("/api/exercises/1.1.1.v1").json()["response"]
     assert shown["response"] == {"text": "a better answer"}
     later = reader.get("/api/modules").json()[0]
@@ -96,7 +87,7 @@ def test_answering_moves_on_and_unlocks(reader: Reader, db_path: Path) -> None:
 def test_answers_are_encrypted_at_rest(reader: Reader, db_path: Path) -> None:
     canary = "canary-7f3a9-my-secret-career-dream"
     answer(reader, "1.1.1.v1", {"text": canary})
-    stored = raw(db_path, "SELECT response_json FROM exercise_responses")[0][0]
+    stored = query(db_path, "SELECT response_json FROM exercise_responses")[0][0]
     assert canary not in stored and '"$enc"' in stored
 
 
@@ -122,7 +113,7 @@ def test_the_whole_sample_workbook_from_first_exercise_to_last(full_seed: Path, 
     exercise, the progress, the tools unlocked and the module rows are what the sequence says."""
     r = new_reader()
     me = r.start()
-    places = raw(db_path, "SELECT full_exercise_id, part_id, module_id, is_required, unlocks_tool "
+    places = query(db_path, "SELECT full_exercise_id, part_id, module_id, is_required, unlocks_tool "
                           "FROM exercise_sequence ORDER BY sequence_order")
     required_in: dict[str, set[str]] = {}
     for p in places:
