@@ -142,8 +142,7 @@ def build(out: Path, users: int, active: int, seed: int = 7) -> dict[str, Any]:
                 rid = str(uuid.uuid4())
                 if is_active:
                     assert dek is not None
-                    sealed = json.dumps(keys.seal_document(dek, ANSWER, table="exercise_responses", row_id=rid),
-                                        separators=(",", ":"))
+                    sealed = keys.seal_column(dek, ANSWER, table="exercise_responses", row_id=rid)
                 else:
                     sealed = fake_envelope(rng, sample_answer)
                 add("exercise_responses", rid, uid, p["part_id"], p["module_id"], p["exercise_id"], p["version"],
@@ -161,8 +160,7 @@ def build(out: Path, users: int, active: int, seed: int = 7) -> dict[str, Any]:
                 if is_active:
                     assert dek is not None
                     content = TOOL_CONTENT[tool]
-                    sealed = json.dumps(keys.seal_document(dek, content, table="tool_instances", row_id=tid),
-                                        separators=(",", ":"))
+                    sealed = keys.seal_column(dek, content, table="tool_instances", row_id=tid)
                     digest = keys.content_hash(dek, {**content, "n": tid})
                 else:
                     sealed, digest = fake_envelope(rng, 180), rng.randbytes(32).hex()

@@ -7,7 +7,6 @@ Database writes happen after the slow work, each flow in one short transaction.
 
 from __future__ import annotations
 
-import json
 import re
 import sqlite3
 import uuid
@@ -372,8 +371,8 @@ def reset_login(conn: sqlite3.Connection, server: ServerKeys, email: str) -> Log
     def write(c: sqlite3.Connection) -> tuple[int, int]:
         answers = c.execute(Q.responses_of_user, (user_id,)).fetchall()
         for answer in answers:
-            sealed = keys.seal_document(dek, {"erased_at": stamp}, table="exercise_responses", row_id=answer["id"])
-            c.execute(Q.erase_response, (json_text(sealed), answer["id"], user_id))
+            sealed = keys.seal_column(dek, {"erased_at": stamp}, table="exercise_responses", row_id=answer["id"])
+            c.execute(Q.erase_response, (sealed, answer["id"], user_id))
         c.execute(Q.delete_tool_skill_tags, (user_id,))
         tools = c.execute(Q.erase_tool_instances, (user_id,)).rowcount
         c.execute(Q.update_credentials, (password_hash, wrapped, stamp, user_id))
@@ -382,7 +381,3 @@ def reset_login(conn: sqlite3.Connection, server: ServerKeys, email: str) -> Log
 
     erased, tools = run_in_transaction(conn, write, True)
     return LoginReset(user_id, erased, tools, code)
-
-
-def json_text(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))

@@ -302,6 +302,16 @@ def open_document(dek: DataKey, sealed: Any, *, table: str, row_id: str) -> Any:
     return open_value(dek, sealed, table=table, row_id=row_id, pointer="")
 
 
+def seal_column(dek: DataKey, doc: Any, *, table: str, row_id: str) -> str:
+    """A document sealed as the text its column stores (response_json, content_json)."""
+    return json.dumps(seal_document(dek, doc, table=table, row_id=row_id), separators=(",", ":"))
+
+
+def open_column(dek: DataKey, text: str, *, table: str, row_id: str) -> Any:
+    """The document a response_json / content_json column holds."""
+    return open_document(dek, json.loads(text), table=table, row_id=row_id)
+
+
 # --- Argon2 -------------------------------------------------------------------------------------
 
 

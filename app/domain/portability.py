@@ -162,14 +162,6 @@ class Workbook:
     custom_skills: list[tuple[str, str, str | None]] = field(default_factory=list)
 
 
-def _decode(text: str) -> Any:
-    return json.loads(text)
-
-
-def _encode(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
 def read_rows(conn: sqlite3.Connection, user_id: str) -> dict[str, Any]:
     """Everything of one user, as stored (one read job)."""
     answers = conn.execute(Q.answers_of_user, (user_id,)).fetchall()
@@ -195,10 +187,10 @@ def workbook_from_rows(rows: dict[str, Any], dek: keys.DataKey, as_of: str) -> W
     book.scores = [(r["competency_id"], r["score"], r["assessed_at"]) for r in rows["scores"]]
     book.modules = {r["module_id"]: (r["first_completed_at"], r["last_modified_at"]) for r in rows["modules"]}
     for r in rows["answers"]:
-        response = keys.open_document(dek, _decode(r["response_json"]), table="exercise_responses", row_id=r["id"])
+        response = keys.open_column(dek, r["response_json"], table="exercise_responses", row_id=r["id"])
         book.answers.append(Answer(r["full_exercise_id"], response, r["responded_at"], rows["tags"][r["id"]], r["id"]))
     for r in rows["tools"]:
-        content = keys.open_document(dek, _decode(r["content_json"]), table="tool_instances", row_id=r["id"])
+        content = keys.open_column(dek, r["content_json"], table="tool_instances", row_id=r["id"])
         book.tools.append(Tool(r["id"], r["tool_type"], r["origin"], content, r["created_at"], r["updated_at"], rows["tags"][r["id"]]))
     book.custom_skills = [(r["id"], r["name"], r["category"]) for r in rows["custom_skills"]]
     return book
@@ -216,13 +208,13 @@ def export_document(rows: dict[str, Any], *, encrypted: bool, dek: keys.DataKey,
     for r in rows["answers"]:
         module = modules.setdefault(f"{r['part_id']}.{r['module_id']}",
                                     {"first_completed_at": None, "last_modified_at": None, "exercises": {}})
-        stored = _decode(r["response_json"])
+        stored = json.loads(r["response_json"])
         value = stored if encrypted else keys.open_document(dek, stored, table="exercise_responses", row_id=r["id"])
         module["exercises"][r["full_exercise_id"]] = {
             "id": r["id"], "response_json": value, "responded_at": r["responded_at"], "skills": rows["tags"][r["id"]]}
     tools = []
     for r in rows["tools"]:
-        stored = _decode(r["content_json"])
+        stored = json.loads(r["content_json"])
         value = stored if encrypted else keys.open_document(dek, stored, table="tool_instances", row_id=r["id"])
         tools.append({"id": r["id"], "tool_type": r["tool_type"], "origin": r["origin"], "content_json": value,
                       "content_hash": r["content_hash"], "skills": rows["tags"][r["id"]],
@@ -467,7 +459,7 @@ def merge(conn: sqlite3.Connection, user_id: str, dek: keys.DataKey, book: Workb
             row_id = held_answer.id
         else:
             row_id = _fresh_id(conn, Q.id_taken_response, a.id)
-        sealed = _encode(keys.seal_document(dek, a.response, table="exercise_responses", row_id=row_id))
+        sealed = keys.seal_column(dek, a.response, table="exercise_responses", row_id=row_id)
         part, module, exercise = p
         version = int(a.full_exercise_id.rsplit(".v", 1)[1])
         if held_answer is not None:
@@ -534,7 +526,7 @@ def merge(conn: sqlite3.Connection, user_id: str, dek: keys.DataKey, book: Workb
             if held_tool.updated_at >= t.updated_at:
                 report.add("tool_instances", "unchanged")
                 continue
-            sealed = _encode(keys.seal_document(dek, content, table="tool_instances", row_id=t.id))
+            sealed = keys.seal_column(dek, content, table="tool_instances", row_id=t.id)
             conn.execute(Q.update_tool_row, (t.tool_type, t.origin, sealed, content_hash, t.created_at, t.updated_at, t.id, user_id))
             replace_tags(conn, t.id, skills, stamp)
             report.add("tool_instances", "updated")
@@ -543,7 +535,7 @@ def merge(conn: sqlite3.Connection, user_id: str, dek: keys.DataKey, book: Workb
             report.add("tool_instances", "unchanged")
             continue
         row_id = _fresh_id(conn, Q.id_taken_tool, t.id)
-        sealed = _encode(keys.seal_document(dek, content, table="tool_instances", row_id=row_id))
+        sealed = keys.seal_column(dek, content, table="tool_instances", row_id=row_id)
         conn.execute(Q.insert_tool_row, (row_id, user_id, t.tool_type, t.origin, sealed, content_hash, t.created_at, t.updated_at))
         replace_tags(conn, row_id, skills, stamp)
         mine_hashes[content_hash] = row_id

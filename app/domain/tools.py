@@ -19,7 +19,6 @@ transaction when the tool type is known from the path; an edit learns it inside 
 
 from __future__ import annotations
 
-import json
 import re
 import sqlite3
 import uuid
@@ -39,10 +38,6 @@ STANDALONE: Final = "standalone"
 TABLE: Final = "tool_instances"
 
 _EXERCISE_ID = re.compile(r"([0-9A-Za-z_-]{1,20})\.([0-9A-Za-z_-]{1,20})\.([0-9A-Za-z_-]{1,20})\.v([0-9]{1,9})")
-
-
-def _encode(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _no_tool(tool_type: str) -> NotFound:
@@ -79,7 +74,7 @@ def _instance_out(conn: sqlite3.Connection, principal: Principal, rows: list[sql
     return [
         {
             "id": r["id"], "tool_type": r["tool_type"], "origin": r["origin"],
-            "content": keys.open_document(principal.dek, json.loads(r["content_json"]), table=TABLE, row_id=r["id"]),
+            "content": keys.open_column(principal.dek, r["content_json"], table=TABLE, row_id=r["id"]),
             "skills": tags[r["id"]], "content_hash": r["content_hash"],
             "created_at": r["created_at"], "updated_at": r["updated_at"],
         }
@@ -116,7 +111,7 @@ async def create_instance(db: Database, principal: Principal, tool_type: str, co
         raise _no_tool(tool_type)
     normalised = validate_content(tool_type, content)
     instance_id = str(uuid.uuid4())
-    sealed = _encode(keys.seal_document(principal.dek, normalised, table=TABLE, row_id=instance_id))
+    sealed = keys.seal_column(principal.dek, normalised, table=TABLE, row_id=instance_id)
     content_hash = keys.content_hash(principal.dek, normalised)
     stamp = now_iso()
 
@@ -165,7 +160,7 @@ async def edit_instance(db: Database, principal: Principal, instance_id: str, co
         # The shape depends on the row's tool, so this small CPU work runs inside the job.
         normalised = validate_content(row["tool_type"], content)
         tags = check_skills(conn, user, skills) if skills is not None else None
-        sealed = _encode(keys.seal_document(principal.dek, normalised, table=TABLE, row_id=instance_id))
+        sealed = keys.seal_column(principal.dek, normalised, table=TABLE, row_id=instance_id)
         content_hash = keys.content_hash(principal.dek, normalised)
         conn.execute(Q.update_tool_row, (row["tool_type"], row["origin"], sealed, content_hash, row["created_at"],
                                          stamp, instance_id, user))

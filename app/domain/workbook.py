@@ -20,7 +20,6 @@ Each request is one database job: one read, or one write transaction.
 from __future__ import annotations
 
 import hashlib
-import json
 import sqlite3
 import uuid
 from dataclasses import dataclass
@@ -192,8 +191,7 @@ class Answer:
 def open_answer(conn: sqlite3.Connection, principal: Principal, row: sqlite3.Row | None) -> Answer | None:
     if row is None:
         return None
-    sealed = json.loads(row["response_json"])
-    response = keys.open_document(principal.dek, sealed, table="exercise_responses", row_id=row["id"])
+    response = keys.open_column(principal.dek, row["response_json"], table="exercise_responses", row_id=row["id"])
     return Answer(row["id"], response, row["responded_at"], row["full_exercise_id"], tags_of(conn, [row["id"]])[row["id"]])
 
 
@@ -291,8 +289,7 @@ async def answer(db: Database, principal: Principal, full_exercise_id: str, resp
         tool = place["unlocks_tool"]
         newly_unlocked = bool(tool) and not conn.execute(Q.tool_unlocked, (user, tool)).fetchone()[0]
         response_id = existing["id"] if existing else str(uuid.uuid4())
-        sealed = json.dumps(keys.seal_document(principal.dek, response, table="exercise_responses", row_id=response_id),
-                            separators=(",", ":"))
+        sealed = keys.seal_column(principal.dek, response, table="exercise_responses", row_id=response_id)
         if existing:
             conn.execute(Q.update_response, (place["version"], full_exercise_id, sealed, stamp, response_id, user))
         else:
