@@ -47,11 +47,8 @@ def server(db: Path, port: int, *extra: str, env: dict[str, str] | None = None) 
             proc.kill()
 
 
-def wrk(url: str, *, seconds: int, connections: int = 64, headers: dict[str, str] | None = None) -> dict[str, float]:
-    args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
-    for k, v in (headers or {}).items():
-        args += ["-H", f"{k}: {v}"]
-    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+def parse_wrk(out: str) -> dict[str, float]:
+    """wrk --latency output: requests/s, p50/p99 ms, requests, errors (non-2xx and socket errors)."""
 
     def ms(label: str) -> float:
         m = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)\b", out)
@@ -59,12 +56,23 @@ def wrk(url: str, *, seconds: int, connections: int = 64, headers: dict[str, str
         value, unit = float(m.group(1)), m.group(2)
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    assert rps and total, out
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "rps": float(rps.group(1)),
         "p50": ms(" 50"),
         "p99": ms(" 99"),
-        "errors": float(errors.group(1)) if errors else 0.0,
-        "socket_errors": float(sum(int(x) for x in socket_errors.groups())) if socket_errors else 0.0,
+        "requests": float(total.group(1)),
+        "errors": float(non_2xx.group(1)) if non_2xx else 0.0,
+        "socket_errors": float(sum(int(x) for x in sockets.groups())) if sockets else 0.0,
     }
+
+
+def wrk(url: str, *, seconds: int, connections: int = 64, headers: dict[str, str] | None = None) -> dict[str, float]:
+    args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    for k, v in (headers or {}).items():
+        args += ["-H", f"{k}: {v}"]
+    return parse_wrk(subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout)

@@ -40,7 +40,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import PY, ROOT, wait_healthy  # noqa: E402
+from common import PY, ROOT, parse_wrk, wait_healthy  # noqa: E402
 from dataset import ensure  # noqa: E402
 
 from app.domain import keys  # noqa: E402
@@ -127,35 +127,20 @@ def csrf_token(port: int) -> str:
 
 def wrk(port: int, lines: list[tuple[str, str, str, str]], csrf: str, *, seconds: int, connections: int,
         work: Path, pid: int) -> dict[str, float]:
-    """wrk over a request list (bench/mix.lua): requests/s, p50/p99 ms, errors (non-2xx and socket
-    errors), and the server's CPU per request (its process tree, user + system)."""
-    import re
-
+    """wrk over a request list (bench/mix.lua): common.parse_wrk's figures, errors counting socket
+    errors too, and the server's CPU per request (its process tree, user + system)."""
     listing = work / "requests.tsv"
     listing.write_text("".join("\t".join(line) + "\n" for line in lines))
     cpu_before = tree_cpu_s(pid)
     out = subprocess.run(
-        [*CLIENT, "wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s", "-s", str(HERE / "mix.lua"),
-         f"http://127.0.0.1:{port}", "--", str(listing), csrf],
+        [*CLIENT, "wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s",
+         "-s", str(HERE / "mix.lua"), f"http://127.0.0.1:{port}", "--", str(listing), csrf],
         capture_output=True, text=True, check=True).stdout
     cpu = tree_cpu_s(pid) - cpu_before
-
-    def ms(label: str) -> float:
-        m = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)\b", out)
-        assert m, out
-        value, unit = float(m.group(1)), m.group(2)
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    assert rps, out
-    total = re.search(r"(\d+) requests in", out)
-    assert total, out
-    return {"rps": float(rps.group(1)), "p50": ms(" 50"), "p99": ms(" 99"),
-            "errors": (float(non_2xx.group(1)) if non_2xx else 0.0)
-            + (sum(int(x) for x in sockets.groups()) if sockets else 0),
-            "cpu_us": 1e6 * cpu / max(1, int(total.group(1)))}
+    result = parse_wrk(out)
+    result["errors"] += result.pop("socket_errors")
+    result["cpu_us"] = 1e6 * cpu / max(1.0, result["requests"])
+    return result
 
 
 def measure_size(users: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
