@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 
 from app import timeutil
 from app.db.connection import Database
+from app.db.engine import Engine, Read, Refused, Result, Stmt, Work, guard
 from app.db.queries import Q
 from app.domain import keys
 from app.domain.errors import Unauthorized
@@ -67,17 +68,58 @@ class ServerKeys:
         return "ServerKeys(…)"
 
 
-@dataclass(frozen=True)
 class Principal:
-    """The signed-in reader of one request. Holds the data key: never log or serialise it."""
+    """The reader behind one request's session cookie, and the gate of their works.
 
-    user_id: str
-    session_id: str
-    dek: keys.DataKey
-    is_anonymous: bool
+    The cookie (sealed by the server, so user_id and the data key inside are authentic) says
+    who they claim to be; whether the session still stands is checked by the database, inside
+    the first read of whatever the request does (`Engine.query(work, principal)`): one
+    statement in the same batch, no extra round trip. A failed check stops the work with 401;
+    a session past its idle or absolute limit is deleted on the way out; `last_seen_at` is
+    moved at most every 5 minutes, with the work's write when it has one. Every write batch
+    starts with a guard that the session still exists, so a session ended between a work's
+    read and its write can never write. `is_anonymous` is known once the session was checked.
+    Holds the data key: never log or serialise it."""
+
+    __slots__ = ("_anonymous", "dek", "session_id", "user_id")
+
+    def __init__(self, user_id: str, session_id: str, dek: keys.DataKey, is_anonymous: bool | None = None) -> None:
+        self.user_id = user_id
+        self.session_id = session_id
+        self.dek = dek
+        self._anonymous = is_anonymous
+
+    @property
+    def is_anonymous(self) -> bool:
+        if self._anonymous is None:
+            raise RuntimeError("the session has not been checked yet (read it in a work first)")
+        return self._anonymous
 
     def __repr__(self) -> str:
-        return f"Principal(user_id={self.user_id!r}, anonymous={self.is_anonymous})"
+        return f"Principal(user_id={self.user_id!r}, anonymous={self._anonymous})"
+
+    # --- the gate ---------------------------------------------------------------------------
+
+    def statement(self) -> Stmt:
+        return Stmt(Q.session_with_user, (self.session_id,))
+
+    def verify(self, result: Result) -> Stmt | None:
+        row = result.one()
+        if row is None or row["user_id"] != self.user_id:
+            raise Refused(Unauthorized("This session has ended; start a new one or sign in.", code="invalid_session"))
+        moment = timeutil.now()
+        is_anonymous = bool(row["is_anonymous"])
+        if _expired(row["created_at"], row["last_seen_at"], is_anonymous, moment):
+            raise Refused(Unauthorized("This session has timed out; please sign in again.", code="session_expired"),
+                          cleanup=Stmt(Q.delete_session, (self.session_id,)))
+        self._anonymous = is_anonymous
+        seen = datetime.fromisoformat(row["last_seen_at"].replace("Z", "+00:00"))
+        if moment - seen >= TOUCH_EVERY:
+            return Stmt(Q.touch_session, (iso(moment), self.session_id))
+        return None
+
+    def holds(self) -> Stmt:
+        return guard("session_ended", "EXISTS (SELECT 1 FROM sessions WHERE id = ?)", (self.session_id,))
 
 
 @dataclass(frozen=True)
@@ -130,28 +172,28 @@ def _expired(created_at: str, last_seen_at: str, is_anonymous: bool, moment: dat
     return moment - seen > CLAIMED_IDLE or moment - created > CLAIMED_ABSOLUTE
 
 
-async def authenticate(db: Database, server: ServerKeys, cookie: str | None) -> Principal:
-    """The principal behind a cookie, or Unauthorized. Forged, unknown, moved or expired
-    cookies are refused alike; an expired session's row is deleted."""
+def principal_of(server: ServerKeys, cookie: str | None) -> Principal:
+    """The reader a cookie names, not yet checked against the database (that happens inside
+    their first work). Missing, forged and altered cookies are refused alike."""
     if not cookie:
         raise Unauthorized("No session: start one with POST /api/session or sign in.", code="no_session")
     try:
         _token, sid, dek, user_id = _open_cookie(server.cookie, cookie)
     except keys.BadCookie:
         raise Unauthorized("This session is not valid; start a new one or sign in.", code="invalid_session") from None
-    row = await db.read(lambda c: c.execute(Q.session_with_user, (sid,)).fetchone())
-    if row is None or row["user_id"] != user_id:
-        raise Unauthorized("This session has ended; start a new one or sign in.", code="invalid_session")
-    moment = timeutil.now()
-    is_anonymous = bool(row["is_anonymous"])
-    if _expired(row["created_at"], row["last_seen_at"], is_anonymous, moment):
-        await db.write(lambda c: c.execute(Q.delete_session, (sid,)))
-        raise Unauthorized("This session has timed out; please sign in again.", code="session_expired")
-    seen = datetime.fromisoformat(row["last_seen_at"].replace("Z", "+00:00"))
-    if moment - seen >= TOUCH_EVERY:
-        stamp = iso(moment)
-        await db.write(lambda c: c.execute(Q.touch_session, (stamp, sid)))
-    return Principal(user_id, sid, dek, is_anonymous)
+    return Principal(user_id, sid, dek)
+
+
+def _session_only() -> Work[None]:
+    yield Read()
+
+
+async def authenticate(db: Engine, server: ServerKeys, cookie: str | None) -> Principal:
+    """The principal behind a cookie, checked: Unauthorized for forged, unknown, moved or
+    expired cookies alike (an expired session's row is deleted)."""
+    principal = principal_of(server, cookie)
+    await db.query(_session_only, principal)
+    return principal
 
 
 async def end_session(db: Database, principal: Principal) -> None:
