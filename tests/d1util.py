@@ -121,13 +121,16 @@ def find_state_file(persist_to: Path) -> Path:
 
 
 def write_config(directory: Path, migrations_dir: Path, db_id: str | None = None) -> Path:
-    """A copy of wrangler-compat/wrangler.toml in directory, its migrations_dir replaced."""
+    """A copy of wrangler-compat/wrangler.toml in directory, its migrations_dir replaced (and
+    its `main` made absolute, so that `wrangler dev -c` still finds the Worker)."""
     text = WRANGLER_TOML.read_text(encoding="utf-8")
     text, count = re.subn(
         r'^migrations_dir\s*=.*$', f"migrations_dir = {json.dumps(str(migrations_dir))}", text, flags=re.M
     )
     if count != 1:
         raise WranglerError(f"{WRANGLER_TOML}: expected one migrations_dir line")
+    text = re.sub(r'^main\s*=\s*"([^"]+)"\s*$',
+                  lambda m: f"main = {json.dumps(str(COMPAT_DIR / m.group(1)))}", text, flags=re.M)
     if db_id is not None:
         text = re.sub(r'^database_id\s*=.*$', f"database_id = {json.dumps(db_id)}", text, flags=re.M)
     config = directory / "wrangler.toml"
