@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from litestar.testing import TestClient
@@ -15,6 +16,10 @@ from app.config import Settings
 from app.db import migrations
 from app.db.connection import connect_sync
 from app.http.app import create_app
+
+if TYPE_CHECKING:
+    from app.db.d1_engine import D1Engine
+    from tests.d1util import RoundTrips, WorkerProcess
 
 
 @pytest.fixture
@@ -190,3 +195,67 @@ def db_jobs(monkeypatch: pytest.MonkeyPatch) -> JobLog:
     monkeypatch.setattr(Database, "read", read)
     monkeypatch.setattr(Database, "write", write)
     return log
+
+
+# --- the d1 engine against wrangler dev (marker d1; tests/d1util.py) ------------------------------
+
+
+@pytest.fixture(scope="session")
+def d1_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+    """The D1 Worker under `wrangler dev`, started once per session (per xdist worker) with a
+    random token and a fresh `--persist-to`, migrated through the Worker, stopped at the end.
+    Skips without `npm ci` in wrangler-compat/ (fails under CI, like every d1 test)."""
+    import anyio
+
+    from app.db import migrations
+    from app.db.d1_engine import D1Engine
+    from tests import d1util
+
+    wrangler = d1util.require_wrangler()
+    worker = d1util.WorkerProcess(wrangler, tmp_path_factory.mktemp("d1-worker") / "state", secrets.token_hex(32))
+    worker.start()
+
+    async def migrate() -> None:
+        assert worker.token is not None
+        engine = D1Engine(worker.url, worker.token)
+        try:
+            await migrations.apply_on(engine)
+        finally:
+            await engine.close()
+
+    try:
+        anyio.run(migrate)
+        yield worker
+    finally:
+        worker.stop()
+
+
+@pytest.fixture
+def d1_round_trips(monkeypatch: pytest.MonkeyPatch) -> RoundTrips:
+    """Counts the batches every D1Engine created from now on sends: `trips.modes`, e.g.
+    `["read", "write"]`; `trips.assert_read_endpoint()` (exactly one round trip) and
+    `trips.assert_write_endpoint()` (at most two). Works for engines the app opens too."""
+    from app.db.d1_engine import D1Engine
+    from tests.d1util import RecordingTransport, RoundTrips
+
+    trips = RoundTrips()
+    real = D1Engine.make_transport
+    monkeypatch.setattr(D1Engine, "make_transport", staticmethod(lambda: RecordingTransport(real(), trips)))
+    return trips
+
+
+@pytest.fixture
+async def d1_engine(d1_worker: WorkerProcess, d1_round_trips: RoundTrips, anyio_backend: str) -> AsyncIterator[D1Engine]:
+    """A D1Engine on the session's Worker, every table emptied first (the ledger kept);
+    `d1_round_trips` starts counting after the wipe. For `@pytest.mark.anyio` tests."""
+    from app.db.d1_engine import D1Engine
+    from tests import d1util
+
+    assert d1_worker.token is not None
+    engine = D1Engine(d1_worker.url, d1_worker.token, timeout=10.0)
+    try:
+        await d1util.wipe(engine)
+        d1_round_trips.clear()
+        yield engine
+    finally:
+        await engine.close()

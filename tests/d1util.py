@@ -7,6 +7,11 @@ auto-confirm `migrations apply`). See docs/d1.md.
 
 Without node_modules the D1 tests skip on a developer machine, but fail when the CI
 environment variable is set, so CI can never pass by silently skipping them.
+
+`WorkerProcess` runs the D1 Worker (wrangler-compat/src/worker.js) with `wrangler dev` on a
+free loopback port, a random token and its own `--persist-to` directory; the `d1_worker`
+fixture in conftest.py starts one per test session (per xdist worker). `RoundTrips` counts
+the batches a D1Engine sends (the `d1_round_trips` fixture).
 """
 
 from __future__ import annotations
@@ -18,12 +23,15 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
+import time
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -223,3 +231,186 @@ def parse_migrations_output(result: Result) -> list[str]:
     if not names:
         raise WranglerError(f"no migration names found in the table\n{result.describe()}")
     return names
+
+
+# --- the D1 Worker under `wrangler dev` ----------------------------------------------------------
+
+WORKER_START_S = 60.0  # wrangler dev answers after ~2-3 s; this only catches a hang
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class WorkerProcess:
+    """The D1 Worker under `wrangler dev --ip 127.0.0.1 --port P --var DREAMTREE_D1_TOKEN:T
+    --persist-to DIR` (token None: started without one, to test that it then refuses all)."""
+
+    wrangler: Wrangler
+    persist_to: Path
+    token: str | None
+    port: int = field(default_factory=free_port)
+    config: Path = WRANGLER_TOML
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.persist_to.parent / f"wrangler-dev-{self.port}.log"
+
+    def command(self) -> list[str]:
+        args = [str(self.wrangler.binary), "dev", "--ip", "127.0.0.1", "--port", str(self.port),
+                "--persist-to", str(self.persist_to), "-c", str(self.config), "--log-level", "info"]
+        if self.token is not None:
+            args[2:2] = ["--var", f"DREAMTREE_D1_TOKEN:{self.token}"]
+        return args
+
+    def start(self, timeout: float = WORKER_START_S) -> WorkerProcess:
+        if self.proc is not None:
+            raise WranglerError("already started")
+        self.persist_to.mkdir(parents=True, exist_ok=True)
+        env = {
+            **os.environ, **WRANGLER_ENV,
+            "WRANGLER_LOG_PATH": str(self.persist_to.parent / "wrangler-logs"),
+            # Every `wrangler dev` registers in a dev registry shared by the user's instances and
+            # reloads its Worker when that registry changes: another test's instance starting
+            # or stopping would then answer "Your worker restarted mid-request" (503). A
+            # private registry per instance keeps them apart.
+            "WRANGLER_REGISTRY_PATH": str(self.persist_to.parent / f"wrangler-registry-{self.port}"),
+            # No reload when a config file changes (the migration tests write their own).
+            "WRANGLER_CI_DISABLE_CONFIG_WATCHING": "true",
+        }
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.command(), cwd=COMPAT_DIR, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,  # workerd is a child of node: stop both
+            )
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float) -> None:
+        """Until `POST /batch` answers at all (any status: 401 without a token is an answer)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise WranglerError(f"wrangler dev exited with {self.proc.returncode}\n{self.log()}")
+            try:
+                httpx.post(f"{self.url}/batch", content=b"{}", timeout=1.0)
+                return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        self.stop()
+        raise WranglerError(f"wrangler dev did not answer within {timeout} s\n{self.log()}")
+
+    def log(self) -> str:
+        try:
+            return _ANSI.sub("", self.log_path.read_text(encoding="utf-8", errors="replace"))[-4000:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        """SIGTERM to wrangler and workerd (SIGKILL after 10 s); the state stays on disk."""
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        except ProcessLookupError:
+            pass
+        # workerd may outlive node for a moment; wait until the port is free again.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                if s.connect_ex(("127.0.0.1", self.port)) != 0:
+                    return
+            time.sleep(0.05)
+
+    def post(self, body: Any, *, token: str | None = "", **kw: Any) -> httpx.Response:
+        """A raw `POST /batch` (token "" means this worker's own; None sends no Authorization)."""
+        headers = dict(kw.pop("headers", None) or {})
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token or self.token}"
+        if "content" not in kw:
+            kw["content"] = json.dumps(body).encode()
+        return httpx.post(f"{self.url}/batch", headers=headers, timeout=30.0, **kw)
+
+
+# --- counting round trips -----------------------------------------------------------------------
+
+
+class RoundTrips:
+    """The batches a D1Engine sent, in order, as "read" or "write" (one HTTP request each,
+    retries included). `with trips.counting(): ...` or `trips.clear()` to start afresh."""
+
+    def __init__(self) -> None:
+        self.modes: list[str] = []
+
+    def clear(self) -> None:
+        self.modes.clear()
+
+    @property
+    def reads(self) -> int:
+        return self.modes.count("read")
+
+    @property
+    def writes(self) -> int:
+        return self.modes.count("write")
+
+    def __len__(self) -> int:
+        return len(self.modes)
+
+    def assert_read_endpoint(self) -> None:
+        """A read endpoint: exactly one round trip (its read, the session check inside it)."""
+        assert self.modes == ["read"], f"expected one read round trip, got {self.modes}"
+
+    def assert_write_endpoint(self) -> None:
+        """A write endpoint: at most two round trips (reads, then one write batch)."""
+        assert len(self.modes) <= 2 and self.writes <= 1, f"expected ≤ 2 round trips (≤ 1 write), got {self.modes}"
+
+
+class RecordingTransport(httpx.AsyncBaseTransport):
+    """Wraps the engine's real transport and notes the mode of every batch it sends."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, trips: RoundTrips) -> None:
+        self.inner = inner
+        self.trips = trips
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            mode = json.loads(request.content).get("mode", "?")
+        except ValueError:
+            mode = "?"
+        self.trips.modes.append(str(mode))
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+# --- test data ----------------------------------------------------------------------------------
+
+
+async def wipe(engine: Any) -> None:
+    """Delete every row of every ordinary table but the migrations ledger (and D1's `_cf_`
+    tables), in one batch: test isolation without restarting wrangler dev. Test-only SQL:
+    the table names come from the schema itself, quoted as identifiers."""
+    from app.db.engine import Stmt
+
+    (tables,) = await engine.batch([Stmt("PRAGMA table_list")], write=False)
+    names = [row["name"] for row in tables.rows
+             if row["schema"] == "main" and row["type"] == "table" and row["name"] != "d1_migrations"
+             and not row["name"].startswith(("sqlite_", "_cf_"))]
+    if names:
+        deletes = [Stmt('DELETE FROM "{}"'.format(name.replace('"', '""'))) for name in names]
+        await engine.batch([Stmt("PRAGMA defer_foreign_keys = ON"), *deletes], write=True)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import shutil
 import sqlite3
 from pathlib import Path
+from typing import Any
 
+import anyio
 import pytest
 from click.testing import CliRunner
 
 from app.cli import main
 from app.db import migrations
-from app.db.connection import connect_sync
+from app.db.connection import Database, connect_sync
 from app.db.migrations import LEDGER_DDL, MIGRATIONS_DIR, MigrationError, split_statements
 
 
@@ -166,3 +168,50 @@ def test_cli_check_on_missing_file_is_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.output.strip().endswith("to create one)")
     assert not (tmp_path / "nope.db").exists()
+
+
+# --- through an engine (app/db/engine.py): here the sqlite one; the D1 Worker in test_d1_engine.py ---
+
+
+def test_apply_on_the_sqlite_engine_matches_apply_on_a_connection(tmp_path: Path) -> None:
+    by_conn, by_engine = tmp_path / "conn.db", tmp_path / "engine.db"
+    conn = connect_sync(by_conn)
+    try:
+        migrations.apply(conn)
+    finally:
+        conn.close()
+
+    async def go() -> tuple[list[str], list[str], list[str]]:
+        db = Database(by_engine)
+        await db.open()
+        try:
+            before = (await migrations.status_on(db)).pending
+            applied = await migrations.apply_on(db)
+            again = await migrations.apply_on(db)
+            assert (await migrations.status_on(db)).pending == []
+            return before, applied, again
+        finally:
+            await db.close()
+
+    names = [m.name for m in migrations.list_migrations()]
+    assert anyio.run(go) == (names, names, [])
+
+    def dump(path: Path) -> list[tuple[Any, ...]]:
+        c = connect_sync(path, strict=False)
+        try:
+            schema = c.execute("SELECT type, name, sql FROM sqlite_schema ORDER BY name").fetchall()
+            ledger = c.execute("SELECT id, name FROM d1_migrations ORDER BY id").fetchall()
+            return [tuple(r) for r in schema] + [tuple(r) for r in ledger]
+        finally:
+            c.close()
+
+    assert dump(by_engine) == dump(by_conn)
+
+
+def test_without_trailing_comment() -> None:
+    strip = migrations.without_trailing_comment
+    assert strip("CREATE TABLE t (a); -- note") == "CREATE TABLE t (a);"
+    assert strip("CREATE TABLE t (a); /* x */ ") == "CREATE TABLE t (a);"
+    assert strip("INSERT INTO t VALUES ('a; -- b');") == "INSERT INTO t VALUES ('a; -- b');"
+    trigger = "CREATE TRIGGER g AFTER INSERT ON t BEGIN\n  UPDATE t SET a = 1; -- inner\nEND; -- outer"
+    assert strip(trigger) == trigger.removesuffix(" -- outer")

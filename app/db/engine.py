@@ -160,6 +160,21 @@ class ChangedConcurrently(Exception):
         self.name = name
 
 
+class EngineUnavailable(Exception):
+    """The database could not be reached in time (the D1 Worker is down, slow or failing).
+
+    Nothing is known to be wrong with the request: the HTTP layer answers 503
+    `database_unavailable` with Retry-After. A read batch was retried before this was raised;
+    a write batch only when it was certainly never sent (docs/d1.md, "Retries")."""
+
+
+class EngineAuthFailed(Exception):
+    """The database refused our credentials (the D1 Worker answered 401, or has no token set).
+
+    A configuration error, not an outage: retrying does not help. The message never holds
+    the token."""
+
+
 def guard(name: str, condition: str, params: tuple[Any, ...] = ()) -> Stmt:
     """A statement that aborts its write batch unless `condition` (SQL, `?` parameters) holds.
 
@@ -356,6 +371,8 @@ __all__ = [
     "ConstraintFailed",
     "Driver",
     "Engine",
+    "EngineAuthFailed",
+    "EngineUnavailable",
     "Gate",
     "GuardFailed",
     "Read",

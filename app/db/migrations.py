@@ -9,6 +9,12 @@ It is stricter than wrangler where wrangler would break later: a file must be na
 `NNNN_name.sql`, must end with `;` (wrangler appends its ledger INSERT to the text), and may
 not contain transaction statements or connection PRAGMAs (remote D1 refuses them). Such a
 file is refused before anything runs.
+
+Two ways in: `apply(conn)` / `status(conn)` on a local sqlite3 connection (the CLI's file
+commands), and `apply_on(engine)` / `status_on(engine)` through any engine, the D1 Worker
+included. On an engine each pending file is ONE write batch, its statements followed by the
+ledger INSERT, which is how `wrangler d1 migrations apply` runs a file; so the two tools stay
+interchangeable on the same D1 database (tests/test_d1_engine.py checks both directions).
 """
 
 from __future__ import annotations
@@ -16,10 +22,12 @@ from __future__ import annotations
 import re
 import sqlite3
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from app.db.connection import guard_of, run_in_transaction
 from app.db.d1 import ALLOWED_PRAGMAS
+from app.db.engine import ConstraintFailed, Engine, Read, Stmt, Work, Write
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
@@ -30,6 +38,10 @@ LEDGER_DDL = """CREATE TABLE IF NOT EXISTS d1_migrations(
 		name       TEXT UNIQUE,
 		applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL
 );"""
+
+LEDGER_EXISTS = "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'd1_migrations'"
+LEDGER_NAMES = "SELECT name FROM d1_migrations ORDER BY id"
+LEDGER_INSERT = "INSERT INTO d1_migrations (name) VALUES (?)"
 
 _NAME = re.compile(r"^(\d+)_[A-Za-z0-9_.-]+\.sql$")
 _TRANSACTION_WORDS = {"BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"}
@@ -123,12 +135,10 @@ def ensure_ledger(conn: sqlite3.Connection) -> None:
 
 
 def applied_names(conn: sqlite3.Connection) -> list[str]:
-    exists = conn.execute(
-        "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'd1_migrations'"
-    ).fetchone()[0]
+    exists = conn.execute(LEDGER_EXISTS).fetchone()[0]
     if not exists:
         return []
-    return [row[0] for row in conn.execute("SELECT name FROM d1_migrations ORDER BY id")]
+    return [row[0] for row in conn.execute(LEDGER_NAMES)]
 
 
 @dataclass(frozen=True)
@@ -160,7 +170,7 @@ def apply(conn: sqlite3.Connection, directory: Path = MIGRATIONS_DIR) -> list[st
                     raise MigrationError(
                         migration.name, f"statement {number} failed: {exc}", statement.line
                     ) from exc
-            c.execute("INSERT INTO d1_migrations (name) VALUES (?)", (migration.name,))
+            c.execute(LEDGER_INSERT, (migration.name,))
 
         run_in_transaction(conn, run, True)
         applied.append(migration.name)
@@ -171,3 +181,70 @@ def schema_version(conn: sqlite3.Connection) -> int:
     """The number of the newest applied migration (0 for an empty database)."""
     numbers = [int(m.group(1)) for name in applied_names(conn) if (m := _NAME.match(name))]
     return max(numbers, default=0)
+
+
+# --- through an engine (the D1 Worker, or the sqlite engine) --------------------------------------
+
+
+def without_trailing_comment(sql: str) -> str:
+    """The statement without comments after its final ';': D1 reads them as one more, empty,
+    statement and refuses the batch ("SQL code did not contain a statement")."""
+    end = sql.rfind(";")
+    while end >= 0:
+        if sqlite3.complete_statement(sql[: end + 1]) and not _strip_comments(sql[end + 1:]):
+            return sql[: end + 1]
+        end = sql.rfind(";", 0, end)
+    return sql
+
+
+def _applied_work() -> Work[list[str]]:
+    (exists,) = yield Read(Stmt(LEDGER_EXISTS))
+    if not exists.value():
+        return []
+    (names,) = yield Read(Stmt(LEDGER_NAMES))
+    return [str(name) for name in names.column()]
+
+
+def _script_work(statements: tuple[Stmt, ...]) -> Work[None]:
+    yield Write(*statements)
+
+
+async def applied_names_on(engine: Engine) -> list[str]:
+    """The ledger's names, in order ([] when there is no ledger yet); writes nothing."""
+    return await engine.query(_applied_work, None)
+
+
+async def status_on(engine: Engine, directory: Path = MIGRATIONS_DIR) -> MigrationStatus:
+    done = await applied_names_on(engine)
+    done_set = set(done)
+    return MigrationStatus(done, [m.name for m in list_migrations(directory) if m.name not in done_set])
+
+
+async def apply_on(engine: Engine, directory: Path = MIGRATIONS_DIR) -> list[str]:
+    """Apply pending files through `engine`, each as one atomic write batch with its ledger row.
+
+    The ledger is created first with wrangler's exact DDL (its own batch: `CREATE TABLE IF NOT
+    EXISTS` changes nothing when wrangler made it). Every pending file is loaded and checked
+    before the first one runs. A file that fails leaves nothing behind, the files before it
+    stay applied, and the error names the file."""
+    from app.db.d1_engine import D1Error  # only here: the sqlite-only commands need no HTTP client
+
+    await engine.change(partial(_script_work, (Stmt(LEDGER_DDL),)), None)
+    done = set(await applied_names_on(engine))
+    pending = [m for m in list_migrations(directory) if m.name not in done]
+    loaded = [(m, load(m)) for m in pending]  # refuse a bad file before running any of them
+    applied = []
+    for migration, statements in loaded:
+        batch = (*(Stmt(without_trailing_comment(s.sql)) for s in statements), Stmt(LEDGER_INSERT, (migration.name,)))
+        try:
+            await engine.change(partial(_script_work, batch), None)
+        except ConstraintFailed as exc:
+            if "d1_migrations.name" in exc.message:
+                raise MigrationError(migration.name, "another runner applied it meanwhile; run migrate again") from None
+            raise MigrationError(migration.name, f"the batch failed, nothing applied: {exc.message}") from None
+        except sqlite3.Error as exc:
+            raise MigrationError(migration.name, f"the batch failed, nothing applied: {exc}") from exc
+        except D1Error as exc:
+            raise MigrationError(migration.name, f"the batch failed, nothing applied: {exc.detail}") from None
+        applied.append(migration.name)
+    return applied
