@@ -7,7 +7,7 @@ stderr, `dreamtree: error: …`, with exit status 1; never a traceback.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
@@ -20,11 +20,13 @@ from app.config import ConfigError, Settings, check_cpu
 from app.db import migrations
 from app.db.checks import verdict
 from app.db.connection import NotADatabase, connect_sync
+from app.db.engine import Engine, EngineAuthFailed, EngineUnavailable
 from app.domain import seeding
 from app.domain.errors import DomainError
 from app.domain.seed_files import SEED_DIR, SeedInvalid
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 class UserError(Exception):
@@ -41,7 +43,7 @@ def friendly_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (UserError, ConfigError, migrations.MigrationError) as exc:
+        except (UserError, ConfigError, migrations.MigrationError, EngineUnavailable, EngineAuthFailed) as exc:
             fail(str(exc))
         except NotADatabase as exc:
             fail(f"{kwargs.get('db') or 'the database'}: not an SQLite database ({exc})")
@@ -68,8 +70,34 @@ def db_option(fn: F) -> F:
     )(fn)
 
 
+def engine_option(fn: F) -> F:
+    return click.option(
+        "--engine",
+        "engine",
+        type=click.Choice(["sqlite", "d1"]),
+        default=None,
+        help="Storage engine (default: $DREAMTREE_ENGINE or sqlite); d1 reads DREAMTREE_D1_URL and DREAMTREE_D1_TOKEN.",
+    )(fn)
+
+
 def settings_for(db: Path | None, **flags: Any) -> Settings:
     return Settings.from_env().with_(db_path=db, **flags)
+
+
+def on_engine(settings: Settings, fn: Callable[[Engine], Awaitable[T]]) -> T:
+    """Open the engine the settings name, run `fn` on it, close it (for CLI commands)."""
+    import anyio
+
+    from app.db.engines import open_engine
+
+    async def run() -> T:
+        engine = await open_engine(settings)
+        try:
+            return await fn(engine)
+        finally:
+            await engine.close()
+
+    return anyio.run(run)
 
 
 @contextmanager
@@ -124,14 +152,20 @@ def main() -> None:
 
 @main.command()
 @db_option
+@engine_option
 @click.option("--status", is_flag=True, help="List applied and pending migrations; change nothing.")
 @friendly_errors
-def migrate(db: Path | None, status: bool) -> None:
-    """Apply pending migrations (wrangler's ledger: d1_migrations)."""
-    path = settings_for(db).db_path
+def migrate(db: Path | None, engine: str | None, status: bool) -> None:
+    """Apply pending migrations (wrangler's ledger: d1_migrations), to the file or through the D1 Worker."""
+    settings = settings_for(db, engine=engine)
+    d1 = settings.engine == "d1"
+    where = f"D1 via {settings.d1_target()[0]}" if d1 else str(settings.db_path)
     if status:
-        with open_existing(path) as conn:
-            state = migrations.status(conn)
+        if d1:
+            state = on_engine(settings, migrations.status_on)
+        else:
+            with open_existing(settings.db_path) as conn:
+                state = migrations.status(conn)
         for name in state.applied:
             click.echo(f"applied  {name}")
         for name in state.pending:
@@ -139,10 +173,10 @@ def migrate(db: Path | None, status: bool) -> None:
         if not state.pending:
             click.echo("up to date")
         return
-    applied = migrate_database(path)
+    applied = on_engine(settings, migrations.apply_on) if d1 else migrate_database(settings.db_path)
     for name in applied:
         click.echo(f"applied {name}")
-    click.echo(f"{path}: up to date" if applied else f"{path}: already up to date, nothing applied")
+    click.echo(f"{where}: up to date" if applied else f"{where}: already up to date, nothing applied")
 
 
 @main.command()
@@ -498,6 +532,7 @@ def check(db: Path | None) -> None:
 
 @main.command()
 @db_option
+@engine_option
 @click.option("--host", default=None, help="Interface to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default 8000).")
 @click.option(
@@ -512,6 +547,7 @@ def check(db: Path | None) -> None:
 @friendly_errors
 def serve(
     db: Path | None,
+    engine: str | None,
     host: str | None,
     port: int | None,
     secure_cookies: bool | None,
@@ -525,19 +561,29 @@ def serve(
     from granian import Granian
 
     settings = settings_for(
-        db, host=host, port=port, secure_cookies=secure_cookies, rate_limits=False if no_rate_limits else None,
+        db, engine=engine, host=host, port=port, secure_cookies=secure_cookies,
+        rate_limits=False if no_rate_limits else None,
         cpu=check_cpu(cpu or os.environ.get("DREAMTREE_CPU") or "auto"),
         access_log=False if log_level in ("warning", "error") else None,
     )
     cores = settings.server_cores()  # checked here, applied by the worker (create_app's lifespan)
-    for name in migrate_database(settings.db_path):
-        click.echo(f"applied {name}")
-    seed_if_empty(settings.db_path)
+    if settings.engine == "d1":
+        database = f"D1 via {settings.d1_target()[0]}"
+        # Through the Worker: reachability and the token are checked here, before granian starts.
+        for name in on_engine(settings, migrations.apply_on):
+            click.echo(f"applied {name}")
+        click.echo("d1: serve seeds only sqlite files; load the sample workbook into D1 with "
+                   "`dreamtree seed --emit-sql FILE` and `wrangler d1 execute DB --file FILE`")
+    else:
+        database = str(settings.db_path)
+        for name in migrate_database(settings.db_path):
+            click.echo(f"applied {name}")
+        seed_if_empty(settings.db_path)
     settings.server_secret()  # create or check the key file before the worker starts
     # The worker process builds the app from the environment (create_app reads Settings.from_env).
     os.environ.update(settings.to_env())
     where = f", event loop on core {min(cores)}" if cores else ""
-    click.echo(f"DreamTree store on http://{settings.host}:{settings.port}/ (database {settings.db_path}{where})")
+    click.echo(f"DreamTree store on http://{settings.host}:{settings.port}/ (database {database}{where})")
     Granian(
         "app.http.app:create_app",
         factory=True,

@@ -10,6 +10,10 @@
 | rate limits      | DREAMTREE_RATE_LIMITS     | --no-rate-limits      | on                              |
 | access log lines | DREAMTREE_ACCESS_LOG      | serve --log-level     | on (off at warning and above)   |
 | event loop's core| DREAMTREE_CPU             | serve --cpu auto|none|N | serve: auto (the last core); else none |
+| storage engine   | DREAMTREE_ENGINE          | serve/migrate --engine sqlite|d1 | sqlite                 |
+| D1 Worker        | DREAMTREE_D1_URL          |                       | (required with d1)              |
+| D1 Worker token  | DREAMTREE_D1_TOKEN        |                       | (required with d1, ≥ 32 chars)  |
+| D1 batch timeout | DREAMTREE_D1_TIMEOUT      |                       | 10 (seconds, retries included)  |
 """
 
 from __future__ import annotations
@@ -17,12 +21,15 @@ from __future__ import annotations
 import os
 import secrets
 import stat
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 SECRET_BYTES = 32
+ENGINES = ("sqlite", "d1")
+D1_TOKEN_MIN_CHARS = 32  # the Worker refuses shorter tokens too (wrangler-compat/src/worker.js)
 
 
 class ConfigError(Exception):
@@ -45,6 +52,18 @@ def _choice(value: str, options: tuple[str, ...], name: str) -> str:
     return value
 
 
+def _seconds(value: str | None, default: float, name: str) -> float:
+    if value is None or value == "":
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ConfigError(f"{name} is not a number of seconds: {value!r}") from None
+    if not 0 < seconds <= 300:
+        raise ConfigError(f"{name} must be between 0 and 300 seconds (not {value})")
+    return seconds
+
+
 def check_cpu(value: str) -> str:
     """A DREAMTREE_CPU or --cpu value, checked."""
     if value in ("auto", "none") or value.isdigit():
@@ -58,7 +77,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     secure_cookies: bool | None = None  # None: decided by the host (see `cookies_secure`)
-    secret_hex: str | None = None
+    secret_hex: str | None = field(default=None, repr=False)
     d1_strict: bool = True
     rate_limits: bool = True
     readers: int = 2
@@ -74,6 +93,12 @@ class Settings:
     cpu: str = "none"
     # One JSON line per request on standard error (app/http/observability.py).
     access_log: bool = True
+    # The storage engine: "sqlite" (the file at db_path) or "d1" (Cloudflare D1 through the
+    # DreamTree D1 Worker at d1_url, authenticated with d1_token; docs/d1.md).
+    engine: str = "sqlite"
+    d1_url: str | None = None
+    d1_token: str | None = field(default=None, repr=False)
+    d1_timeout: float = 10.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -94,6 +119,10 @@ class Settings:
             argon2=_choice(env.get("DREAMTREE_ARGON2") or "production", ("production", "fast"), "DREAMTREE_ARGON2"),
             cpu=check_cpu(env.get("DREAMTREE_CPU") or "none"),
             access_log=_flag(env.get("DREAMTREE_ACCESS_LOG"), True),
+            engine=_choice(env.get("DREAMTREE_ENGINE") or "sqlite", ENGINES, "DREAMTREE_ENGINE"),
+            d1_url=env.get("DREAMTREE_D1_URL") or None,
+            d1_token=env.get("DREAMTREE_D1_TOKEN") or None,
+            d1_timeout=_seconds(env.get("DREAMTREE_D1_TIMEOUT"), 10.0, "DREAMTREE_D1_TIMEOUT"),
         )
 
     def with_(self, **changes: object) -> Settings:
@@ -117,7 +146,34 @@ class Settings:
             env["DREAMTREE_SECURE_COOKIES"] = "1" if self.secure_cookies else "0"
         if self.secret_hex:
             env["DREAMTREE_SECRET"] = self.secret_hex
+        env["DREAMTREE_ENGINE"] = self.engine
+        env["DREAMTREE_D1_TIMEOUT"] = repr(self.d1_timeout)
+        if self.d1_url:
+            env["DREAMTREE_D1_URL"] = self.d1_url
+        if self.d1_token:
+            env["DREAMTREE_D1_TOKEN"] = self.d1_token
         return env
+
+    def d1_target(self) -> tuple[str, str]:
+        """The D1 Worker's URL and token, checked; a ConfigError (one line) when unusable.
+
+        The token travels in a header, so plain http is allowed only to a loopback address
+        (wrangler dev); anything else must be https."""
+        if not self.d1_url:
+            raise ConfigError("the d1 engine needs DREAMTREE_D1_URL, the D1 Worker's address (e.g. http://127.0.0.1:8787)")
+        if not self.d1_token:
+            raise ConfigError("the d1 engine needs DREAMTREE_D1_TOKEN, the token the D1 Worker was given")
+        if len(self.d1_token) < D1_TOKEN_MIN_CHARS or not self.d1_token.isprintable() or " " in self.d1_token:
+            raise ConfigError(f"DREAMTREE_D1_TOKEN must be at least {D1_TOKEN_MIN_CHARS} printable characters "
+                              "without spaces (e.g. `openssl rand -hex 32`)")
+        parts = urlsplit(self.d1_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"DREAMTREE_D1_URL must be an http(s) address, not {self.d1_url!r}")
+        if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+            raise ConfigError("DREAMTREE_D1_URL must use https unless the Worker runs on this machine (the token would travel in clear)")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ConfigError("DREAMTREE_D1_URL takes no query, fragment or credentials (the token goes in DREAMTREE_D1_TOKEN)")
+        return self.d1_url, self.d1_token
 
     def server_cores(self) -> set[int] | None:
         """The core to keep the event loop and its database threads on, or None."""

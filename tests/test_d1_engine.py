@@ -8,8 +8,11 @@ one with `d1util.WorkerProcess`. Needs node and `npm ci` in wrangler-compat/ (do
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
 from app.db import migrations
@@ -658,3 +662,51 @@ def test_a_failing_migration_file_applies_nothing_and_names_the_file(d1_worker: 
 
     assert anyio.run(_on, d1_worker, table_exists) == 0
 
+
+# --- the commands ---------------------------------------------------------------------------------
+
+
+def test_dreamtree_migrate_and_serve_on_d1(d1_worker: WorkerProcess, tmp_path: Path) -> None:
+    assert d1_worker.token is not None
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "DREAMTREE_ENGINE": "d1", "DREAMTREE_D1_URL": d1_worker.url,
+           "DREAMTREE_D1_TOKEN": d1_worker.token, "DREAMTREE_ARGON2": "fast"}
+
+    def dreamtree(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=root, env={**env, **extra},
+                              capture_output=True, text=True, timeout=120)
+
+    status = dreamtree("migrate", "--status")
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.splitlines() == [*(f"applied  {name}" for name in MIGRATION_NAMES), "up to date"]
+    migrate = dreamtree("migrate")
+    assert migrate.stdout.strip() == f"D1 via {d1_worker.url}: already up to date, nothing applied"
+
+    wrong = dreamtree("serve", "--db", str(tmp_path / "dreamtree.db"), "--port", str(d1util.free_port()),
+                      DREAMTREE_D1_TOKEN="w" * 64)
+    assert wrong.returncode == 1
+    assert wrong.stderr.strip().splitlines() == [
+        f"dreamtree: error: the D1 Worker at {d1_worker.url} refused the token (the D1 Worker at {d1_worker.url} "
+        "answered 401 unauthorized); DREAMTREE_D1_TOKEN must equal the Worker's"]
+
+    port = d1util.free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--db", str(tmp_path / "dreamtree.db"), "--port", str(port),
+         "--cpu", "none", "--log-level", "warning"],
+        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                page = httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None, server.communicate()[0]
+                assert time.monotonic() < deadline, "serve did not answer"
+                time.sleep(0.1)
+        assert page.status_code == 200 and "<html" in page.text.lower()
+    finally:
+        os.killpg(server.pid, 15)
+        output = server.communicate(timeout=30)[0]
+    assert f"(database D1 via {d1_worker.url})" in output
+    assert d1_worker.token not in output

@@ -15,11 +15,13 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from app import __version__
 from app.config import Settings
 from app.db.connection import Database
+from app.db.engines import open_engine
 from app.domain import kdf, keys
 from app.domain.sessions import ServerKeys
 from app.domain.throttle import Throttle
 from app.http.accounts import AccountController, SessionController
 from app.http.auth import provide_principal, provide_server_keys, provide_throttle
+from app.http.bookmarks import bookmark_middleware_factory
 from app.http.competencies import COMPETENCY_CONTROLLERS
 from app.http.csrf import csrf_middleware_factory
 from app.http.daily_dos import DAILY_DOS_CONTROLLERS
@@ -66,8 +68,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             # and Argon2 is sent to the other cores.
             os.sched_setaffinity(0, cores)
             kdf.keep_off(cores)
-        db = Database(settings.db_path, strict=settings.d1_strict, readers=settings.readers)
-        await db.open()
+        db = await open_engine(settings)  # sqlite: the Database on db_path; d1: the D1 Worker
         app.state.db = db
         try:
             yield
@@ -93,7 +94,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[database],
         state=State({"settings": settings, "server_keys": server_keys, "throttle": throttle, "metrics": metrics,
                      "access_log": lines}),
-        middleware=[access_log(metrics, lines), csrf_middleware_factory(server_keys.csrf, secure=settings.cookies_secure)],
+        middleware=[
+            access_log(metrics, lines),
+            csrf_middleware_factory(server_keys.csrf, secure=settings.cookies_secure),
+            # d1 only: the reader's D1 bookmark, from and back to the dt_bookmark cookie.
+            *([bookmark_middleware_factory(secure=settings.cookies_secure)] if settings.engine == "d1" else []),
+        ],
         exception_handlers=exception_handlers,  # type: ignore[arg-type]
         before_send=[add_security_headers],
         openapi_config=OpenAPIConfig(

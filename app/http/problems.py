@@ -4,6 +4,8 @@ Domain errors carry their own status and code. Litestar's own exceptions (routin
 CSRF 403, rate limits 429, body validation) get codes here. A body that is not JSON is 400
 `invalid_json`; JSON that does not fit the request's shape is 422 `validation_failed`.
 An unexpected exception is logged and answered with a bare 500 `internal_error`, never a trace.
+A database that does not answer (the D1 Worker down or slow: `EngineUnavailable`) is 503
+`database_unavailable` with Retry-After; one that refuses our credentials is a 500.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 
 from app.db.connection import is_busy
+from app.db.engine import EngineAuthFailed, EngineUnavailable
 from app.domain.errors import DomainError
 from app.domain.keys import CryptoFailure
 
@@ -111,6 +114,13 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         # A stored value that does not open under its owner's key: refused, never shown as is.
         log.error("integrity failure on %s %s: %s", request.method, request.url.path, type(exc).__name__)
         return problem(500, "A stored value failed its integrity check; it was not shown.", code="integrity_error")
+    if isinstance(exc, EngineUnavailable):
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return problem(503, "The database does not answer right now; try again in a moment.",
+                       code="database_unavailable", headers={"Retry-After": "2"})
+    if isinstance(exc, EngineAuthFailed):
+        log.error("database refused our credentials on %s %s: %s", request.method, request.url.path, exc)
+        return problem(500, "Something went wrong on our side. Nothing was changed.")
     if isinstance(exc, sqlite3.OperationalError) and is_busy(exc):
         log.warning("database busy past the timeout on %s %s", request.method, request.url.path)
         return problem(503, "The database is busy; try again in a moment.", code="database_busy",
