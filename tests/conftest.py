@@ -245,6 +245,14 @@ def d1_round_trips(monkeypatch: pytest.MonkeyPatch) -> RoundTrips:
 
 
 @pytest.fixture
+def d1_settings(d1_worker: WorkerProcess, tmp_path: Path) -> Settings:
+    """Settings for create_app on the session's Worker (engine d1); the server secret's key
+    file goes to tmp_path. Rows are not wiped here: ask for `d1_engine` too for that."""
+    return Settings(db_path=tmp_path / "dreamtree.db", secure_cookies=True, d1_strict=True, argon2="fast",
+                    engine="d1", d1_url=d1_worker.url, d1_token=d1_worker.token)
+
+
+@pytest.fixture
 async def d1_engine(d1_worker: WorkerProcess, d1_round_trips: RoundTrips, anyio_backend: str) -> AsyncIterator[D1Engine]:
     """A D1Engine on the session's Worker, every table emptied first (the ledger kept);
     `d1_round_trips` starts counting after the wipe. For `@pytest.mark.anyio` tests."""

@@ -23,6 +23,7 @@ import anyio
 import httpx
 import pytest
 
+from app.config import Settings
 from app.db import migrations
 from app.db.d1_engine import D1Engine, D1Error, D1Row
 from app.db.engine import (
@@ -710,3 +711,16 @@ def test_dreamtree_migrate_and_serve_on_d1(d1_worker: WorkerProcess, tmp_path: P
         output = server.communicate(timeout=30)[0]
     assert f"(database D1 via {d1_worker.url})" in output
     assert d1_worker.token not in output
+
+
+def test_the_app_opens_the_d1_engine_in_one_round_trip(d1_settings: Settings, d1_round_trips: RoundTrips) -> None:
+    from litestar.testing import TestClient
+
+    from app.http.app import create_app
+
+    with TestClient(create_app(d1_settings), base_url="https://testserver.local") as client:
+        assert isinstance(client.app.state.db, D1Engine)
+        assert d1_round_trips.modes == ["read"]  # open(): the Worker answers and takes the token
+        page = client.get("/")
+        assert page.status_code == 200
+    assert d1_round_trips.modes == ["read"]  # a page touches no database
