@@ -21,7 +21,6 @@ from app.domain.sessions import ServerKeys
 from app.domain.throttle import Throttle
 from app.http.accounts import AccountController, SessionController
 from app.http.auth import provide_principal, provide_server_keys, provide_throttle
-from app.http.bookmarks import bookmark_middleware_factory
 from app.http.competencies import COMPETENCY_CONTROLLERS
 from app.http.csrf import csrf_middleware_factory
 from app.http.daily_dos import DAILY_DOS_CONTROLLERS
@@ -59,6 +58,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
     throttle = Throttle(enabled=settings.rate_limits, key=server_keys.throttle)
     metrics = Metrics()
     lines = AccessLog() if settings.access_log else None
+    engine_middleware = []
+    if settings.engine == "d1":
+        # The reader's D1 bookmark, from and back to the dt_bookmark cookie (sqlite needs none,
+        # and does not load the HTTP client for it).
+        from app.http.bookmarks import bookmark_middleware_factory
+
+        engine_middleware.append(bookmark_middleware_factory(secure=settings.cookies_secure))
 
     @asynccontextmanager
     async def database(app: Litestar) -> AsyncIterator[None]:
@@ -97,8 +103,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         middleware=[
             access_log(metrics, lines),
             csrf_middleware_factory(server_keys.csrf, secure=settings.cookies_secure),
-            # d1 only: the reader's D1 bookmark, from and back to the dt_bookmark cookie.
-            *([bookmark_middleware_factory(secure=settings.cookies_secure)] if settings.engine == "d1" else []),
+            *engine_middleware,
         ],
         exception_handlers=exception_handlers,  # type: ignore[arg-type]
         before_send=[add_security_headers],
