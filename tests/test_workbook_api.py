@@ -278,3 +278,16 @@ def test_answers_must_be_portable_json(reader: Reader) -> None:
                           headers={"content-type": "application/json"})
     assert huge.status_code == 422 and "too large" in huge.json()["detail"]
     assert answer(reader, "1.1.1.v1", {"n": 9007199254740991, "x": 1.5}).status_code == 200
+
+
+def test_each_workbook_request_is_one_read_batch_and_an_answer_one_more_write(reader: Reader, db_jobs) -> None:
+    from app.domain import workbook
+
+    reader.get("/api/workbook")  # the first outline also builds the content skeleton
+    db_jobs.clear()
+    for path in ("/api/workbook", "/api/workbook/next", "/api/exercises/1.1.1.v1", "/api/modules"):
+        assert reader.get(path).status_code == 200
+        assert db_jobs.mine() == [("read", workbook.__name__)], path
+        db_jobs.clear()
+    assert answer(reader, "1.1.1.v1").status_code == 200
+    assert db_jobs.mine() == [("read", workbook.__name__), ("write", workbook.__name__)]

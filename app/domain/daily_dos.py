@@ -129,7 +129,7 @@ def read_daily_dos(conn: sqlite3.Connection, user_id: str, bounds: DayBounds) ->
     if not user["workbook_complete"]:
         place = conn.execute(Q.next_exercise, (user_id,)).fetchone()
         if place is not None:
-            first = conn.execute(Q.exercise_blocks, (place["full_exercise_id"],)).fetchone()
+            first = conn.execute(Q.exercise_blocks, (place["full_exercise_id"], user_id)).fetchone()
             cards.append(resume_card(place, first["content_text"] if first else None))
     due = [
         *conn.execute(Q.daily_reminders, (user_id, bounds.start_of_today, bounds.start_of_tomorrow)),
