@@ -40,6 +40,26 @@ _CODES = {
 }
 
 
+# What each kind of domain error is over HTTP: the one place that knows.
+STATUS_OF_KIND: dict[str, int] = {
+    "bad_request": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "conflict": 409,
+    "too_large": 413,
+    "invalid": 422,
+    "too_many_attempts": 429,
+    "unavailable": 503,
+}
+
+
+def domain_problem(exc: DomainError) -> Response[dict[str, Any]]:
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+    return problem(STATUS_OF_KIND[exc.kind], exc.detail, code=exc.instance_code, title=exc.title, headers=headers,
+                   extra=exc.extra)
+
+
 def problem(
     status: int,
     detail: str,
@@ -83,9 +103,7 @@ def _validation(exc: ValidationException) -> Response[dict[str, Any]]:
 
 def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     if isinstance(exc, DomainError):
-        return problem(
-            exc.status, exc.detail, code=exc.instance_code, title=exc.title, headers=exc.headers, extra=exc.extra
-        )
+        return domain_problem(exc)
     if isinstance(exc, ValidationException):
         return _validation(exc)
     if isinstance(exc, msgspec.ValidationError):
