@@ -7,7 +7,7 @@ stderr, `dreamtree: error: …`, with exit status 1; never a traceback.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
@@ -25,6 +25,7 @@ from app.domain.errors import DomainError
 from app.domain.seed_files import SEED_DIR, SeedInvalid
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 class UserError(Exception):
@@ -90,6 +91,26 @@ def existing_database(db: Path | None) -> Path:
     path = settings_for(db).db_path
     with open_existing(path):
         return path
+
+
+def run_with_engine(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Open the configured storage engine, run `await work(engine)` on it, close it.
+
+    Every command that reads or writes readers' data goes through here, so it runs on the
+    same engine (and the same domain functions) as the server."""
+    import asyncio
+
+    from app.db.connection import Database
+
+    async def run() -> T:
+        engine = Database(settings.db_path, strict=settings.d1_strict)
+        await engine.open()
+        try:
+            return await work(engine)
+        finally:
+            await engine.close()
+
+    return asyncio.run(run())
 
 
 def migrate_database(path: Path) -> list[str]:
