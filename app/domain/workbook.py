@@ -371,6 +371,27 @@ async def next_exercise(db: Engine, principal: Principal) -> Exercise | Workbook
 # --- answering --------------------------------------------------------------------------------
 
 
+def is_empty(response: Any) -> bool:
+    """True for an answer that says nothing: null, blank text, and lists or objects holding
+    only such values (`""`, `{}`, `{"answer": "  "}`). Numbers and booleans say something."""
+    if response is None:
+        return True
+    if isinstance(response, str):
+        return not response.strip()
+    if isinstance(response, dict):
+        return all(is_empty(v) for v in response.values())
+    if isinstance(response, list):
+        return all(is_empty(v) for v in response)
+    return False
+
+
+def check_not_empty(response: Any, is_required: bool) -> None:
+    """A required exercise needs an answer that says something: module and workbook completion
+    can never follow from an empty one (optional exercises take any answer)."""
+    if is_required and is_empty(response):
+        raise Invalid("This exercise needs an answer; write something before saving.", code="empty_answer")
+
+
 def check_response_size(response: Any) -> None:
     check_json(response, what="The answer")
     if len(keys.canonical_json(response)) > MAX_RESPONSE_BYTES:
@@ -396,6 +417,7 @@ def answer_work(principal: Principal, full_exercise_id: str, response: Any, skil
     existing = place["response_id"]
     if existing is None and not place["is_open"]:
         raise _locked()
+    check_not_empty(response, bool(place["is_required"]))
     tags = checked_skills(skills, found[1] if skills else None)
     part, module, exercise_id = place["part_id"], place["module_id"], place["exercise_id"]
     response_id = existing or str(uuid.uuid4())
