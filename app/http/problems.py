@@ -14,11 +14,12 @@ from typing import Any
 
 import msgspec
 from litestar import MediaType, Request, Response
-from litestar.exceptions import HTTPException, SerializationException, ValidationException
+from litestar.exceptions import HTTPException, NotFoundException, SerializationException, ValidationException
 
 from app.db.connection import is_busy
 from app.domain.errors import DomainError
 from app.domain.keys import CryptoFailure
+from app.http.pages import page_not_found, wants_page
 
 log = logging.getLogger("dreamtree.http")
 
@@ -110,6 +111,8 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         return problem(422, str(exc))
     if isinstance(exc, msgspec.DecodeError):
         return problem(400, "The request body is not valid JSON.", code="invalid_json")
+    if isinstance(exc, NotFoundException) and wants_page(request):
+        return page_not_found()  # type: ignore[return-value]
     if isinstance(exc, HTTPException):
         detail = str(exc.detail) if exc.detail else _CODES.get(exc.status_code, ("", "Error"))[1]
         headers = dict(exc.headers or {})
