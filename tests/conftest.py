@@ -44,8 +44,14 @@ def settings(db_path: Path) -> Settings:
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
+    """The app in-process. Every response it gives is checked against its own OpenAPI
+    document (tests/contract.py): status, body and problem code."""
+    from tests.contract import ContractCheck
+
+    app = create_app(settings)
     # https so that Secure cookies flow (httpx never sends them over http).
-    with TestClient(create_app(settings), base_url="https://testserver.local") as test_client:
+    with TestClient(app, base_url="https://testserver.local") as test_client:
+        test_client.event_hooks["response"].append(ContractCheck(app))
         yield test_client
 
 

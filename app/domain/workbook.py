@@ -167,7 +167,7 @@ class Exercise(msgspec.Struct, frozen=True):
 class WorkbookComplete(msgspec.Struct, frozen=True):
     """What `next` answers once every exercise has an answer."""
 
-    complete: bool = True
+    complete: Literal[True]
 
 
 class AnswerSaved(msgspec.Struct, frozen=True):
@@ -360,7 +360,7 @@ def next_work(principal: Principal) -> Work[Exercise | WorkbookComplete]:
     )
     row = place.one()
     if row is None:
-        return WorkbookComplete()
+        return WorkbookComplete(complete=True)
     return build_exercise(principal, row, blocks.rows, sources.rows, None, [])
 
 
