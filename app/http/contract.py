@@ -120,10 +120,10 @@ def problem_type(status: int, codes: tuple[str, ...]) -> type[msgspec.Struct]:
         problem_schema_name(status, codes),
         [
             ("type", str),
-            ("status", Literal[status]),  # type: ignore[valid-type]
+            ("status", Literal[status]),
             ("title", str),
             ("detail", str),
-            ("code", Literal[codes]),  # type: ignore[valid-type]
+            ("code", Literal[codes]),
         ],
         kw_only=True,
     )
