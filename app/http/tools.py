@@ -10,9 +10,10 @@ from litestar import Controller, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from app.db.connection import Database
+from app.db.engine import Engine
 from app.domain import tools
 from app.domain.sessions import Principal
+from app.domain.tools import ToolInfo, ToolInstance
 
 SkillIds = Annotated[list[Annotated[str, msgspec.Meta(max_length=100)]], msgspec.Meta(max_length=50)]
 
@@ -33,32 +34,32 @@ class ToolController(Controller):
     tags = ["tools"]
 
     @get("/tools", summary="The tools, with this reader's unlocks, counts and each content's JSON Schema")
-    async def catalogue(self, db: NamedDependency[Database], principal: NamedDependency[Principal]) -> list[dict[str, Any]]:
+    async def catalogue(self, db: NamedDependency[Engine], principal: NamedDependency[Principal]) -> list[ToolInfo]:
         return await tools.list_tools(db, principal)
 
     @get("/tools/{tool_type:str}/instances", summary="The reader's entries of one tool, newest first")
-    async def instances(self, tool_type: FromPath[str], db: NamedDependency[Database],
-                        principal: NamedDependency[Principal]) -> list[dict[str, Any]]:
+    async def instances(self, tool_type: FromPath[str], db: NamedDependency[Engine],
+                        principal: NamedDependency[Principal]) -> list[ToolInstance]:
         return await tools.list_instances(db, principal, tool_type)
 
     @post("/tools/{tool_type:str}/instances", status_code=201,
           summary="Create an entry (403 tool_locked until unlocked; 404 unknown tool)")
-    async def create(self, tool_type: FromPath[str], data: JSONBody[NewToolInstance], db: NamedDependency[Database],
-                     principal: NamedDependency[Principal]) -> dict[str, Any]:
+    async def create(self, tool_type: FromPath[str], data: JSONBody[NewToolInstance], db: NamedDependency[Engine],
+                     principal: NamedDependency[Principal]) -> ToolInstance:
         return await tools.create_instance(db, principal, tool_type, data.content, data.origin, data.skills)
 
     @get("/tool-instances/{instance_id:str}", summary="One entry")
-    async def read(self, instance_id: FromPath[str], db: NamedDependency[Database],
-                   principal: NamedDependency[Principal]) -> dict[str, Any]:
+    async def read(self, instance_id: FromPath[str], db: NamedDependency[Engine],
+                   principal: NamedDependency[Principal]) -> ToolInstance:
         return await tools.read_instance(db, principal, instance_id)
 
     @put("/tool-instances/{instance_id:str}", summary="Edit an entry's content (and skills, when given)")
-    async def edit(self, instance_id: FromPath[str], data: JSONBody[ToolInstanceEdit], db: NamedDependency[Database],
-                   principal: NamedDependency[Principal]) -> dict[str, Any]:
+    async def edit(self, instance_id: FromPath[str], data: JSONBody[ToolInstanceEdit], db: NamedDependency[Engine],
+                   principal: NamedDependency[Principal]) -> ToolInstance:
         return await tools.edit_instance(db, principal, instance_id, data.content, data.skills)
 
     @delete("/tool-instances/{instance_id:str}", status_code=204, summary="Delete an entry and its skill tags")
-    async def remove(self, instance_id: FromPath[str], db: NamedDependency[Database],
+    async def remove(self, instance_id: FromPath[str], db: NamedDependency[Engine],
                      principal: NamedDependency[Principal]) -> None:
         await tools.delete_instance(db, principal, instance_id)
 
