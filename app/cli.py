@@ -446,37 +446,42 @@ def _printable(text: str) -> str:
 @friendly_errors
 def review_skills(db: Path | None, approve: tuple[str, ...], reject: tuple[str, ...], list_only: bool) -> None:
     """Approve or reject readers' custom skills; without --approve/--reject, asks for each one."""
+    from functools import partial
+
     from app.domain import skills as skill_list
 
-    with open_existing(settings_for(db).db_path) as conn:
-        if approve or reject:
-            for decision in skill_list.review(conn, approve=approve, reject=reject):
-                click.echo(f"{decision.review_status:<8}  {decision.id}  {_printable(decision.name)}")
-            return
-        pending = skill_list.pending_skills(conn)
-        click.echo(f"{len(pending)} custom skill(s) waiting for review")
-        if list_only or not pending:
-            for s in pending:
-                click.echo(f"{s.created_at}  {s.id}  {_printable(s.name)}  ({s.category or 'no category'})")
-            return
-        counts = {"approved": 0, "rejected": 0, "skipped": 0}
+    settings = settings_for(db)
+    existing_database(settings.db_path)
+    if approve or reject:
+        decided = run_with_engine(settings, partial(skill_list.review, approve=approve, reject=reject))
+        for decision in decided:
+            click.echo(f"{decision.review_status:<8}  {decision.id}  {_printable(decision.name)}")
+        return
+    pending = run_with_engine(settings, skill_list.pending_skills)
+    click.echo(f"{len(pending)} custom skill(s) waiting for review")
+    if list_only or not pending:
         for s in pending:
-            click.echo(f"\n{_printable(s.name)}  ({s.category or 'no category'}; {s.id}, added {s.created_at})")
-            answer = click.prompt("[a]pprove, [r]eject, [s]kip, [q]uit", type=click.Choice(["a", "r", "s", "q"]),
-                                  show_choices=False)
-            if answer == "q":
-                break
-            if answer == "s":
-                counts["skipped"] += 1
-                continue
-            try:  # each decision is its own transaction: quitting half-way keeps the ones made
-                skill_list.review(conn, approve=[s.id] if answer == "a" else [], reject=[s.id] if answer == "r" else [])
-            except DomainError as exc:
-                click.echo(f"dreamtree: {exc.detail}", err=True)
-                counts["skipped"] += 1
-                continue
-            counts["approved" if answer == "a" else "rejected"] += 1
-        click.echo(f"approved {counts['approved']}, rejected {counts['rejected']}, skipped {counts['skipped']}")
+            click.echo(f"{s.created_at}  {s.id}  {_printable(s.name)}  ({s.category or 'no category'})")
+        return
+    counts = {"approved": 0, "rejected": 0, "skipped": 0}
+    for s in pending:
+        click.echo(f"\n{_printable(s.name)}  ({s.category or 'no category'}; {s.id}, added {s.created_at})")
+        answer = click.prompt("[a]pprove, [r]eject, [s]kip, [q]uit", type=click.Choice(["a", "r", "s", "q"]),
+                              show_choices=False)
+        if answer == "q":
+            break
+        if answer == "s":
+            counts["skipped"] += 1
+            continue
+        approved, rejected = ([s.id], []) if answer == "a" else ([], [s.id])
+        try:  # each decision is its own write: quitting half-way keeps the ones made
+            run_with_engine(settings, partial(skill_list.review, approve=approved, reject=rejected))
+        except DomainError as exc:
+            click.echo(f"dreamtree: {exc.detail}", err=True)
+            counts["skipped"] += 1
+            continue
+        counts["approved" if answer == "a" else "rejected"] += 1
+    click.echo(f"approved {counts['approved']}, rejected {counts['rejected']}, skipped {counts['skipped']}")
 
 
 @main.command()

@@ -175,6 +175,12 @@ def guard(name: str, condition: str, params: tuple[Any, ...] = ()) -> Stmt:
     return Stmt(f"SELECT iif(({condition}), 1, json_extract('{{}}', 'guard:{name}'))", params)
 
 
+def guard_query(name: str, query: str, params: tuple[Any, ...] = ()) -> Stmt:
+    """`guard` whose condition is a named query of app/sql, `SELECT <condition>;`, read as a
+    scalar subquery (so the condition stays readable SQL in its .sql file)."""
+    return guard(name, query.rstrip().rstrip(";"), params)
+
+
 def changed(name: str, count: int = 1) -> Stmt:
     """Aborts the batch unless the statement just before it changed exactly `count` rows."""
     return guard(name, "changes() = ?", (count,))
@@ -398,5 +404,6 @@ __all__ = [
     "resume_inline",
     "guard",
     "guard_name",
+    "guard_query",
     "observers",
 ]
