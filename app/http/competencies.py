@@ -17,6 +17,7 @@ from app.db.engine import Engine
 from app.domain import competencies
 from app.domain.competencies import CompetencyScore, CompetencySummary
 from app.domain.sessions import Principal
+from app.http.contract import BODY, CHANGE, READER, problems
 
 
 class ScoreIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -32,16 +33,19 @@ class CompetencyScoresController(Controller):
     path = "/api/competencies"
     tags = ["competencies"]
 
-    @get("/scores", summary="The reader's self-assessed competency scores")
+    @get("/scores", summary="The reader's self-assessed competency scores", responses=problems(READER))
     async def scores(self, db: NamedDependency[Engine], principal: NamedDependency[Principal]) -> list[CompetencyScore]:
         return await competencies.scores(db, principal)
 
-    @put("/scores", summary="Save scores (1–5); returns all the reader's scores")
+    @put("/scores", summary="Save scores (1–5); returns all the reader's scores",
+         responses=problems(READER, BODY, CHANGE, "invalid_score", "too_many_scores", "unknown_competency",
+                            "duplicate_competency"))
     async def save(self, data: JSONBody[ScoresIn], db: NamedDependency[Engine],
                    principal: NamedDependency[Principal]) -> list[CompetencyScore]:
         return await competencies.save_scores(db, principal, [(s.competency_id, s.score) for s in data.scores])
 
-    @get("/summary", summary="Averages, strengths, improvements, and whether re-assessment is due")
+    @get("/summary", summary="Averages, strengths, improvements, and whether re-assessment is due",
+         responses=problems(READER))
     async def summary(self, db: NamedDependency[Engine], principal: NamedDependency[Principal]) -> CompetencySummary:
         return await competencies.summary(db, principal)
 

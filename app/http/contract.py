@@ -55,6 +55,7 @@ CODES: dict[str, int] = {
     "too_many_custom_skills": 409,
     "skill_already_shared": 409,
     "conflicting_review": 409,
+    "skill_not_pending": 409,
     # 413
     "too_large": 413,
     "import_too_large": 413,
@@ -105,6 +106,8 @@ ANY = ("internal_error", "database_busy", "database_unavailable")
 READER = ("no_session", "invalid_session", "session_expired")
 # An operation that reads a JSON body.
 BODY = ("invalid_json", "unsupported_media_type", "validation_failed", "too_large")
+# An operation with query parameters.
+QUERY = ("validation_failed",)
 # An operation that changes something (CSRF applies; guards may keep failing under contention).
 CHANGE = ("csrf_failed", "changed_concurrently")
 
@@ -156,7 +159,7 @@ def status_of(code: str) -> int | None:
     return CODES.get(code)
 
 
-__all__ = ["ANY", "BODY", "CHANGE", "CODES", "PROBLEM_JSON", "READER", "problem_type", "problems", "status_of"]
+__all__ = ["ANY", "BODY", "CHANGE", "CODES", "PROBLEM_JSON", "QUERY", "READER", "problem_type", "problems", "status_of"]
 
 
 def _check_table(table: dict[str, Any]) -> None:

@@ -8,9 +8,10 @@ from litestar.di import NamedDependency
 from app.db.engine import Engine
 from app.domain import health
 from app.domain.health import Health
+from app.http.contract import problems
 
 
-@get("/healthz", tags=["operations"], summary="Health check", cache=False)
+@get("/healthz", tags=["operations"], summary="Health check", cache=False, responses=problems())
 async def healthz(db: NamedDependency[Engine]) -> Health:
     """200 `{status: "ok", schema_version}` when the database answers."""
     return await health.health(db)
