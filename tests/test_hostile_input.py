@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -25,32 +26,40 @@ from hypothesis import HealthCheck, given, settings
 
 pytestmark = pytest.mark.hostile
 ROOT = Path(__file__).resolve().parents[1]
-PORT = 8541
-BASE = f"http://127.0.0.1:{PORT}"
 
 
-def _start() -> subprocess.Popen[bytes]:
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _start(port: int, *, rate_limits: bool = False, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """A server on its own free port: with pytest-xdist each worker may start this module's
+    server, and `serve` refuses a port that is already in use."""
     folder = Path(tempfile.mkdtemp(prefix="dreamtree-hostile-"))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--db", str(folder / "hostile.db"), "--port", str(PORT),
-         "--no-rate-limits", "--log-level", "error"],
-        cwd=ROOT, env={**os.environ, "DREAMTREE_ARGON2": "fast"}, stdout=subprocess.DEVNULL,
+        [sys.executable, "-m", "app.cli", "serve", "--db", str(folder / "hostile.db"), "--port", str(port),
+         "--log-level", "error", *([] if rate_limits else ["--no-rate-limits"])],
+        cwd=ROOT, env={**os.environ, "DREAMTREE_ARGON2": "fast", **(env or {})}, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL, start_new_session=True,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"{BASE}/healthz", timeout=1):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
                 return proc
         except OSError:
             time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
     raise RuntimeError("server did not start")
 
 
 @pytest.fixture(scope="module")
 def server():
-    proc = _start()
-    yield BASE
+    port = free_port()
+    proc = _start(port)
+    yield f"http://127.0.0.1:{port}"
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=30)
 
