@@ -496,6 +496,33 @@ def check(db: Path | None) -> None:
         sys.exit(1)
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Fail unless nothing listens on host:port.
+
+    granian listens with SO_REUSEPORT and has no switch to turn it off, so a second server on a
+    busy port would start and silently share its connections with the first (each answering
+    from its own database). A plain bind, without SO_REUSEPORT, fails on a port something
+    listens on. SO_REUSEADDR keeps a port a stopped server left in TIME_WAIT usable. The
+    instant between this check and granian's own bind remains; two servers started in the
+    same instant could still share a port."""
+    import errno
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        raise UserError(f"{host}: cannot listen on this host ({exc.strerror})") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise UserError(f"{host}:{port}: address already in use (is another server running there?)") from None
+            raise UserError(f"{host}:{port}: cannot listen there ({exc.strerror})") from None
+
+
 @main.command()
 @db_option
 @click.option("--host", default=None, help="Interface to listen on (default 127.0.0.1).")
@@ -530,6 +557,7 @@ def serve(
         access_log=False if log_level in ("warning", "error") else None,
     )
     cores = settings.server_cores()  # checked here, applied by the worker (create_app's lifespan)
+    check_port_free(settings.host, settings.port)  # before the database is touched
     for name in migrate_database(settings.db_path):
         click.echo(f"applied {name}")
     seed_if_empty(settings.db_path)
