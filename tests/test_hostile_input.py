@@ -127,6 +127,17 @@ def test_nasty_bodies_get_clear_4xx(reader: requests.Session, server: str, path:
     check_answer(response)
 
 
+def test_a_malformed_cookie_pair_does_not_skip_the_csrf_check(reader: requests.Session, server: str) -> None:
+    """`x="y; dt_session=…`: the header still signs the reader in, so a write without the
+    x-csrftoken header is refused (tests/test_csrf_cookies.py has the variants)."""
+    header = f'x="y; dt_session={reader.cookies["dt_session"]}'
+    assert requests.get(f"{server}/api/me", headers={"cookie": header}, timeout=10).status_code == 200
+    forged = requests.put(f"{server}/api/exercises/1.1.1.v1/response", json={"response": {"text": "forged"}},
+                          headers={"cookie": header}, timeout=10)
+    assert forged.status_code == 403 and forged.json()["code"] == "csrf_failed", forged.text
+    assert reader.get(f"{server}/api/exercises/1.1.1.v1").json()["response"]["response"] != {"text": "forged"}
+
+
 def test_reader_survived(reader: requests.Session, server: str) -> None:
     answer = reader.get(f"{server}/api/exercises/1.1.1.v1").json()["response"]
     assert answer is not None and json.dumps(answer)
