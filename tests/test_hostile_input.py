@@ -8,6 +8,7 @@ bodies, deep JSON, invalid UTF-8, huge numbers, unknown fields.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -141,3 +143,61 @@ def test_a_malformed_cookie_pair_does_not_skip_the_csrf_check(reader: requests.S
 def test_reader_survived(reader: requests.Session, server: str) -> None:
     answer = reader.get(f"{server}/api/exercises/1.1.1.v1").json()["response"]
     assert answer is not None and json.dumps(answer)
+
+
+# --- imports whose key slot sets its own Argon2 cost --------------------------------------------
+
+EMAIL, PASSWORD = "hostile-owner@example.com", "river lantern pocket moss"
+
+
+def browser(server: str) -> requests.Session:
+    session = requests.Session()
+    session.get(f"{server}/healthz", timeout=10)
+    session.headers["x-csrftoken"] = session.cookies["csrftoken"]
+    return session
+
+
+def sign_in(server: str) -> tuple[int, float]:
+    session = browser(server)
+    started = time.perf_counter()
+    answer = session.post(f"{server}/api/auth/login", json={"email": EMAIL, "password": PASSWORD}, timeout=60)
+    return answer.status_code, time.perf_counter() - started
+
+
+def test_costly_import_key_slots_are_refused_and_never_hold_up_sign_in(server: str) -> None:
+    """A file's key slot names its own Argon2 cost. One at m=1 GiB, t=10, p=8 is refused at
+    once (422) without hashing; files at the cost this service writes are hashed in their own
+    slot, so two hostile imports and two honest ones in flight leave a correct sign-in its
+    normal time (it used to wait behind them for 10 s and get 503)."""
+    owner = browser(server)
+    assert owner.post(f"{server}/api/session", json={}, timeout=10).status_code == 201
+    assert owner.post(f"{server}/api/account/claim", json={"email": EMAIL, "password": PASSWORD},
+                      timeout=30).status_code == 200
+    document = owner.post(f"{server}/api/export", json={"password": PASSWORD}, timeout=30).json()
+    hostile = copy.deepcopy(document)
+    hostile["key"]["kdf"].update(m=1024 * 1024, t=10, p=8)
+    normal = min(sign_in(server)[1] for _ in range(3))
+
+    results: dict[str, tuple[int, str, float]] = {}
+
+    def send(name: str, doc: dict) -> None:
+        session = browser(server)
+        session.post(f"{server}/api/session", json={}, timeout=10)
+        started = time.perf_counter()
+        answer = session.post(f"{server}/api/import", json={"document": doc, "password": "a wrong guess"}, timeout=120)
+        results[name] = (answer.status_code, answer.json().get("code", ""), time.perf_counter() - started)
+
+    threads = [threading.Thread(target=send, args=(f"hostile-{i}", hostile)) for i in range(2)]
+    threads += [threading.Thread(target=send, args=(f"honest-{i}", document)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.3)  # the imports are in flight
+    status, took = sign_in(server)
+    for thread in threads:
+        thread.join(timeout=180)
+    assert status == 200
+    assert took < max(1.0, 10 * normal), (took, normal)
+    for i in range(2):
+        code, problem, seconds = results[f"hostile-{i}"]
+        assert (code, problem) == (422, "import_kdf_unsupported") and seconds < 5, results
+        assert results[f"honest-{i}"][:2] == (401, "invalid_credentials"), results
