@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from app import __version__
-from app.config import ConfigError, Settings, check_cpu
+from app.config import ConfigError, Settings, check_cpu, parse_trusted_proxies
 from app.db import migrations
 from app.db.checks import verdict
 from app.db.connection import NotADatabase, connect_sync
@@ -531,8 +531,12 @@ def check_port_free(host: str, port: int) -> None:
     "--secure/--insecure",
     "secure_cookies",
     default=None,
-    help="Secure cookies (default: on unless the host is loopback, i.e. plain-HTTP local development).",
+    help="Always / never mark cookies Secure (default: Secure when the reader used https, "
+         "directly or as a trusted proxy forwards it).",
 )
+@click.option("--trusted-proxies", default=None, metavar="LIST",
+              help="Reverse proxies whose X-Forwarded-For/-Proto are believed: addresses or CIDRs, "
+                   "comma-separated (default: $DREAMTREE_TRUSTED_PROXIES, else none).")
 @click.option("--no-rate-limits", "no_rate_limits", is_flag=True, help="Turn rate limits off (load tests).")
 @click.option("--cpu", default=None, help="Core to run on: auto (default: the last core), none, or a number.")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
@@ -542,6 +546,7 @@ def serve(
     host: str | None,
     port: int | None,
     secure_cookies: bool | None,
+    trusted_proxies: str | None,
     no_rate_limits: bool,
     cpu: str | None,
     log_level: str,
@@ -555,6 +560,7 @@ def serve(
         db, host=host, port=port, secure_cookies=secure_cookies, rate_limits=False if no_rate_limits else None,
         cpu=check_cpu(cpu or os.environ.get("DREAMTREE_CPU") or "auto"),
         access_log=False if log_level in ("warning", "error") else None,
+        trusted_proxies=None if trusted_proxies is None else parse_trusted_proxies(trusted_proxies),
     )
     cores = settings.server_cores()  # checked here, applied by the worker (create_app's lifespan)
     check_port_free(settings.host, settings.port)  # before the database is touched

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from typing import Any, cast
 
 import msgspec
@@ -76,7 +77,10 @@ async def _refuse(send: Send, status: int, code: str, detail: str) -> None:
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-def csrf_middleware_factory(key: bytes, *, secure: bool) -> Any:
+def csrf_middleware_factory(key: bytes, *, secure: Callable[[str], bool]) -> Any:
+    """`secure(scheme)` says whether a cookie set on a request made with that scheme is Secure:
+    Settings.cookies_secure, the same answer the session cookie gets."""
+
     def csrf_middleware(app: ASGIApp) -> ASGIApp:
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] != "http":
@@ -105,7 +109,7 @@ def csrf_middleware_factory(key: bytes, *, secure: bool) -> Any:
                 await app(scope, receive, send)
                 return
             token = new_token(key)
-            attributes = "; Path=/; SameSite=Lax" + ("; Secure" if secure else "")
+            attributes = "; Path=/; SameSite=Lax" + ("; Secure" if secure(cast("HTTPScope", scope)["scheme"]) else "")
 
             async def send_with_token(message: Message) -> None:
                 if message["type"] == "http.response.start":
