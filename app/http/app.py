@@ -10,7 +10,6 @@ from litestar import Litestar, Router
 from litestar.datastructures import CacheControlHeader, State
 from litestar.di import Provide
 from litestar.openapi.config import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
 from app import __version__
 from app.config import Settings
@@ -31,6 +30,7 @@ from app.http.portability import PORTABILITY_CONTROLLERS
 from app.http.problems import exception_handlers
 from app.http.proxy import TrustedProxies, forwarded_middleware_factory
 from app.http.reference import REFERENCE_CONTROLLERS
+from app.http.schema_viewer import SCHEMA_PATH, SchemaViewer
 from app.http.tools import TOOL_CONTROLLERS
 from app.http.workbook import WORKBOOK_CONTROLLERS
 
@@ -104,8 +104,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         openapi_config=OpenAPIConfig(
             title="DreamTree store",
             version=__version__,
-            path="/schema",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin()],
+            path=SCHEMA_PATH,
+            # Swagger UI from an installed package, on this origin, under the page's CSP;
+            # /schema/openapi.json is added by Litestar (app/http/schema_viewer.py).
+            render_plugins=[SchemaViewer()],
         ),
         # Import files are bounded (portability.MAX_DOCUMENT_BYTES) plus room for the envelope.
         request_max_body_size=17 * 1024 * 1024,
