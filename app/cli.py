@@ -523,6 +523,18 @@ def check_port_free(host: str, port: int) -> None:
             raise UserError(f"{host}:{port}: cannot listen there ({exc.strerror})") from None
 
 
+def secure_cookie_notice(settings: Settings) -> str | None:
+    """A line for operators who bind beyond loopback without saying how readers arrive: cookies
+    are Secure only on https requests, and behind a TLS proxy that is not trusted every request
+    looks like plain http."""
+    if settings.secure_cookies is not None or settings.trusted_proxies:
+        return None
+    if settings.host in ("127.0.0.1", "::1", "localhost"):
+        return None
+    return ("note: cookies are Secure only on requests that arrive over https; behind a TLS proxy, "
+            "list it with --trusted-proxies (it must send X-Forwarded-Proto) or force Secure with --secure")
+
+
 @main.command()
 @db_option
 @click.option("--host", default=None, help="Interface to listen on (default 127.0.0.1).")
@@ -572,6 +584,8 @@ def serve(
     os.environ.update(settings.to_env())
     where = f", event loop on core {min(cores)}" if cores else ""
     click.echo(f"DreamTree store on http://{settings.host}:{settings.port}/ (database {settings.db_path}{where})")
+    if notice := secure_cookie_notice(settings):
+        click.echo(f"dreamtree: {notice}", err=True)
     Granian(
         "app.http.app:create_app",
         factory=True,

@@ -96,6 +96,15 @@ def test_the_trusted_proxies_setting() -> None:
     assert Settings.from_env({"DREAMTREE_METRICS_TOKEN": TOKEN}).metrics_token == TOKEN
 
 
+def test_serve_tells_an_operator_on_a_public_bind_how_cookies_become_secure() -> None:
+    from app.cli import secure_cookie_notice
+
+    assert secure_cookie_notice(Settings(host="127.0.0.1")) is None
+    assert "--trusted-proxies" in (secure_cookie_notice(Settings(host="0.0.0.0")) or "")
+    assert secure_cookie_notice(Settings(host="0.0.0.0", trusted_proxies=("10.0.0.1/32",))) is None
+    assert secure_cookie_notice(Settings(host="0.0.0.0", secure_cookies=True)) is None
+
+
 # --- Secure cookies follow the scheme (in-process) ----------------------------------------------
 
 
