@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from app import __version__
-from app.config import ConfigError, Settings, check_cpu
+from app.config import ConfigError, Settings, check_cpu, parse_trusted_proxies
 from app.db import migrations
 from app.db.checks import verdict
 from app.db.connection import NotADatabase, connect_sync
@@ -522,6 +522,45 @@ def check(db: Path | None) -> None:
         sys.exit(1)
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Fail unless nothing listens on host:port.
+
+    granian listens with SO_REUSEPORT and has no switch to turn it off, so a second server on a
+    busy port would start and silently share its connections with the first (each answering
+    from its own database). A plain bind, without SO_REUSEPORT, fails on a port something
+    listens on. SO_REUSEADDR keeps a port a stopped server left in TIME_WAIT usable. The
+    instant between this check and granian's own bind remains; two servers started in the
+    same instant could still share a port."""
+    import errno
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        raise UserError(f"{host}: cannot listen on this host ({exc.strerror})") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise UserError(f"{host}:{port}: address already in use (is another server running there?)") from None
+            raise UserError(f"{host}:{port}: cannot listen there ({exc.strerror})") from None
+
+
+def secure_cookie_notice(settings: Settings) -> str | None:
+    """A line for operators who bind beyond loopback without saying how readers arrive: cookies
+    are Secure only on https requests, and behind a TLS proxy that is not trusted every request
+    looks like plain http."""
+    if settings.secure_cookies is not None or settings.trusted_proxies:
+        return None
+    if settings.host in ("127.0.0.1", "::1", "localhost"):
+        return None
+    return ("note: cookies are Secure only on requests that arrive over https; behind a TLS proxy, "
+            "list it with --trusted-proxies (it must send X-Forwarded-Proto) or force Secure with --secure")
+
+
 @main.command()
 @db_option
 @click.option("--host", default=None, help="Interface to listen on (default 127.0.0.1).")
@@ -530,8 +569,12 @@ def check(db: Path | None) -> None:
     "--secure/--insecure",
     "secure_cookies",
     default=None,
-    help="Secure cookies (default: on unless the host is loopback, i.e. plain-HTTP local development).",
+    help="Always / never mark cookies Secure (default: Secure when the reader used https, "
+         "directly or as a trusted proxy forwards it).",
 )
+@click.option("--trusted-proxies", default=None, metavar="LIST",
+              help="Reverse proxies whose X-Forwarded-For/-Proto are believed: addresses or CIDRs, "
+                   "comma-separated (default: $DREAMTREE_TRUSTED_PROXIES, else none).")
 @click.option("--no-rate-limits", "no_rate_limits", is_flag=True, help="Turn rate limits off (load tests).")
 @click.option("--cpu", default=None, help="Core to run on: auto (default: the last core), none, or a number.")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
@@ -541,6 +584,7 @@ def serve(
     host: str | None,
     port: int | None,
     secure_cookies: bool | None,
+    trusted_proxies: str | None,
     no_rate_limits: bool,
     cpu: str | None,
     log_level: str,
@@ -554,8 +598,10 @@ def serve(
         db, host=host, port=port, secure_cookies=secure_cookies, rate_limits=False if no_rate_limits else None,
         cpu=check_cpu(cpu or os.environ.get("DREAMTREE_CPU") or "auto"),
         access_log=False if log_level in ("warning", "error") else None,
+        trusted_proxies=None if trusted_proxies is None else parse_trusted_proxies(trusted_proxies),
     )
     cores = settings.server_cores()  # checked here, applied by the worker (create_app's lifespan)
+    check_port_free(settings.host, settings.port)  # before the database is touched
     for name in migrate_database(settings.db_path):
         click.echo(f"applied {name}")
     seed_if_empty(settings.db_path)
@@ -564,6 +610,8 @@ def serve(
     os.environ.update(settings.to_env())
     where = f", event loop on core {min(cores)}" if cores else ""
     click.echo(f"DreamTree store on http://{settings.host}:{settings.port}/ (database {settings.db_path}{where})")
+    if notice := secure_cookie_notice(settings):
+        click.echo(f"dreamtree: {notice}", err=True)
     Granian(
         "app.http.app:create_app",
         factory=True,

@@ -4,7 +4,9 @@
 |------------------|---------------------------|-----------------------|---------------------------------|
 | database file    | DREAMTREE_DB              | --db FILE             | ./dreamtree.db                  |
 | host, port       | DREAMTREE_HOST/_PORT      | --host, --port        | 127.0.0.1, 8000                 |
-| Secure cookies   | DREAMTREE_SECURE_COOKIES  | --secure/--insecure   | off on a loopback host, else on |
+| Secure cookies   | DREAMTREE_SECURE_COOKIES  | --secure/--insecure   | as the reader connected (https) |
+| trusted proxies  | DREAMTREE_TRUSTED_PROXIES | --trusted-proxies     | none                            |
+| /metrics token   | DREAMTREE_METRICS_TOKEN   |                       | none (loopback peers only)      |
 | server secret    | DREAMTREE_SECRET (hex)    |                       | <db>.key, created 0600          |
 | D1-strict mode   | DREAMTREE_D1_STRICT       | --d1-strict/--no-…    | on                              |
 | rate limits      | DREAMTREE_RATE_LIMITS     | --no-rate-limits      | on                              |
@@ -14,6 +16,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import stat
@@ -21,8 +24,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 SECRET_BYTES = 32
+MIN_METRICS_TOKEN = 16
 
 
 class ConfigError(Exception):
@@ -45,6 +48,31 @@ def _choice(value: str, options: tuple[str, ...], name: str) -> str:
     return value
 
 
+def parse_trusted_proxies(value: str | None) -> tuple[str, ...]:
+    """DREAMTREE_TRUSTED_PROXIES or --trusted-proxies: comma-separated addresses or CIDR
+    networks, each normalised to a network ("10.0.0.1" -> "10.0.0.1/32"); none by default."""
+    networks = []
+    for item in (value or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ConfigError(f"DREAMTREE_TRUSTED_PROXIES: {item!r} is not an IP address or network "
+                              "(list addresses or CIDRs, comma-separated; host names are not resolved)") from None
+    return tuple(networks)
+
+
+def check_metrics_token(value: str | None) -> str | None:
+    if not value:
+        return None
+    if len(value) < MIN_METRICS_TOKEN or not value.isascii() or not value.isprintable() or " " in value:
+        raise ConfigError(f"DREAMTREE_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN} printable ASCII "
+                          "characters without spaces (e.g. `openssl rand -hex 32`)")
+    return value
+
+
 def check_cpu(value: str) -> str:
     """A DREAMTREE_CPU or --cpu value, checked."""
     if value in ("auto", "none") or value.isdigit():
@@ -57,7 +85,8 @@ class Settings:
     db_path: Path = Path("dreamtree.db")
     host: str = "127.0.0.1"
     port: int = 8000
-    secure_cookies: bool | None = None  # None: decided by the host (see `cookies_secure`)
+    # None: Secure exactly when the reader connected over https (see `cookies_secure`).
+    secure_cookies: bool | None = None
     secret_hex: str | None = None
     d1_strict: bool = True
     rate_limits: bool = True
@@ -74,6 +103,11 @@ class Settings:
     cpu: str = "none"
     # One JSON line per request on standard error (app/http/observability.py).
     access_log: bool = True
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (app/http/proxy.py),
+    # as normalised networks; from any other peer those headers are ignored.
+    trusted_proxies: tuple[str, ...] = ()
+    # Lets a scraper that is not a local, non-proxy peer read /metrics (Authorization: Bearer).
+    metrics_token: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -94,6 +128,8 @@ class Settings:
             argon2=_choice(env.get("DREAMTREE_ARGON2") or "production", ("production", "fast"), "DREAMTREE_ARGON2"),
             cpu=check_cpu(env.get("DREAMTREE_CPU") or "none"),
             access_log=_flag(env.get("DREAMTREE_ACCESS_LOG"), True),
+            trusted_proxies=parse_trusted_proxies(env.get("DREAMTREE_TRUSTED_PROXIES")),
+            metrics_token=check_metrics_token(env.get("DREAMTREE_METRICS_TOKEN")),
         )
 
     def with_(self, **changes: object) -> Settings:
@@ -112,7 +148,10 @@ class Settings:
             "DREAMTREE_ARGON2": self.argon2,
             "DREAMTREE_CPU": self.cpu,
             "DREAMTREE_ACCESS_LOG": "1" if self.access_log else "0",
+            "DREAMTREE_TRUSTED_PROXIES": ",".join(self.trusted_proxies),
         }
+        if self.metrics_token:
+            env["DREAMTREE_METRICS_TOKEN"] = self.metrics_token
         if self.secure_cookies is not None:
             env["DREAMTREE_SECURE_COOKIES"] = "1" if self.secure_cookies else "0"
         if self.secret_hex:
@@ -131,11 +170,13 @@ class Settings:
             raise ConfigError(f"DREAMTREE_CPU: core {core} is not available (this process may use {allowed})")
         return {core}
 
-    @property
-    def cookies_secure(self) -> bool:
+    def cookies_secure(self, scheme: str) -> bool:
+        """Whether a cookie set on a request made with `scheme` (the reader's, after
+        app/http/proxy.py) is Secure: the explicit setting if there is one, else https only.
+        Every cookie the service sets asks here, so the session and CSRF cookies agree."""
         if self.secure_cookies is not None:
             return self.secure_cookies
-        return self.host not in LOOPBACK_HOSTS
+        return scheme == "https"
 
     @property
     def secret_path(self) -> Path:

@@ -10,7 +10,6 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from app.config import Settings
 from app.db.connection import Database
 from app.domain import accounts, sessions
 from app.domain.errors import Conflict
@@ -52,10 +51,6 @@ class DeleteIn(Strict):
     password: Password | None = None
 
 
-def settings_of(state: State) -> Settings:
-    return state.settings
-
-
 class SessionController(Controller):
     path = "/api"
     tags = ["session and account"]
@@ -70,21 +65,22 @@ class SessionController(Controller):
             return Response(await accounts.me(db, current), status_code=200)
         throttle.hit("session_start", client_address(request))
         principal, issued = await sessions.start_anonymous(db, server_keys)
-        return with_session(await accounts.me(db, principal), settings_of(state), issued, 201)
+        return with_session(await accounts.me(db, principal), request, issued, 201)
 
     @get("/me", summary="Who am I")
     async def who(self, db: NamedDependency[Database], principal: NamedDependency[Principal]) -> accounts.Me:
         return await accounts.me(db, principal)
 
     @delete("/session", status_code=204, summary="Log out this device")
-    async def logout(self, state: State, db: NamedDependency[Database], principal: NamedDependency[Principal]) -> Response[None]:
+    async def logout(self, request: Request[Any, Any, Any], db: NamedDependency[Database],
+                     principal: NamedDependency[Principal]) -> Response[None]:
         """Ends this session. An anonymous workbook has no other key than this cookie, so
         logging out of one deletes it (the page warns first)."""
         if principal.is_anonymous:
             await db.write(lambda c: accounts.delete_user_rows(c, principal.user_id))
         else:
             await sessions.end_session(db, principal)
-        return Response(None, status_code=204, cookies=[cleared_session_cookie(settings_of(state))])
+        return Response(None, status_code=204, cookies=[cleared_session_cookie(request)])
 
 
 class AccountController(Controller):
@@ -92,12 +88,12 @@ class AccountController(Controller):
     tags = ["session and account"]
 
     @post("/account/claim", status_code=200, summary="Save this workbook with email and password")
-    async def claim(self, request: Request[Any, Any, Any], state: State, data: JSONBody[ClaimIn],
+    async def claim(self, request: Request[Any, Any, Any], data: JSONBody[ClaimIn],
                     db: NamedDependency[Database], server_keys: NamedDependency[ServerKeys],
                     throttle: NamedDependency[Throttle], principal: NamedDependency[Principal]) -> Response[Any]:
         throttle.hit("claim", client_address(request))
         claimed = await accounts.claim(db, server_keys, principal, email=data.email, password=data.password)
-        return with_session({"user": claimed.me, "recovery_code": claimed.recovery_code}, settings_of(state), claimed.cookie)
+        return with_session({"user": claimed.me, "recovery_code": claimed.recovery_code}, request, claimed.cookie)
 
     @post("/auth/login", status_code=200, summary="Sign in on this device")
     async def login(self, request: Request[Any, Any, Any], state: State, data: JSONBody[LoginIn],
@@ -122,20 +118,20 @@ class AccountController(Controller):
         body: dict[str, Any] = {"user": signed_in.me}
         if signed_in.merge is not None:
             body["merge"] = signed_in.merge
-        return with_session(body, settings_of(state), signed_in.cookie)
+        return with_session(body, request, signed_in.cookie)
 
     @post("/account/password", status_code=204, summary="Change the password")
-    async def password(self, request: Request[Any, Any, Any], state: State, data: JSONBody[PasswordIn],
+    async def password(self, request: Request[Any, Any, Any], data: JSONBody[PasswordIn],
                        db: NamedDependency[Database], server_keys: NamedDependency[ServerKeys],
                        throttle: NamedDependency[Throttle], principal: NamedDependency[Principal]) -> Response[None]:
         throttle.hit("password", client_address(request))
         issued = await accounts.change_password(
             db, server_keys, principal, current_password=data.current_password, new_password=data.new_password
         )
-        return with_session(None, settings_of(state), issued, 204)
+        return with_session(None, request, issued, 204)
 
     @post("/account/recover", status_code=200, summary="Reset the password with the recovery code")
-    async def recover(self, request: Request[Any, Any, Any], state: State, data: JSONBody[RecoverIn],
+    async def recover(self, request: Request[Any, Any, Any], data: JSONBody[RecoverIn],
                       db: NamedDependency[Database], server_keys: NamedDependency[ServerKeys],
                       throttle: NamedDependency[Throttle]) -> Response[Any]:
         throttle.hit("recover", client_address(request))
@@ -144,7 +140,7 @@ class AccountController(Controller):
             new_password=data.new_password,
         )
         return with_session({"user": recovered.me, "recovery_code": recovered.recovery_code},
-                            settings_of(state), recovered.cookie)
+                            request, recovered.cookie)
 
     @get("/account/sessions", summary="This account's devices")
     async def devices(self, db: NamedDependency[Database], principal: NamedDependency[Principal]) -> list[dict[str, Any]]:
@@ -156,11 +152,11 @@ class AccountController(Controller):
         await accounts.revoke_session(db, principal, session_id)
 
     @delete("/account", status_code=204, summary="Delete the account and everything in it")
-    async def delete_account(self, request: Request[Any, Any, Any], state: State, db: NamedDependency[Database],
+    async def delete_account(self, request: Request[Any, Any, Any], db: NamedDependency[Database],
                              server_keys: NamedDependency[ServerKeys], throttle: NamedDependency[Throttle],
                              principal: NamedDependency[Principal]) -> Response[None]:
         throttle.hit("delete", client_address(request))
         raw = await request.body()
         body = msgspec.json.decode(raw, type=DeleteIn) if raw.strip() else DeleteIn()
         await accounts.delete_account(db, server_keys, principal, password=body.password)
-        return Response(None, status_code=204, cookies=[cleared_session_cookie(settings_of(state))])
+        return Response(None, status_code=204, cookies=[cleared_session_cookie(request)])
