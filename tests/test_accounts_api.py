@@ -244,7 +244,6 @@ def sign_in_from(reader: Reader, address: str, email: str, password: str) -> obj
     return reader.post("/api/auth/login", {"email": email, "password": password}, headers={"x-test-client": address})
 
 
-@pytest.mark.xfail(strict=True, reason="the per-email back-off refuses the owner and the recovery route too")
 def test_knowing_an_email_is_not_enough_to_lock_its_owner_out(reader: Reader, new_reader, addresses: Clock) -> None:
     code = reader.claim("ann@example.com")["recovery_code"]
     attacker = new_reader()
@@ -265,6 +264,78 @@ def test_knowing_an_email_is_not_enough_to_lock_its_owner_out(reader: Reader, ne
                                                    "new_password": OTHER_PASSWORD},
                           headers={"x-test-client": "192.0.2.44"})
     assert recovered.status_code == 200, recovered.text
+
+
+def test_a_valid_recovery_code_is_never_throttled(reader: Reader, new_reader, addresses: Clock) -> None:
+    code = reader.claim("ann@example.com")["recovery_code"]
+    prober = new_reader()
+    prober.get("/healthz")
+    wrong = {"email": "ann@example.com", "recovery_code": "AAAAA-AAAAA-AAAAA-AAAAA-AAAAA-A", "new_password": OTHER_PASSWORD}
+    for _ in range(10):
+        assert prober.post("/api/account/recover", wrong).status_code == 401
+    refused = prober.post("/api/account/recover", wrong)
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+    # the same address, the right code: in at once
+    right = prober.post("/api/account/recover", {**wrong, "recovery_code": code})
+    assert right.status_code == 200, right.text
+
+
+def test_an_address_failing_on_many_emails_is_stopped(new_reader, addresses: Clock) -> None:
+    sprayer, other = new_reader(), new_reader()
+    throttle = sprayer.client.app.state.throttle
+    for i in range(100):
+        throttle.sign_in_failed(f"reader{i}@example.com", "203.0.113.9")
+    refused = sign_in_from(sprayer, "203.0.113.9", "someone-new@example.com", "a guess of a password")
+    assert refused.status_code == 429 and refused.json()["code"] == "too_many_attempts"
+    assert sign_in_from(other, "198.51.100.7", "someone-new@example.com", "a guess of a password").status_code == 401
+    addresses.now += 3600
+    assert sign_in_from(sprayer, "203.0.113.9", "someone-new@example.com", "a guess of a password").status_code == 401
+
+
+def test_an_email_under_attack_slows_the_addresses_that_failed_on_it_never_a_new_one() -> None:
+    from app.domain.errors import TooManyAttempts
+    from app.domain.throttle import Throttle
+
+    now = [0.0]
+    throttle = Throttle(key=b"k" * 32, clock=lambda: now[0])
+    for i in range(99):  # a hundred addresses, one guess each
+        throttle.sign_in_failed("ann@example.com", f"bot-{i}")
+    throttle.check_sign_in("ann@example.com", "bot-1")  # not under attack yet: a second guess is free
+    throttle.sign_in_failed("ann@example.com", "bot-99")
+    with pytest.raises(TooManyAttempts) as slowed:
+        throttle.check_sign_in("ann@example.com", "bot-1")
+    assert slowed.value.retry_after == 60
+    throttle.check_sign_in("ann@example.com", "owners-phone")  # an address that never failed on it: never refused
+    throttle.check_sign_in("bob@example.com", "bot-1")  # other emails are not slowed
+    now[0] += 60
+    throttle.check_sign_in("ann@example.com", "bot-1")
+    throttle.sign_in_failed("ann@example.com", "bot-1")
+    with pytest.raises(TooManyAttempts) as doubled:
+        throttle.check_sign_in("ann@example.com", "bot-1")
+    assert doubled.value.retry_after == 120
+    throttle.sign_in_succeeded("ann@example.com", "owners-phone")  # the owner got in: the run of failures ends
+    throttle.check_sign_in("ann@example.com", "bot-1")  # back to its own count: 2 of 5 free failures
+
+
+def test_one_address_on_one_email_backs_off_to_fifteen_minutes_and_is_forgotten_after_a_day() -> None:
+    from app.domain.errors import TooManyAttempts
+    from app.domain.throttle import Throttle
+
+    now = [0.0]
+    throttle = Throttle(key=b"k" * 32, clock=lambda: now[0])
+    waits = []
+    for _ in range(20):
+        throttle.sign_in_failed("ann@example.com", "a")
+        try:
+            throttle.check_sign_in("ann@example.com", "a")
+            waits.append(0)
+        except TooManyAttempts as refused:
+            waits.append(refused.retry_after)
+    assert waits[:4] == [0, 0, 0, 0] and waits[4:8] == [1, 2, 4, 8] and waits[-1] == 15 * 60
+    now[0] += 24 * 3600
+    throttle.check_sign_in("ann@example.com", "a")
+    throttle.sign_in_failed("ann@example.com", "a")
+    throttle.check_sign_in("ann@example.com", "a")  # counting starts again
 
 
 # --- password, recovery, devices, logout, deletion -----------------------------------------------

@@ -122,19 +122,19 @@ class SignedIn:
     merge: dict[str, Any] | None  # the merge report, when this device's anonymous workbook was merged
 
 
-async def verify_credentials(db: Database, server: ServerKeys, throttle: Throttle, email: str, password: str) -> tuple[str, keys.DataKey]:
+async def verify_credentials(db: Database, server: ServerKeys, throttle: Throttle, email: str, password: str, *,
+                             client: str = "local") -> tuple[str, keys.DataKey]:
     """(user_id, data key) for a right email and password; otherwise the one generic 401 after
     the same Argon2 work, so neither the answer nor its timing says which emails exist."""
     try:
         address = normalize_email(email)
     except Invalid:
         address = email.strip().lower()
-    account_key = throttle.account_key(address)
-    throttle.check_login(account_key)
+    throttle.check_sign_in(address, client)
     row = await db.read(lambda c: c.execute(Q.credentials_by_email, (address,)).fetchone())
     if row is None:
         await run_kdf(keys.dummy_password_work, password, server.argon2, server.pepper)
-        throttle.login_failed(account_key)
+        throttle.sign_in_failed(address, client)
         raise Unauthorized(INVALID_CREDENTIALS, code="invalid_credentials")
     try:
         dek = await run_kdf(
@@ -142,9 +142,9 @@ async def verify_credentials(db: Database, server: ServerKeys, throttle: Throttl
             password_hash=row["password_hash"], wrapped_data_key=row["wrapped_data_key"], pepper=server.pepper,
         )
     except keys.WrongPassword:
-        throttle.login_failed(account_key)
+        throttle.sign_in_failed(address, client)
         raise Unauthorized(INVALID_CREDENTIALS, code="invalid_credentials") from None
-    throttle.login_succeeded(account_key)
+    throttle.sign_in_succeeded(address, client)
     if keys.needs_rehash(row["password_hash"], server.argon2, pepper_id=server.pepper_id):
         await _rewrap(db, server, row["user_id"], dek, password, row["wrapped_data_key"])
     return row["user_id"], dek
@@ -167,13 +167,13 @@ async def anonymous_has_answers(db: Database, principal: Principal | None) -> bo
 
 
 async def sign_in(
-    db: Database, server: ServerKeys, throttle: Throttle, *, email: str, password: str,
+    db: Database, server: ServerKeys, throttle: Throttle, *, client: str, email: str, password: str,
     current: Principal | None, merge_anonymous: bool,
 ) -> SignedIn:
     """Sign in on this device: a new session for the account. The anonymous workbook this
     device held is merged into the account first when asked (the same merge as import, under
     the account's key), then removed; all of it in one transaction."""
-    user_id, dek = await verify_credentials(db, server, throttle, email, password)
+    user_id, dek = await verify_credentials(db, server, throttle, email, password, client=client)
     stamp = now_iso()
     anonymous = current if current and current.is_anonymous and current.user_id != user_id else None
 
@@ -235,18 +235,16 @@ class Recovered:
     cookie: IssuedCookie
 
 
-async def recover(db: Database, server: ServerKeys, throttle: Throttle, *, email: str, recovery_code: str,
-                  new_password: str) -> Recovered:
+async def recover(db: Database, server: ServerKeys, throttle: Throttle, *, client: str, email: str,
+                  recovery_code: str, new_password: str) -> Recovered:
     """Forgotten password: the recovery code unwraps the data key, a new password and a new
     code replace the old ones (the old code stops working), every session ends, and this
     device gets a new one."""
     address = email.strip().lower()
-    account_key = throttle.account_key(address)
-    throttle.check_login(account_key)
     row = await db.read(lambda c: c.execute(Q.credentials_by_email, (address,)).fetchone())
     secret = check_password(new_password, email=address)
     if row is None:
-        throttle.login_failed(account_key)
+        throttle.recovery_failed(client)
         raise Unauthorized("The email or recovery code is not right.", code="invalid_credentials")
     try:
         new_hash, new_wrapped, new_code = await run_kdf(
@@ -255,9 +253,9 @@ async def recover(db: Database, server: ServerKeys, throttle: Throttle, *, email
             params=server.argon2,
         )
     except (keys.WrongRecoveryCode, ValueError):
-        throttle.login_failed(account_key)
+        throttle.recovery_failed(client)
         raise Unauthorized("The email or recovery code is not right.", code="invalid_credentials") from None
-    throttle.login_succeeded(account_key)
+    throttle.sign_in_succeeded(address, client)
     dek = keys.unlock_with_recovery_code(user_id=row["user_id"], code=new_code, wrapped_data_key=new_wrapped)
     stamp = now_iso()
     user_id = row["user_id"]

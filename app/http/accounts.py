@@ -116,7 +116,7 @@ class AccountController(Controller):
                 code="anonymous_data_present",
             )
         signed_in = await accounts.sign_in(
-            db, server_keys, throttle, email=data.email, password=data.password, current=current,
+            db, server_keys, throttle, client=client_address(request), email=data.email, password=data.password, current=current,
             merge_anonymous=bool(has_answers and data.merge_anonymous),
         )
         body: dict[str, Any] = {"user": signed_in.me}
@@ -138,9 +138,8 @@ class AccountController(Controller):
     async def recover(self, request: Request[Any, Any, Any], state: State, data: JSONBody[RecoverIn],
                       db: NamedDependency[Database], server_keys: NamedDependency[ServerKeys],
                       throttle: NamedDependency[Throttle]) -> Response[Any]:
-        throttle.hit("recover", client_address(request))
         recovered = await accounts.recover(
-            db, server_keys, throttle, email=data.email, recovery_code=data.recovery_code,
+            db, server_keys, throttle, client=client_address(request), email=data.email, recovery_code=data.recovery_code,
             new_password=data.new_password,
         )
         return with_session({"user": recovered.me, "recovery_code": recovered.recovery_code},
