@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from app.cli import main
 from app.db.connection import connect_sync
-from tests.helpers import OTHER_PASSWORD, Reader
+from tests.helpers import OTHER_PASSWORD, PASSWORD, Reader
 
 
 def run(*args: str, input: str | None = None):
@@ -150,7 +150,9 @@ def test_reset_login_is_one_read_and_one_write(seeded: Path, new_reader, db_jobs
     assert db_jobs.seen == [("read", accounts.__name__), ("write", accounts.__name__)]
 
 
-def test_reset_login_is_refused_when_an_answer_was_saved_after_it_read(seeded: Path, new_reader) -> None:
+@pytest.mark.parametrize("meanwhile", ["answer_saved", "password_changed"])
+def test_reset_login_is_refused_when_an_answer_or_the_password_changed_after_it_read(seeded: Path, new_reader,
+                                                                                     meanwhile: str) -> None:
     from app.db.connection import run_batch
     from app.db.engine import GuardFailed, Write
     from app.domain import accounts, keys
@@ -173,16 +175,21 @@ def test_reset_login_is_refused_when_an_answer_was_saved_after_it_read(seeded: P
         write = accounts.reset_write_work(row, erased, "hash", "wrapped", "2026-03-08T07:30:00.000Z")
         batch = next(write)
         assert isinstance(batch, Write)
-        # the reader saves another answer between the operator's read and write
-        assert ann.put("/api/exercises/1.1.2.v1/response", {"response": {"text": "new"}}).status_code == 200
+        # between the operator's read and write, the reader saves another answer, or changes the password
+        if meanwhile == "answer_saved":
+            assert ann.put("/api/exercises/1.1.2.v1/response", {"response": {"text": "new"}}).status_code == 200
+        else:
+            changed = ann.post("/api/account/password", {"current_password": PASSWORD, "new_password": OTHER_PASSWORD})
+            assert changed.status_code == 204
         with pytest.raises(GuardFailed) as failed:
             run_batch(conn, batch.statements, True)
-        assert failed.value.name == "answers_changed"
+        assert failed.value.name == {"answer_saved": "answers_changed", "password_changed": "credentials_changed"}[meanwhile]
         with pytest.raises(Conflict) as answer:
             write.throw(failed.value)
         assert answer.value.instance_code == "changed_concurrently"
     finally:
         conn.close()
     # nothing was written: the answers still open with the reader's key, and the session stands
-    assert ann.get("/api/exercises/1.1.2.v1").json()["response"]["response"] == {"text": "new"}
     assert ann.get("/api/exercises/1.1.1.v1").json()["response"]["response"] == {"text": "read"}
+    if meanwhile == "answer_saved":
+        assert ann.get("/api/exercises/1.1.2.v1").json()["response"]["response"] == {"text": "new"}
