@@ -388,9 +388,9 @@ def purge_anonymous(db: Path | None, idle_days: int, apply_: bool) -> None:
     """Delete anonymous workbooks nobody has opened for a while (their cookies are long gone)."""
     from app.domain import accounts
 
-    path = settings_for(db).db_path
-    with open_existing(path) as conn:
-        count = accounts.purge_anonymous(conn, idle_days, dry_run=not apply_)
+    settings = settings_for(db)
+    existing_database(settings.db_path)
+    count = run_with_engine(settings, lambda engine: accounts.purge_anonymous(engine, idle_days, dry_run=not apply_))
     if apply_:
         click.echo(f"deleted {count} anonymous workbook(s) idle for more than {idle_days} days")
     else:
@@ -416,12 +416,12 @@ def reset_login(db: Path | None, email: str, yes: bool) -> None:
     if not yes and not click.confirm("Erase and reset this login?", default=False):
         raise UserError("nothing changed")
     params = keys.Argon2Params.PRODUCTION if settings.argon2 == "production" else keys.Argon2Params.FAST
-    with open_existing(settings.db_path) as conn:
-        server = ServerKeys.derive(settings.server_secret(), argon2=params)
-        try:
-            result = accounts.reset_login(conn, server, email)
-        except NotFound as exc:
-            raise UserError(exc.detail) from None
+    existing_database(settings.db_path)  # before the server secret: a wrong path creates no key file
+    server = ServerKeys.derive(settings.server_secret(), argon2=params)
+    try:
+        result = run_with_engine(settings, lambda engine: accounts.reset_login(engine, server, email))
+    except NotFound as exc:
+        raise UserError(exc.detail) from None
     click.echo(f"erased {result.erased_answers} answer(s) and {result.erased_tool_instances} tool entr(ies); "
                "all sessions ended")
     click.echo(f"one-time recovery code for the reader (give it to them; it is not stored): {result.recovery_code}")

@@ -17,6 +17,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, SerializationException, ValidationException
 
 from app.db.connection import is_busy
+from app.db.engine import ChangedConcurrently, ConstraintFailed
 from app.domain.errors import DomainError
 from app.domain.keys import CryptoFailure
 from app.http.pages import page_not_found, wants_page
@@ -128,6 +129,12 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         return problem(400, "The request body nests too deeply to read.", code="invalid_json")
     if isinstance(exc, UnicodeDecodeError):
         return problem(400, "The request body is not valid UTF-8.", code="invalid_json")
+    if isinstance(exc, (ChangedConcurrently, ConstraintFailed)):
+        # Others kept changing the same rows (or a row this write needed went meanwhile):
+        # nothing was written; the same request again will see the new state.
+        log.warning("%s on %s %s", type(exc).__name__, request.method, request.url.path)
+        return problem(409, "This changed while we were saving it; nothing was saved. Please try again.",
+                       code="changed_concurrently")
     if isinstance(exc, CryptoFailure):
         # A stored value that does not open under its owner's key: refused, never shown as is.
         log.error("integrity failure on %s %s: %s", request.method, request.url.path, type(exc).__name__)
