@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
 from app.db.engine import Engine
@@ -15,6 +16,10 @@ from app.domain.accounts import Claimed, Device, Me, Recovered, SignedIn
 from app.domain.sessions import COOKIE_NAME, Principal, ServerKeys
 from app.domain.throttle import Throttle
 from app.http.auth import cleared_session_cookie, client_address, with_session
+from app.http.contract import BODY, CHANGE, READER, problems
+
+# Why a new password can be refused.
+PASSWORDS = ("password_too_short", "password_too_long", "password_common", "password_guessable")
 
 Email = Annotated[str, msgspec.Meta(min_length=1, max_length=320)]
 Password = Annotated[str, msgspec.Meta(max_length=1024)]
@@ -55,7 +60,9 @@ class SessionController(Controller):
     path = "/api"
     tags = ["session and account"]
 
-    @post("/session", status_code=201, summary="Start (or resume) an anonymous workbook")
+    @post("/session", status_code=201, summary="Start (or resume) an anonymous workbook",
+          responses={200: ResponseSpec(Me, description="The cookie's session is valid: that reader"),
+                     **problems(CHANGE, "too_many_attempts")})
     async def start(self, request: Request[Any, Any, Any], db: NamedDependency[Engine],
                     server_keys: NamedDependency[ServerKeys], throttle: NamedDependency[Throttle]) -> Response[Me]:
         """201 with a new anonymous user and session; 200 when the cookie is a valid session.
@@ -67,11 +74,11 @@ class SessionController(Controller):
             return Response(opened.me, status_code=200)
         return with_session(opened.me, request, opened.cookie, 201)
 
-    @get("/me", summary="Who am I")
+    @get("/me", summary="Who am I", responses=problems(READER))
     async def who(self, db: NamedDependency[Engine], principal: NamedDependency[Principal]) -> Me:
         return await accounts.me(db, principal)
 
-    @delete("/session", status_code=204, summary="Log out this device")
+    @delete("/session", status_code=204, summary="Log out this device", responses=problems(READER, CHANGE))
     async def logout(self, request: Request[Any, Any, Any], db: NamedDependency[Engine],
                      principal: NamedDependency[Principal]) -> Response[None]:
         """Ends this session. An anonymous workbook has no other key than this cookie, so
@@ -84,7 +91,9 @@ class AccountController(Controller):
     path = "/api"
     tags = ["session and account"]
 
-    @post("/account/claim", status_code=200, summary="Save this workbook with email and password")
+    @post("/account/claim", status_code=200, summary="Save this workbook with email and password",
+          responses=problems(READER, BODY, CHANGE, PASSWORDS, "already_claimed", "email_taken", "invalid_email",
+                             "too_many_attempts", "unavailable"))
     async def claim(self, request: Request[Any, Any, Any], data: JSONBody[ClaimIn],
                     db: NamedDependency[Engine], server_keys: NamedDependency[ServerKeys],
                     throttle: NamedDependency[Throttle], principal: NamedDependency[Principal]) -> Response[Claimed]:
@@ -92,7 +101,9 @@ class AccountController(Controller):
                                        email=data.email, password=data.password)
         return with_session(claimed.body, request, claimed.cookie)
 
-    @post("/auth/login", status_code=200, summary="Sign in on this device")
+    @post("/auth/login", status_code=200, summary="Sign in on this device",
+          responses=problems(BODY, CHANGE, "invalid_credentials", "anonymous_data_present", "too_many_attempts",
+                             "unavailable"))
     async def login(self, request: Request[Any, Any, Any], data: JSONBody[LoginIn],
                     db: NamedDependency[Engine], server_keys: NamedDependency[ServerKeys],
                     throttle: NamedDependency[Throttle]) -> Response[SignedIn]:
@@ -106,7 +117,9 @@ class AccountController(Controller):
         )
         return with_session(signed_in.body, request, signed_in.cookie)
 
-    @post("/account/password", status_code=204, summary="Change the password")
+    @post("/account/password", status_code=204, summary="Change the password",
+          responses=problems(READER, BODY, CHANGE, PASSWORDS, "invalid_credentials", "not_claimed",
+                             "too_many_attempts", "unavailable"))
     async def password(self, request: Request[Any, Any, Any], data: JSONBody[PasswordIn],
                        db: NamedDependency[Engine], server_keys: NamedDependency[ServerKeys],
                        throttle: NamedDependency[Throttle], principal: NamedDependency[Principal]) -> Response[None]:
@@ -116,7 +129,8 @@ class AccountController(Controller):
         )
         return with_session(None, request, issued, 204)
 
-    @post("/account/recover", status_code=200, summary="Reset the password with the recovery code")
+    @post("/account/recover", status_code=200, summary="Reset the password with the recovery code",
+          responses=problems(BODY, CHANGE, PASSWORDS, "invalid_credentials", "too_many_attempts", "unavailable"))
     async def recover(self, request: Request[Any, Any, Any], data: JSONBody[RecoverIn],
                       db: NamedDependency[Engine], server_keys: NamedDependency[ServerKeys],
                       throttle: NamedDependency[Throttle]) -> Response[Recovered]:
@@ -126,21 +140,22 @@ class AccountController(Controller):
         )
         return with_session(recovered.body, request, recovered.cookie)
 
-    @get("/account/sessions", summary="This account's devices")
+    @get("/account/sessions", summary="This account's devices", responses=problems(READER))
     async def devices(self, db: NamedDependency[Engine], principal: NamedDependency[Principal]) -> list[Device]:
         return await accounts.list_sessions(db, principal)
 
-    @delete("/account/sessions/{session_id:str}", status_code=204, summary="Sign a device out")
+    @delete("/account/sessions/{session_id:str}", status_code=204, summary="Sign a device out",
+            responses=problems(READER, CHANGE, "not_found"))
     async def revoke(self, session_id: FromPath[str], db: NamedDependency[Engine],
                      principal: NamedDependency[Principal]) -> None:
         await accounts.revoke_session(db, principal, session_id)
 
-    @delete("/account", status_code=204, summary="Delete the account and everything in it")
+    @delete("/account", status_code=204, summary="Delete the account and everything in it (a saved one needs its password)",
+            responses=problems(READER, BODY, CHANGE, "invalid_credentials", "too_many_attempts", "unavailable"))
     async def delete_account(self, request: Request[Any, Any, Any], db: NamedDependency[Engine],
                              server_keys: NamedDependency[ServerKeys], throttle: NamedDependency[Throttle],
-                             principal: NamedDependency[Principal]) -> Response[None]:
-        raw = await request.body()
-        body = msgspec.json.decode(raw, type=DeleteIn) if raw.strip() else DeleteIn()
+                             principal: NamedDependency[Principal],
+                             data: JSONBody[DeleteIn | None] = None) -> Response[None]:
         await accounts.delete_account(db, server_keys, throttle, principal, client=client_address(request),
-                                      password=body.password)
+                                      password=data.password if data is not None else None)
         return Response(None, status_code=204, cookies=[cleared_session_cookie(request)])
