@@ -1,3 +1,3 @@
 """DreamTree store: the service behind the DreamTree career workbook."""
 
-__version__ = "0.1.0"
+__version__ = "0.3.0"

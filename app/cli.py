@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from app import __version__
-from app.config import ConfigError, Settings, check_cpu
+from app.config import ConfigError, Settings, check_cpu, parse_trusted_proxies
 from app.db import migrations
 from app.db.checks import verdict
 from app.db.connection import NotADatabase, connect_sync
@@ -118,6 +118,26 @@ def existing_database(db: Path | None) -> Path:
     path = settings_for(db).db_path
     with open_existing(path):
         return path
+
+
+def run_with_engine(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Open the configured storage engine, run `await work(engine)` on it, close it.
+
+    Every command that reads or writes readers' data goes through here, so it runs on the
+    same engine (and the same domain functions) as the server."""
+    import asyncio
+
+    from app.db.connection import Database
+
+    async def run() -> T:
+        engine = Database(settings.db_path, strict=settings.d1_strict)
+        await engine.open()
+        try:
+            return await work(engine)
+        finally:
+            await engine.close()
+
+    return asyncio.run(run())
 
 
 def migrate_database(path: Path) -> list[str]:
@@ -401,9 +421,9 @@ def purge_anonymous(db: Path | None, idle_days: int, apply_: bool) -> None:
     """Delete anonymous workbooks nobody has opened for a while (their cookies are long gone)."""
     from app.domain import accounts
 
-    path = settings_for(db).db_path
-    with open_existing(path) as conn:
-        count = accounts.purge_anonymous(conn, idle_days, dry_run=not apply_)
+    settings = settings_for(db)
+    existing_database(settings.db_path)
+    count = run_with_engine(settings, lambda engine: accounts.purge_anonymous(engine, idle_days, dry_run=not apply_))
     if apply_:
         click.echo(f"deleted {count} anonymous workbook(s) idle for more than {idle_days} days")
     else:
@@ -429,12 +449,12 @@ def reset_login(db: Path | None, email: str, yes: bool) -> None:
     if not yes and not click.confirm("Erase and reset this login?", default=False):
         raise UserError("nothing changed")
     params = keys.Argon2Params.PRODUCTION if settings.argon2 == "production" else keys.Argon2Params.FAST
-    with open_existing(settings.db_path) as conn:
-        server = ServerKeys.derive(settings.server_secret(), argon2=params)
-        try:
-            result = accounts.reset_login(conn, server, email)
-        except NotFound as exc:
-            raise UserError(exc.detail) from None
+    existing_database(settings.db_path)  # before the server secret: a wrong path creates no key file
+    server = ServerKeys.derive(settings.server_secret(), argon2=params)
+    try:
+        result = run_with_engine(settings, lambda engine: accounts.reset_login(engine, server, email))
+    except NotFound as exc:
+        raise UserError(exc.detail) from None
     click.echo(f"erased {result.erased_answers} answer(s) and {result.erased_tool_instances} tool entr(ies); "
                "all sessions ended")
     click.echo(f"one-time recovery code for the reader (give it to them; it is not stored): {result.recovery_code}")
@@ -459,37 +479,42 @@ def _printable(text: str) -> str:
 @friendly_errors
 def review_skills(db: Path | None, approve: tuple[str, ...], reject: tuple[str, ...], list_only: bool) -> None:
     """Approve or reject readers' custom skills; without --approve/--reject, asks for each one."""
+    from functools import partial
+
     from app.domain import skills as skill_list
 
-    with open_existing(settings_for(db).db_path) as conn:
-        if approve or reject:
-            for decision in skill_list.review(conn, approve=approve, reject=reject):
-                click.echo(f"{decision.review_status:<8}  {decision.id}  {_printable(decision.name)}")
-            return
-        pending = skill_list.pending_skills(conn)
-        click.echo(f"{len(pending)} custom skill(s) waiting for review")
-        if list_only or not pending:
-            for s in pending:
-                click.echo(f"{s.created_at}  {s.id}  {_printable(s.name)}  ({s.category or 'no category'})")
-            return
-        counts = {"approved": 0, "rejected": 0, "skipped": 0}
+    settings = settings_for(db)
+    existing_database(settings.db_path)
+    if approve or reject:
+        decided = run_with_engine(settings, partial(skill_list.review, approve=approve, reject=reject))
+        for decision in decided:
+            click.echo(f"{decision.review_status:<8}  {decision.id}  {_printable(decision.name)}")
+        return
+    pending = run_with_engine(settings, skill_list.pending_skills)
+    click.echo(f"{len(pending)} custom skill(s) waiting for review")
+    if list_only or not pending:
         for s in pending:
-            click.echo(f"\n{_printable(s.name)}  ({s.category or 'no category'}; {s.id}, added {s.created_at})")
-            answer = click.prompt("[a]pprove, [r]eject, [s]kip, [q]uit", type=click.Choice(["a", "r", "s", "q"]),
-                                  show_choices=False)
-            if answer == "q":
-                break
-            if answer == "s":
-                counts["skipped"] += 1
-                continue
-            try:  # each decision is its own transaction: quitting half-way keeps the ones made
-                skill_list.review(conn, approve=[s.id] if answer == "a" else [], reject=[s.id] if answer == "r" else [])
-            except DomainError as exc:
-                click.echo(f"dreamtree: {exc.detail}", err=True)
-                counts["skipped"] += 1
-                continue
-            counts["approved" if answer == "a" else "rejected"] += 1
-        click.echo(f"approved {counts['approved']}, rejected {counts['rejected']}, skipped {counts['skipped']}")
+            click.echo(f"{s.created_at}  {s.id}  {_printable(s.name)}  ({s.category or 'no category'})")
+        return
+    counts = {"approved": 0, "rejected": 0, "skipped": 0}
+    for s in pending:
+        click.echo(f"\n{_printable(s.name)}  ({s.category or 'no category'}; {s.id}, added {s.created_at})")
+        answer = click.prompt("[a]pprove, [r]eject, [s]kip, [q]uit", type=click.Choice(["a", "r", "s", "q"]),
+                              show_choices=False)
+        if answer == "q":
+            break
+        if answer == "s":
+            counts["skipped"] += 1
+            continue
+        approved, rejected = ([s.id], []) if answer == "a" else ([], [s.id])
+        try:  # each decision is its own write: quitting half-way keeps the ones made
+            run_with_engine(settings, partial(skill_list.review, approve=approved, reject=rejected))
+        except DomainError as exc:
+            click.echo(f"dreamtree: {exc.detail}", err=True)
+            counts["skipped"] += 1
+            continue
+        counts["approved" if answer == "a" else "rejected"] += 1
+    click.echo(f"approved {counts['approved']}, rejected {counts['rejected']}, skipped {counts['skipped']}")
 
 
 @main.command()
@@ -530,6 +555,45 @@ def check(db: Path | None) -> None:
         sys.exit(1)
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Fail unless nothing listens on host:port.
+
+    granian listens with SO_REUSEPORT and has no switch to turn it off, so a second server on a
+    busy port would start and silently share its connections with the first (each answering
+    from its own database). A plain bind, without SO_REUSEPORT, fails on a port something
+    listens on. SO_REUSEADDR keeps a port a stopped server left in TIME_WAIT usable. The
+    instant between this check and granian's own bind remains; two servers started in the
+    same instant could still share a port."""
+    import errno
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        raise UserError(f"{host}: cannot listen on this host ({exc.strerror})") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise UserError(f"{host}:{port}: address already in use (is another server running there?)") from None
+            raise UserError(f"{host}:{port}: cannot listen there ({exc.strerror})") from None
+
+
+def secure_cookie_notice(settings: Settings) -> str | None:
+    """A line for operators who bind beyond loopback without saying how readers arrive: cookies
+    are Secure only on https requests, and behind a TLS proxy that is not trusted every request
+    looks like plain http."""
+    if settings.secure_cookies is not None or settings.trusted_proxies:
+        return None
+    if settings.host in ("127.0.0.1", "::1", "localhost"):
+        return None
+    return ("note: cookies are Secure only on requests that arrive over https; behind a TLS proxy, "
+            "list it with --trusted-proxies (it must send X-Forwarded-Proto) or force Secure with --secure")
+
+
 @main.command()
 @db_option
 @engine_option
@@ -539,8 +603,12 @@ def check(db: Path | None) -> None:
     "--secure/--insecure",
     "secure_cookies",
     default=None,
-    help="Secure cookies (default: on unless the host is loopback, i.e. plain-HTTP local development).",
+    help="Always / never mark cookies Secure (default: Secure when the reader used https, "
+         "directly or as a trusted proxy forwards it).",
 )
+@click.option("--trusted-proxies", default=None, metavar="LIST",
+              help="Reverse proxies whose X-Forwarded-For/-Proto are believed: addresses or CIDRs, "
+                   "comma-separated (default: $DREAMTREE_TRUSTED_PROXIES, else none).")
 @click.option("--no-rate-limits", "no_rate_limits", is_flag=True, help="Turn rate limits off (load tests).")
 @click.option("--cpu", default=None, help="Core to run on: auto (default: the last core), none, or a number.")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
@@ -551,6 +619,7 @@ def serve(
     host: str | None,
     port: int | None,
     secure_cookies: bool | None,
+    trusted_proxies: str | None,
     no_rate_limits: bool,
     cpu: str | None,
     log_level: str,
@@ -565,8 +634,10 @@ def serve(
         rate_limits=False if no_rate_limits else None,
         cpu=check_cpu(cpu or os.environ.get("DREAMTREE_CPU") or "auto"),
         access_log=False if log_level in ("warning", "error") else None,
+        trusted_proxies=None if trusted_proxies is None else parse_trusted_proxies(trusted_proxies),
     )
     cores = settings.server_cores()  # checked here, applied by the worker (create_app's lifespan)
+    check_port_free(settings.host, settings.port)  # before the database is touched
     if settings.engine == "d1":
         database = f"D1 via {settings.d1_target()[0]}"
         # Through the Worker: reachability and the token are checked here, before granian starts.
@@ -584,6 +655,8 @@ def serve(
     os.environ.update(settings.to_env())
     where = f", event loop on core {min(cores)}" if cores else ""
     click.echo(f"DreamTree store on http://{settings.host}:{settings.port}/ (database {database}{where})")
+    if notice := secure_cookie_notice(settings):
+        click.echo(f"dreamtree: {notice}", err=True)
     Granian(
         "app.http.app:create_app",
         factory=True,

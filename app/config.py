@@ -4,7 +4,9 @@
 |------------------|---------------------------|-----------------------|---------------------------------|
 | database file    | DREAMTREE_DB              | --db FILE             | ./dreamtree.db                  |
 | host, port       | DREAMTREE_HOST/_PORT      | --host, --port        | 127.0.0.1, 8000                 |
-| Secure cookies   | DREAMTREE_SECURE_COOKIES  | --secure/--insecure   | off on a loopback host, else on |
+| Secure cookies   | DREAMTREE_SECURE_COOKIES  | --secure/--insecure   | as the reader connected (https) |
+| trusted proxies  | DREAMTREE_TRUSTED_PROXIES | --trusted-proxies     | none                            |
+| /metrics token   | DREAMTREE_METRICS_TOKEN   |                       | none (loopback peers only)      |
 | server secret    | DREAMTREE_SECRET (hex)    |                       | <db>.key, created 0600          |
 | D1-strict mode   | DREAMTREE_D1_STRICT       | --d1-strict/--no-…    | on                              |
 | rate limits      | DREAMTREE_RATE_LIMITS     | --no-rate-limits      | on                              |
@@ -18,6 +20,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import stat
@@ -26,10 +29,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 SECRET_BYTES = 32
+MIN_METRICS_TOKEN = 16
 ENGINES = ("sqlite", "d1")
 D1_TOKEN_MIN_CHARS = 32  # the Worker refuses shorter tokens too (wrangler-compat/src/worker.js)
+D1_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})  # plain http to the Worker only here
 
 
 class ConfigError(Exception):
@@ -49,6 +53,31 @@ def _flag(value: str | None, default: bool) -> bool:
 def _choice(value: str, options: tuple[str, ...], name: str) -> str:
     if value not in options:
         raise ConfigError(f"{name} must be one of {', '.join(options)} (not {value!r})")
+    return value
+
+
+def parse_trusted_proxies(value: str | None) -> tuple[str, ...]:
+    """DREAMTREE_TRUSTED_PROXIES or --trusted-proxies: comma-separated addresses or CIDR
+    networks, each normalised to a network ("10.0.0.1" -> "10.0.0.1/32"); none by default."""
+    networks = []
+    for item in (value or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ConfigError(f"DREAMTREE_TRUSTED_PROXIES: {item!r} is not an IP address or network "
+                              "(list addresses or CIDRs, comma-separated; host names are not resolved)") from None
+    return tuple(networks)
+
+
+def check_metrics_token(value: str | None) -> str | None:
+    if not value:
+        return None
+    if len(value) < MIN_METRICS_TOKEN or not value.isascii() or not value.isprintable() or " " in value:
+        raise ConfigError(f"DREAMTREE_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN} printable ASCII "
+                          "characters without spaces (e.g. `openssl rand -hex 32`)")
     return value
 
 
@@ -76,7 +105,8 @@ class Settings:
     db_path: Path = Path("dreamtree.db")
     host: str = "127.0.0.1"
     port: int = 8000
-    secure_cookies: bool | None = None  # None: decided by the host (see `cookies_secure`)
+    # None: Secure exactly when the reader connected over https (see `cookies_secure`).
+    secure_cookies: bool | None = None
     secret_hex: str | None = field(default=None, repr=False)
     d1_strict: bool = True
     rate_limits: bool = True
@@ -93,6 +123,11 @@ class Settings:
     cpu: str = "none"
     # One JSON line per request on standard error (app/http/observability.py).
     access_log: bool = True
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (app/http/proxy.py),
+    # as normalised networks; from any other peer those headers are ignored.
+    trusted_proxies: tuple[str, ...] = ()
+    # Lets a scraper that is not a local, non-proxy peer read /metrics (Authorization: Bearer).
+    metrics_token: str | None = None
     # The storage engine: "sqlite" (the file at db_path) or "d1" (Cloudflare D1 through the
     # DreamTree D1 Worker at d1_url, authenticated with d1_token; docs/d1.md).
     engine: str = "sqlite"
@@ -119,6 +154,8 @@ class Settings:
             argon2=_choice(env.get("DREAMTREE_ARGON2") or "production", ("production", "fast"), "DREAMTREE_ARGON2"),
             cpu=check_cpu(env.get("DREAMTREE_CPU") or "none"),
             access_log=_flag(env.get("DREAMTREE_ACCESS_LOG"), True),
+            trusted_proxies=parse_trusted_proxies(env.get("DREAMTREE_TRUSTED_PROXIES")),
+            metrics_token=check_metrics_token(env.get("DREAMTREE_METRICS_TOKEN")),
             engine=_choice(env.get("DREAMTREE_ENGINE") or "sqlite", ENGINES, "DREAMTREE_ENGINE"),
             d1_url=env.get("DREAMTREE_D1_URL") or None,
             d1_token=env.get("DREAMTREE_D1_TOKEN") or None,
@@ -141,7 +178,10 @@ class Settings:
             "DREAMTREE_ARGON2": self.argon2,
             "DREAMTREE_CPU": self.cpu,
             "DREAMTREE_ACCESS_LOG": "1" if self.access_log else "0",
+            "DREAMTREE_TRUSTED_PROXIES": ",".join(self.trusted_proxies),
         }
+        if self.metrics_token:
+            env["DREAMTREE_METRICS_TOKEN"] = self.metrics_token
         if self.secure_cookies is not None:
             env["DREAMTREE_SECURE_COOKIES"] = "1" if self.secure_cookies else "0"
         if self.secret_hex:
@@ -169,7 +209,7 @@ class Settings:
         parts = urlsplit(self.d1_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"DREAMTREE_D1_URL must be an http(s) address, not {self.d1_url!r}")
-        if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+        if parts.scheme == "http" and parts.hostname not in D1_LOOPBACK_HOSTS:
             raise ConfigError("DREAMTREE_D1_URL must use https unless the Worker runs on this machine (the token would travel in clear)")
         if parts.query or parts.fragment or parts.username or parts.password:
             raise ConfigError("DREAMTREE_D1_URL takes no query, fragment or credentials (the token goes in DREAMTREE_D1_TOKEN)")
@@ -187,11 +227,13 @@ class Settings:
             raise ConfigError(f"DREAMTREE_CPU: core {core} is not available (this process may use {allowed})")
         return {core}
 
-    @property
-    def cookies_secure(self) -> bool:
+    def cookies_secure(self, scheme: str) -> bool:
+        """Whether a cookie set on a request made with `scheme` (the reader's, after
+        app/http/proxy.py) is Secure: the explicit setting if there is one, else https only.
+        Every cookie the service sets asks here, so the session and CSRF cookies agree."""
         if self.secure_cookies is not None:
             return self.secure_cookies
-        return self.host not in LOOPBACK_HOSTS
+        return scheme == "https"
 
     @property
     def secret_path(self) -> Path:

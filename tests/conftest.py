@@ -49,8 +49,14 @@ def settings(db_path: Path) -> Settings:
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
+    """The app in-process. Every response it gives is checked against its own OpenAPI
+    document (tests/contract.py): status, body and problem code."""
+    from tests.contract import ContractCheck
+
+    app = create_app(settings)
     # https so that Secure cookies flow (httpx never sends them over http).
-    with TestClient(create_app(settings), base_url="https://testserver.local") as test_client:
+    with TestClient(app, base_url="https://testserver.local") as test_client:
+        test_client.event_hooks["response"].append(ContractCheck(app))
         yield test_client
 
 
@@ -156,14 +162,16 @@ def publish_v2(db_path: Path, tmp_path: Path):
 
 
 class JobLog:
-    """The database jobs run since the fixture began (or the last clear()): the kind ("read" or
-    "write") and the module of the function each job ran."""
+    """The database round trips since the fixture began (or the last clear()): the kind
+    ("read" or "write") and the module of the work (or job function) behind each. A unit of
+    work's batches are recorded one by one; the job API that some modules still use records
+    one entry per job."""
 
     def __init__(self) -> None:
         self.seen: list[tuple[str, str]] = []
 
     def mine(self) -> list[tuple[str, str]]:
-        """Without the session check every signed-in request makes first."""
+        """Without the separate session check of modules still on the job API."""
         return [job for job in self.seen if job[1] != "app.domain.sessions"]
 
     def of(self, module: str) -> list[str]:
@@ -177,8 +185,10 @@ class JobLog:
 
 
 @pytest.fixture
-def db_jobs(monkeypatch: pytest.MonkeyPatch) -> JobLog:
-    """Records every Database.read/write job, to prove a request costs one thread hand-off."""
+def db_jobs(monkeypatch: pytest.MonkeyPatch) -> Iterator[JobLog]:
+    """Records every batch an engine sends and every Database.read/write job, to prove how
+    many round trips a request costs."""
+    from app.db import engine
     from app.db.connection import Database
 
     log = JobLog()
@@ -192,9 +202,14 @@ def db_jobs(monkeypatch: pytest.MonkeyPatch) -> JobLog:
         log.seen.append(("write", fn.__module__))
         return await real_write(self, fn)
 
+    def observe(kind: str, origin: str, _count: int) -> None:
+        log.seen.append((kind, origin))
+
     monkeypatch.setattr(Database, "read", read)
     monkeypatch.setattr(Database, "write", write)
-    return log
+    engine.observers.append(observe)
+    yield log
+    engine.observers.remove(observe)
 
 
 # --- the d1 engine against wrangler dev (marker d1; tests/d1util.py) ------------------------------

@@ -84,9 +84,10 @@ def test_settings_from_environment() -> None:
         {"DREAMTREE_DB": "/data/dt.db", "DREAMTREE_PORT": "9000", "DREAMTREE_HOST": "0.0.0.0"}
     )
     assert settings.db_path == Path("/data/dt.db") and settings.port == 9000
-    assert settings.cookies_secure  # not loopback: Secure cookies by default
-    assert not Settings.from_env({}).cookies_secure  # loopback default: plain-HTTP development
-    assert Settings.from_env({"DREAMTREE_SECURE_COOKIES": "1"}).cookies_secure
+    # Secure follows the scheme the reader used, not the address the server binds.
+    assert settings.cookies_secure("https") and not settings.cookies_secure("http")
+    assert Settings.from_env({"DREAMTREE_SECURE_COOKIES": "1"}).cookies_secure("http")
+    assert not Settings.from_env({"DREAMTREE_SECURE_COOKIES": "0"}).cookies_secure("https")
     with pytest.raises(ConfigError):
         Settings.from_env({"DREAMTREE_PORT": "eighty"})
 

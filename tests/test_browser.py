@@ -470,3 +470,22 @@ def test_signing_out_warns_first_and_the_recovery_code_opens_the_account_again(b
     page.get_by_role("button", name="I've saved it").click()
     expect(page.locator("#account-email")).to_have_text("heron@example.com")
     assert watch.errors == []
+
+
+def test_the_api_documentation_loads_only_from_this_origin(browser: Browser, server: str) -> None:
+    """/schema: Swagger UI renders the API from files the app serves itself, under the same CSP
+    as the page; a request to any other origin, or a CSP violation (a console error), fails."""
+    page, watch = new_page(browser, server, viewport={"width": 1200, "height": 900})
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    response = page.goto("/schema")
+    assert response is not None and "default-src 'self'" in response.headers["content-security-policy"]
+    expect(page.locator(".info .title")).to_contain_text("DreamTree store")
+    operation = page.locator(".opblock").filter(has_text="/api/session").first
+    operation.click()
+    expect(operation.locator(".responses-wrapper")).to_be_visible()
+    page.wait_for_load_state("networkidle")
+    shoot(page, "api-documentation")
+    assert requested and all(url.startswith(server + "/") for url in requested), requested
+    assert f"{server}/schema/openapi.json" in requested
+    assert watch.errors == []

@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from app import timeutil
@@ -290,7 +291,7 @@ console.log(JSON.stringify(cases.map((scores) => {
     for scores, expected in zip(cases, theirs):
         rows = [{"competency_id": s["competencyId"], "score": s["score"], "category": categories[s["competencyId"]]}
                 for s in scores]
-        ours = summarise(rows, None, False)  # type: ignore[arg-type]
+        ours = msgspec.to_builtins(summarise(rows, None, False))  # type: ignore[arg-type]
         averages = ours["averages"]
         assert [averages["delivery"], averages["interpersonal"], averages["strategic"], averages["overall"],
                 sorted(s["competency_id"] for s in ours["strengths"]),
@@ -394,10 +395,16 @@ def test_competency_queries_never_scan_a_user_table(conn: sqlite3.Connection, na
         assert any("USING INDEX idx_user_competency_scores_user" in line for line in plan), plan
 
 
-def test_each_request_is_one_database_job(reader: Reader, db_jobs: JobLog) -> None:
+@pytest.mark.parametrize("name", ["competencies_among", "competencies_all_known", "upsert_scores"])
+def test_saving_scans_no_user_table(conn: sqlite3.Connection, name: str) -> None:
+    plan = query_plan(conn, Q[name])
+    assert scanned_user_tables(Q[name], plan) == [], plan
+
+
+def test_each_request_is_one_read_batch_and_saving_one_more_write(reader: Reader, db_jobs: JobLog) -> None:
     module = competencies.__name__
     saved(reader, {"influencing": 3, "negotiating": 4})
-    assert db_jobs.mine() == [("write", module)]
+    assert db_jobs.mine() == [("read", module), ("write", module)]
     db_jobs.clear()
     reader.get("/api/competencies/scores")
     assert db_jobs.mine() == [("read", module)]
@@ -405,6 +412,60 @@ def test_each_request_is_one_database_job(reader: Reader, db_jobs: JobLog) -> No
     summary(reader)
     assert db_jobs.mine() == [("read", module)]
     db_jobs.clear()
-    assert save(reader, {"influencing": 3, "influencing-people": 4}).status_code == 422
-    assert save(reader, {"influencing": 9}).status_code == 422  # refused before any job
-    assert db_jobs.mine() == [("write", module)]
+    assert saved(reader, {}) == reader.get("/api/competencies/scores").json()  # nothing to write: one read
+    assert db_jobs.mine() == [("read", module)] * 2
+    db_jobs.clear()
+    assert save(reader, {"influencing": 3, "influencing-people": 4}).status_code == 422  # refused after the read
+    assert save(reader, {"influencing": 9}).status_code == 422  # refused before any batch
+    assert db_jobs.mine() == [("read", module)]
+
+
+# --- the write guards itself (tests/test_engine.py::drive_with_interference) --------------------
+
+
+def test_a_competency_removed_between_read_and_write_stops_the_whole_save(full_seed: Path) -> None:
+    """An editor's re-seed that drops a competency between a save's read and its write: the
+    write batch refuses (the engine then runs the save again, which answers unknown_competency)."""
+    from app.db.connection import run_batch
+    from app.db.engine import Stmt
+    from tests.test_engine import STAMP, drive_with_interference, principal
+
+    conn = connect_sync(full_seed)
+    try:
+        ann = principal(conn, "ann")
+        work = competencies.save_scores_work(ann, [("influencing", 3), ("negotiating", 4)], STAMP)
+
+        def meanwhile(c: sqlite3.Connection) -> None:
+            run_batch(c, [Stmt("DELETE FROM competency_levels WHERE competency_id = 'negotiating'"),
+                          Stmt("DELETE FROM competencies WHERE id = 'negotiating'")], True)
+
+        assert drive_with_interference(conn, work, meanwhile) == "competency_gone"
+        assert conn.execute("SELECT count(*) FROM user_competency_scores").fetchone()[0] == 0
+    finally:
+        conn.close()
+
+
+def test_two_tabs_saving_different_competencies_keep_both(full_seed: Path) -> None:
+    """Each save writes only the competencies it names: another tab's save between our read
+    and our write is neither lost nor overwritten."""
+    from app.db.connection import run_batch
+    from app.db.engine import Write
+    from tests.test_engine import STAMP, principal
+
+    conn = connect_sync(full_seed)
+    try:
+        ann = principal(conn, "ann")
+        ours = competencies.save_scores_work(ann, [("influencing", 3)], STAMP)
+        batch = next(ours)
+        results = run_batch(conn, batch.statements, False)
+        theirs = competencies.save_scores_work(ann, [("negotiating", 5)], STAMP)
+        their_read = next(theirs)
+        write = theirs.send(run_batch(conn, their_read.statements, False))
+        assert isinstance(write, Write)
+        run_batch(conn, write.statements, True)
+        write = ours.send(results)
+        assert isinstance(write, Write)
+        after = run_batch(conn, write.statements, True)
+        assert [(r["competency_id"], r["score"]) for r in after[-1].rows] == [("influencing", 3), ("negotiating", 5)]
+    finally:
+        conn.close()

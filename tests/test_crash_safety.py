@@ -12,6 +12,7 @@ import http.cookiejar
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -28,6 +29,14 @@ from app.cli import main
 pytestmark = pytest.mark.load
 ROOT = Path(__file__).resolve().parents[1]
 CLIENTS = 64
+
+
+def free_port() -> int:
+    """A port nobody listens on: `serve` refuses a busy one, and fixed numbers collide with
+    another test run on the same machine."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def start_server(db: Path, port: int) -> subprocess.Popen[bytes]:
@@ -73,10 +82,14 @@ class Client:
         assert status == 201
 
 
-def write_load(port: int, seconds: float, results: list, stop: threading.Event | None = None) -> list[Client]:
+def write_load(port: int, seconds: float, results: list, stop: threading.Event | None = None,
+               writing: threading.Timer | None = None) -> list[Client]:
+    """`writing` is started once every client has its session, as the writes begin."""
     clients = [Client(port) for _ in range(CLIENTS)]
     for c in clients:
         c.begin()
+    if writing is not None:
+        writing.start()
 
     def run(index: int, client: Client) -> None:
         n = 0
@@ -98,10 +111,11 @@ def write_load(port: int, seconds: float, results: list, stop: threading.Event |
 
 
 def test_64_concurrent_writers_never_get_a_5xx(tmp_path: Path) -> None:
-    proc = start_server(tmp_path / "load.db", 8521)
+    port = free_port()
+    proc = start_server(tmp_path / "load.db", port)
     try:
         results: list = []
-        write_load(8521, 3.0, results)
+        write_load(port, 3.0, results)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
@@ -112,11 +126,12 @@ def test_64_concurrent_writers_never_get_a_5xx(tmp_path: Path) -> None:
 
 def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
     db = tmp_path / "crash.db"
-    proc = start_server(db, 8522)
+    port = free_port()
+    proc = start_server(db, port)
     results: list = []
+    # 1.5 s into the writes (the 64 sessions are started first, however long a busy machine takes).
     killer = threading.Timer(1.5, lambda: os.killpg(proc.pid, signal.SIGKILL))
-    killer.start()
-    clients = write_load(8522, 10.0, results)
+    clients = write_load(port, 10.0, results, writing=killer)
     killer.join()
     proc.wait(timeout=30)
     acknowledged: dict[int, int] = {}
@@ -125,11 +140,12 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
             acknowledged[index] = max(acknowledged.get(index, 0), n)
     assert acknowledged, "no write was acknowledged before the kill"
 
-    restarted = start_server(db, 8523)
+    port = free_port()
+    restarted = start_server(db, port)
     try:
         for index, last in acknowledged.items():
             client = clients[index]
-            client.base = "http://127.0.0.1:8523"
+            client.base = f"http://127.0.0.1:{port}"
             status, body = client.call("GET", "/api/exercises/1.1.1.v1")
             assert status == 200
             assert body["response"]["response"]["n"] >= last, (index, last, body["response"])
@@ -160,8 +176,9 @@ def test_no_partial_import_or_claim_survives_sigkill(tmp_path: Path) -> None:
     from app.db.connection import connect_sync
 
     db = tmp_path / "crash-imports.db"
-    proc = start_server(db, 8524)
-    importers, claimers = [Client(8524) for _ in range(8)], [Client(8524) for _ in range(8)]
+    port = free_port()
+    proc = start_server(db, port)
+    importers, claimers = [Client(port) for _ in range(8)], [Client(port) for _ in range(8)]
     for c in importers:
         c.begin()
     acknowledged_imports: list[tuple[int, int]] = []

@@ -296,7 +296,7 @@ def test_outside_a_request_the_engine_uses_the_newest_bookmark_it_has_seen() -> 
     assert [body.get("bookmark") for body in worker.bodies] == [None, B2, B3]
 
 
-def bookmark_app(worker: FakeWorker, *, secure: bool) -> Litestar:
+def bookmark_app(worker: FakeWorker, *, secure: Callable[[str], bool]) -> Litestar:
     engine = engine_for(worker)
 
     def reads() -> Work[int]:
@@ -321,7 +321,7 @@ def bookmark_app(worker: FakeWorker, *, secure: bool) -> Litestar:
 
 def test_the_bookmark_cookie_follows_the_readers_writes() -> None:
     worker = FakeWorker(ok(bookmark=B1), ok(bookmark=B2), ok(bookmark=B3), ok(bookmark=B3), ok(bookmark=B3))
-    with TestClient(bookmark_app(worker, secure=False)) as client:
+    with TestClient(bookmark_app(worker, secure=lambda scheme: False)) as client:
         first = client.get("/read")
         assert first.status_code == 200 and "set-cookie" not in first.headers  # a read sets no cookie
         written = client.post("/write")
@@ -341,8 +341,12 @@ def test_the_bookmark_cookie_follows_the_readers_writes() -> None:
 
 
 def test_the_bookmark_cookie_is_secure_when_cookies_are() -> None:
-    with TestClient(bookmark_app(FakeWorker(ok(bookmark=B1)), secure=True), base_url="https://testserver.local") as client:
+    """The same rule as the session and CSRF cookies: Settings.cookies_secure(scheme)."""
+    secure = Settings().cookies_secure  # no explicit setting: Secure exactly over https
+    with TestClient(bookmark_app(FakeWorker(ok(bookmark=B1)), secure=secure), base_url="https://testserver.local") as client:
         assert client.post("/write").headers["set-cookie"].endswith("; HttpOnly; SameSite=Lax; Secure")
+    with TestClient(bookmark_app(FakeWorker(ok(bookmark=B1)), secure=secure), base_url="http://testserver.local") as client:
+        assert client.post("/write").headers["set-cookie"].endswith("; HttpOnly; SameSite=Lax")
 
 
 # --- the HTTP layer and configuration -------------------------------------------------------------

@@ -8,12 +8,15 @@ bodies, deep JSON, invalid UTF-8, huge numbers, unknown fields.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -25,32 +28,40 @@ from hypothesis import HealthCheck, given, settings
 
 pytestmark = pytest.mark.hostile
 ROOT = Path(__file__).resolve().parents[1]
-PORT = 8541
-BASE = f"http://127.0.0.1:{PORT}"
 
 
-def _start() -> subprocess.Popen[bytes]:
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _start(port: int, *, rate_limits: bool = False, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """A server on its own free port: with pytest-xdist each worker may start this module's
+    server, and `serve` refuses a port that is already in use."""
     folder = Path(tempfile.mkdtemp(prefix="dreamtree-hostile-"))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--db", str(folder / "hostile.db"), "--port", str(PORT),
-         "--no-rate-limits", "--log-level", "error"],
-        cwd=ROOT, env={**os.environ, "DREAMTREE_ARGON2": "fast"}, stdout=subprocess.DEVNULL,
+        [sys.executable, "-m", "app.cli", "serve", "--db", str(folder / "hostile.db"), "--port", str(port),
+         "--log-level", "error", *([] if rate_limits else ["--no-rate-limits"])],
+        cwd=ROOT, env={**os.environ, "DREAMTREE_ARGON2": "fast", **(env or {})}, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL, start_new_session=True,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"{BASE}/healthz", timeout=1):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
                 return proc
         except OSError:
             time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
     raise RuntimeError("server did not start")
 
 
 @pytest.fixture(scope="module")
 def server():
-    proc = _start()
-    yield BASE
+    port = free_port()
+    proc = _start(port)
+    yield f"http://127.0.0.1:{port}"
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=30)
 
@@ -118,6 +129,75 @@ def test_nasty_bodies_get_clear_4xx(reader: requests.Session, server: str, path:
     check_answer(response)
 
 
+def test_a_malformed_cookie_pair_does_not_skip_the_csrf_check(reader: requests.Session, server: str) -> None:
+    """`x="y; dt_session=…`: the header still signs the reader in, so a write without the
+    x-csrftoken header is refused (tests/test_csrf_cookies.py has the variants)."""
+    header = f'x="y; dt_session={reader.cookies["dt_session"]}'
+    assert requests.get(f"{server}/api/me", headers={"cookie": header}, timeout=10).status_code == 200
+    forged = requests.put(f"{server}/api/exercises/1.1.1.v1/response", json={"response": {"text": "forged"}},
+                          headers={"cookie": header}, timeout=10)
+    assert forged.status_code == 403 and forged.json()["code"] == "csrf_failed", forged.text
+    assert reader.get(f"{server}/api/exercises/1.1.1.v1").json()["response"]["response"] != {"text": "forged"}
+
+
 def test_reader_survived(reader: requests.Session, server: str) -> None:
     answer = reader.get(f"{server}/api/exercises/1.1.1.v1").json()["response"]
     assert answer is not None and json.dumps(answer)
+
+
+# --- imports whose key slot sets its own Argon2 cost --------------------------------------------
+
+EMAIL, PASSWORD = "hostile-owner@example.com", "river lantern pocket moss"
+
+
+def browser(server: str) -> requests.Session:
+    session = requests.Session()
+    session.get(f"{server}/healthz", timeout=10)
+    session.headers["x-csrftoken"] = session.cookies["csrftoken"]
+    return session
+
+
+def sign_in(server: str) -> tuple[int, float]:
+    session = browser(server)
+    started = time.perf_counter()
+    answer = session.post(f"{server}/api/auth/login", json={"email": EMAIL, "password": PASSWORD}, timeout=60)
+    return answer.status_code, time.perf_counter() - started
+
+
+def test_costly_import_key_slots_are_refused_and_never_hold_up_sign_in(server: str) -> None:
+    """A file's key slot names its own Argon2 cost. One at m=1 GiB, t=10, p=8 is refused at
+    once (422) without hashing; files at the cost this service writes are hashed in their own
+    slot, so two hostile imports and two honest ones in flight leave a correct sign-in its
+    normal time (it used to wait behind them for 10 s and get 503)."""
+    owner = browser(server)
+    assert owner.post(f"{server}/api/session", json={}, timeout=10).status_code == 201
+    assert owner.post(f"{server}/api/account/claim", json={"email": EMAIL, "password": PASSWORD},
+                      timeout=30).status_code == 200
+    document = owner.post(f"{server}/api/export", json={"password": PASSWORD}, timeout=30).json()
+    hostile = copy.deepcopy(document)
+    hostile["key"]["kdf"].update(m=1024 * 1024, t=10, p=8)
+    normal = min(sign_in(server)[1] for _ in range(3))
+
+    results: dict[str, tuple[int, str, float]] = {}
+
+    def send(name: str, doc: dict) -> None:
+        session = browser(server)
+        session.post(f"{server}/api/session", json={}, timeout=10)
+        started = time.perf_counter()
+        answer = session.post(f"{server}/api/import", json={"document": doc, "password": "a wrong guess"}, timeout=120)
+        results[name] = (answer.status_code, answer.json().get("code", ""), time.perf_counter() - started)
+
+    threads = [threading.Thread(target=send, args=(f"hostile-{i}", hostile)) for i in range(2)]
+    threads += [threading.Thread(target=send, args=(f"honest-{i}", document)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.3)  # the imports are in flight
+    status, took = sign_in(server)
+    for thread in threads:
+        thread.join(timeout=180)
+    assert status == 200
+    assert took < max(1.0, 10 * normal), (took, normal)
+    for i in range(2):
+        code, problem, seconds = results[f"hostile-{i}"]
+        assert (code, problem) == (422, "import_kdf_unsupported") and seconds < 5, results
+        assert results[f"honest-{i}"][:2] == (401, "invalid_credentials"), results

@@ -548,6 +548,37 @@ def test_16_out_of_bounds_params_refused_before_hashing(
     assert kdf_spy == []
 
 
+# Inside BOUNDS, but not a cost this service writes: an import file naming one is refused.
+UNWRITTEN = [Argon2Params(1024 * 1024, 10, 8), Argon2Params(1024 * 1024, 3, 4), Argon2Params(131072, 10, 4),
+             Argon2Params(131072, 3, 8), Argon2Params(262144, 3, 4), Argon2Params(131072, 3, 1),
+             Argon2Params(65536, 3, 1), Argon2Params(19456, 10, 1)]  # fmt: skip
+
+
+@pytest.mark.parametrize("params", UNWRITTEN, ids=repr)
+def test_import_slots_only_open_at_the_costs_this_service_writes(
+    params: Argon2Params, account: tuple[DataKey, str, str, str], kdf_spy: list[tuple[int, int, int]]
+) -> None:
+    dek = account[0]
+    params.check_bounds()  # in bounds: the profile check is what refuses it
+    export = k.wrap_for_export(dek, password=PASSWORD, export_id="e1", params=FAST)
+    export["kdf"].update(m=params.m, t=params.t, p=params.p)
+    kdf_spy.clear()
+    with pytest.raises(BadParameters):
+        k.check_export_slot(export)
+    with pytest.raises(BadParameters):
+        k.unwrap_export(export, password=PASSWORD, export_id="e1")
+    assert kdf_spy == []
+
+
+@pytest.mark.parametrize("params", [Argon2Params.EXPORT, Argon2Params.PRODUCTION, Argon2Params.FAST], ids=repr)
+def test_import_slots_at_a_written_cost_open(params: Argon2Params, kdf_spy: list[tuple[int, int, int]]) -> None:
+    dek = k.new_data_key()
+    export = k.wrap_for_export(dek, password=PASSWORD, export_id="e1", params=params)
+    assert k.check_export_slot(export) == params
+    assert k.unwrap_export(export, password=PASSWORD, export_id="e1") == dek
+    assert k.FILE_KDF_PROFILES == {Argon2Params.EXPORT, Argon2Params.PRODUCTION, Argon2Params.FAST}
+
+
 def test_export_default_params_are_bounds_checked_on_read() -> None:
     Argon2Params.PRODUCTION.check_bounds()
     Argon2Params.FAST.check_bounds()

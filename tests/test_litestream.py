@@ -16,7 +16,7 @@ import requests
 from click.testing import CliRunner
 
 from app.cli import main
-from tests.test_crash_safety import start_server
+from tests.test_crash_safety import free_port, start_server
 
 pytestmark = pytest.mark.slow
 LITESTREAM = shutil.which("litestream") or str(Path(sys.executable).parent / "litestream")
@@ -28,15 +28,17 @@ def test_replicate_delete_restore(tmp_path: Path) -> None:
     db = tmp_path / "live.db"
     config = tmp_path / "litestream.yml"
     config.write_text(f"dbs:\n  - path: {db}\n    replica:\n      type: file\n      path: {tmp_path / 'replica'}\n")
-    server = start_server(db, 8551)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = start_server(db, port)
     replicator = subprocess.Popen([LITESTREAM, "replicate", "-config", str(config)],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         reader = requests.Session()
-        reader.get("http://127.0.0.1:8551/healthz")
+        reader.get(f"{base}/healthz")
         reader.headers["x-csrftoken"] = reader.cookies["csrftoken"]
-        assert reader.post("http://127.0.0.1:8551/api/session", json={}).status_code == 201
-        saved = reader.put("http://127.0.0.1:8551/api/exercises/1.1.1.v1/response", json={"response": {"text": "keep me"}})
+        assert reader.post(f"{base}/api/session", json={}).status_code == 201
+        saved = reader.put(f"{base}/api/exercises/1.1.1.v1/response", json={"response": {"text": "keep me"}})
         assert saved.status_code == 200
         time.sleep(3)  # Litestream syncs every second by default
     finally:
@@ -52,9 +54,10 @@ def test_replicate_delete_restore(tmp_path: Path) -> None:
     assert restored.returncode == 0, restored.stderr
     checked = CliRunner().invoke(main, ["check", "--db", str(db)])
     assert checked.exit_code == 0, checked.output
-    server = start_server(db, 8552)  # the same key file beside it: the cookie still opens
+    port = free_port()
+    server = start_server(db, port)  # the same key file beside it: the cookie still opens
     try:
-        answer = reader.get("http://127.0.0.1:8552/api/exercises/1.1.1.v1").json()["response"]["response"]
+        answer = reader.get(f"http://127.0.0.1:{port}/api/exercises/1.1.1.v1").json()["response"]["response"]
         assert answer == {"text": "keep me"}
     finally:
         os.killpg(server.pid, signal.SIGTERM)

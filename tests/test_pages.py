@@ -71,6 +71,25 @@ def test_other_paths_keep_their_json_404(client: TestClient, path: str) -> None:
     assert response.json()["code"] == "not_found"
 
 
+BROWSER = {"accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+
+
+@pytest.mark.parametrize("path", ["/nothing-here", "/workbok", "/workbook/1.1.1.v1/more", "/tools/a/b"])
+def test_a_mistyped_address_in_a_browser_gets_the_pages_own_not_found_view(client: TestClient, path: str) -> None:
+    response = client.get(path, headers=BROWSER)
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert 'id="main"' in response.text and "no-cache" in response.headers["cache-control"]
+    assert "content-security-policy" in response.headers
+
+
+@pytest.mark.parametrize("path", ["/api/nothing-here", "/assets/missing.js"])
+def test_the_api_and_assets_answer_a_browser_with_json_all_the_same(client: TestClient, path: str) -> None:
+    response = client.get(path, headers=BROWSER)
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+
+
 @pytest.mark.parametrize(("name", "content_type"), [
     ("app.js", "text/javascript; charset=utf-8"),
     ("views/workbook.js", "text/javascript; charset=utf-8"),

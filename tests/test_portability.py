@@ -263,6 +263,27 @@ def test_bad_files_change_nothing(ann: Reader, db_path: Path, mutate, status: in
     assert counts(db_path) == before
 
 
+@pytest.mark.parametrize("cost", [(1024 * 1024, 10, 8), (262144, 3, 4), (131072, 3, 8)], ids=str)
+def test_a_file_key_at_a_cost_we_never_write_is_refused_without_hashing(
+    ann: Reader, new_reader, db_path: Path, monkeypatch: pytest.MonkeyPatch, cost: tuple[int, int, int]
+) -> None:
+    from app.domain import keys
+
+    ann.claim("ann@example.com")
+    doc = export(ann, PASSWORD)
+    doc["key"]["kdf"].update(m=cost[0], t=cost[1], p=cost[2])
+    hashed: list[int] = []
+    real = keys.hash_secret_raw
+    monkeypatch.setattr(keys, "hash_secret_raw", lambda *a, **kw: hashed.append(1) or real(*a, **kw))
+    bob = new_reader()
+    bob.start()
+    before = counts(db_path)
+    refused = do_import(bob, doc, password=PASSWORD)
+    assert refused.status_code == 422 and refused.json()["code"] == "import_kdf_unsupported", refused.text
+    assert "never writes" in refused.json()["detail"]
+    assert hashed == [] and counts(db_path) == before
+
+
 def test_deep_nesting_and_invalid_json_are_refused(ann: Reader, db_path: Path) -> None:
     doc = export(ann)
     deep: dict = {}

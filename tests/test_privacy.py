@@ -64,7 +64,7 @@ def test_sign_in_timing_does_not_tell_which_emails_exist(seeded: Path, new_reade
         return time.perf_counter() - started
 
     known, unknown = [], []
-    for i in range(4):  # stays under the per-account back-off (5 free failures)
+    for i in range(4):  # stays under the back-off of one address on one email (5 free failures)
         known.append(timed("ann@example.com"))
         unknown.append(timed(f"nobody{i}@example.com"))
     # Both paths run the same Argon2 work: the medians are within a factor of each other, where

@@ -2,6 +2,8 @@
 
 Seeded from the real `seed/` folder (the full lists). They carry no user data and need no
 session; they are read fresh from the database on each request (no cache to go stale).
+Also here: the health check (the other answer for nobody in particular) and the API
+contract of the settings, reference, skills, competency and Daily Dos endpoints.
 """
 
 from __future__ import annotations
@@ -9,11 +11,13 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from app.db.queries import Q
 from app.domain.reference import parse_metadata
+from app.domain.settings import FONTS
 from tests.conftest import JobLog
 from tests.helpers import Reader, query
 
@@ -147,3 +151,95 @@ def test_the_reference_queries_read_no_table_twice(conn: sqlite3.Connection) -> 
         assert "CORRELATED" not in plan, (name, plan)
     plan = " | ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + Q.list_reference_usage))
     assert "USING INDEX sqlite_autoindex_exercise_sequence_1" in plan or "PRIMARY KEY" in plan, plan
+
+
+def test_two_readers_get_the_same_lists_and_nothing_of_their_own(visitor: Reader, new_reader) -> None:
+    ann, ben = new_reader(), new_reader()
+    ann.start()
+    ben.start()
+    assert ann.patch("/api/settings", {"personality_type": "ENFP"}).status_code == 200
+    assert ann.put("/api/competencies/scores", {"scores": [{"competency_id": "influencing", "score": 5}]}).status_code == 200
+    for path in ("/api/personality-types", "/api/competencies", "/api/references"):
+        assert ann.get(path).json() == ben.get(path).json() == visitor.get(path).json(), path
+
+
+def test_each_list_is_one_read_batch_for_nobody_in_particular(visitor: Reader, new_reader, db_jobs: JobLog) -> None:
+    reader = new_reader()
+    reader.start()
+    for who in (visitor, reader):  # with or without a session: no session is read
+        for path in ("/api/personality-types", "/api/competencies", "/api/references"):
+            db_jobs.clear()
+            assert who.get(path).status_code == 200
+            assert db_jobs.seen == [("read", "app.domain.reference")], path
+
+
+def test_usage_types_are_the_seeds() -> None:
+    from typing import get_args
+
+    from app.domain.reference import UsageType
+    from app.domain.seed_files import USAGE_TYPES
+
+    assert get_args(UsageType) == USAGE_TYPES
+
+
+# --- the health check: also for nobody in particular -------------------------------------------
+
+
+def test_the_health_check_is_one_read_batch_without_a_session(visitor: Reader, db_jobs: JobLog) -> None:
+    db_jobs.clear()
+    response = visitor.get("/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok", "schema_version": 1}
+    assert db_jobs.seen == [("read", "app.domain.health")]
+
+
+def test_the_schema_version_is_the_newest_migration_number(conn: sqlite3.Connection) -> None:
+    from app.db import migrations
+
+    assert conn.execute(Q.schema_version).fetchone()[0] == migrations.schema_version(conn) == 1
+    conn.execute("INSERT INTO d1_migrations (name) VALUES ('0012_later.sql'), ('0003_between.sql')")
+    assert conn.execute(Q.schema_version).fetchone()[0] == migrations.schema_version(conn) == 12
+
+
+# --- the API contract comes from the code ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "shape"),
+    [
+        ("get", "/healthz", "200", "Health"),
+        ("get", "/api/daily-dos", "200", ["DailyDo"]),
+        ("get", "/api/competencies/scores", "200", ["CompetencyScore"]),
+        ("put", "/api/competencies/scores", "200", ["CompetencyScore"]),
+        ("get", "/api/competencies/summary", "200", "CompetencySummary"),
+        ("get", "/api/settings", "200", "ReaderSettings"),
+        ("patch", "/api/settings", "200", "ReaderSettings"),
+        ("get", "/api/personality-types", "200", ["PersonalityType"]),
+        ("get", "/api/competencies", "200", ["Competency"]),
+        ("get", "/api/references", "200", ["Reference"]),
+        ("get", "/api/skills", "200", ["Skill"]),
+        ("post", "/api/skills", "201", "Skill"),
+    ],
+)
+def test_every_answer_has_a_declared_shape(client, method: str, path: str, status: str, shape: Any) -> None:
+    document = client.get("/schema/openapi.json").json()
+    schema = document["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]
+    if isinstance(shape, list):
+        assert schema["type"] == "array"
+        schema, shape = schema["items"], shape[0]
+    assert schema == {"$ref": f"#/components/schemas/{shape}"}
+    component = document["components"]["schemas"][shape]
+    assert component["type"] == "object" and component["properties"]
+
+
+def test_enumerations_are_enumerated_in_the_contract(client) -> None:
+    schemas = client.get("/schema/openapi.json").json()["components"]["schemas"]
+
+    def enum(schema: dict[str, Any]) -> list[Any]:
+        for option in schema.get("oneOf", [schema]):
+            if "enum" in option:
+                return sorted(value for value in option["enum"] if value is not None)
+        raise AssertionError(schema)
+
+    assert enum(schemas["ReaderSettings"]["properties"]["font"]) == sorted(FONTS)
+    assert enum(schemas["Skill"]["properties"]["review_status"]) == ["approved", "pending", "rejected"]
+    assert enum(schemas["Competency"]["properties"]["category"]) == ["delivery", "interpersonal", "strategic"]

@@ -4,18 +4,30 @@ move `updated_at` only when something changed, every refusal, two readers."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, get_args, get_type_hints
 
+import msgspec
 import pytest
 
 from app import timeutil
-from app.db.connection import connect_sync
-from app.domain import portability
-from app.domain.settings import BACKGROUND_COLORS, DEFAULTS, FONTS, OPTIONS, TEXT_COLORS
+from app.db.connection import connect_sync, run_batch
+from app.db.engine import ConstraintFailed, GuardFailed, Stmt, Work, Write
+from app.domain import keys, portability
+from app.domain.errors import Invalid
+from app.domain.sessions import Principal
+from app.domain.settings import (
+    BACKGROUND_COLORS,
+    DEFAULTS,
+    FONTS,
+    OPTIONS,
+    TEXT_COLORS,
+    ReaderSettings,
+    change_work,
+)
 from tests.conftest import JobLog
-from tests.helpers import Reader
+from tests.helpers import Reader, query
 
 
 @pytest.fixture
@@ -143,12 +155,16 @@ def test_a_change_in_the_first_millisecond_still_counts_as_a_change(seeded: Path
     assert row["font"] == "mono" and row["updated_at"] > row["created_at"]
 
 
-def test_a_change_is_one_write_job_and_a_read_one_read_job(reader: Reader, db_jobs: JobLog) -> None:
+def test_a_change_is_a_read_and_a_write_batch_and_a_read_one_read_batch(reader: Reader, db_jobs: JobLog) -> None:
+    module = "app.domain.settings"
     reader.patch("/api/settings", {"font": "mono", "personality_type": "ENFP"})
-    assert db_jobs.of("app.domain.settings") == ["write"]
+    assert db_jobs.mine() == [("read", module), ("write", module)]
     db_jobs.clear()
     reader.get("/api/settings")
-    assert db_jobs.of("app.domain.settings") == ["read"]
+    assert db_jobs.mine() == [("read", module)]
+    db_jobs.clear()
+    reader.patch("/api/settings", {"font": "mono"})  # nothing changes: nothing is written
+    assert db_jobs.mine() == [("read", module)]
 
 
 def test_settings_need_a_session(seeded: Path, new_reader) -> None:
@@ -177,3 +193,104 @@ def test_two_readers_have_their_own_settings(seeded: Path, new_reader) -> None:
 
 def test_settings_responses_are_never_cached(reader: Reader) -> None:
     assert reader.get("/api/settings").headers["cache-control"] == "no-store"
+
+
+def test_the_api_type_allows_exactly_the_documented_options() -> None:
+    hints = get_type_hints(ReaderSettings)
+    for field, choices in OPTIONS.items():
+        assert get_args(hints[field]) == choices, field
+
+
+def test_a_reader_whose_row_was_lost_sees_the_defaults_and_a_change_repairs_it(reader: Reader, seeded: Path,
+                                                                                clock) -> None:
+    me = reader.get("/api/me").json()
+    query(seeded, "DELETE FROM user_settings WHERE user_id = ?", (me["id"],))
+    assert reader.get("/api/settings").json() == DEFAULTS
+    assert reader.patch("/api/settings", {"font": "serif"}).json() == {**DEFAULTS, "font": "serif"}
+    row = row_of(seeded, me["id"])
+    assert row["font"] == "serif" and row["updated_at"] > row["created_at"]
+
+
+# --- concurrent changes: the write says only what it was given ------------------------------
+
+
+def read_then(conn: sqlite3.Connection, work: Work[Any], meanwhile: Callable[[], None]) -> Any:
+    """Run a work like the d1 engine does (its read batch, then its write batch) with
+    `meanwhile()` (another request, another process) between the two: its answer."""
+    batch = next(work)
+    results = run_batch(conn, batch.statements, False)
+    meanwhile()
+    try:
+        write = work.send(results)
+    except StopIteration as done:
+        return done.value
+    assert isinstance(write, Write)
+    try:
+        after = run_batch(conn, write.statements, True)
+    except (GuardFailed, ConstraintFailed) as failed:
+        try:
+            work.throw(failed)
+        except StopIteration as done:  # pragma: no cover - the works here answer by raising
+            return done.value
+        raise AssertionError("the work wrote past a failed batch") from None
+    try:
+        work.send(after)
+    except StopIteration as done:
+        return done.value
+    raise AssertionError("a work yields nothing after its write")
+
+
+def change_now(conn: sqlite3.Connection, principal: Principal, changes: dict[str, Any]) -> ReaderSettings:
+    return read_then(conn, change_work(principal, changes, timeutil.now_iso()), lambda: None)
+
+
+@pytest.fixture
+def two_tabs(seeded: Path) -> Iterator[tuple[sqlite3.Connection, Principal]]:
+    conn = connect_sync(seeded)
+    try:
+        stamp = "2026-03-08T07:30:00.000Z"
+        conn.execute("INSERT INTO users (id, created_at, updated_at) VALUES ('ann', ?, ?)", (stamp, stamp))
+        conn.execute("INSERT INTO user_settings (user_id, created_at, updated_at) VALUES ('ann', ?, ?)", (stamp, stamp))
+        yield conn, Principal("ann", "sid-ann", keys.new_data_key(), True)
+    finally:
+        conn.close()
+
+
+def test_two_tabs_changing_different_settings_at_once_keep_both(two_tabs) -> None:
+    conn, ann = two_tabs
+    ours = change_work(ann, {"font": "mono"}, "2026-03-08T07:31:00.000Z")
+    answer = read_then(conn, ours, lambda: change_now(conn, ann, {"background_color": "night", "personality_type": "INTJ"}))
+    expected = {"background_color": "night", "text_color": "charcoal", "font": "mono", "personality_type": "INTJ"}
+    assert msgspec.to_builtins(answer) == expected  # the answer is the row after our write: theirs included
+    assert {k: row_of_conn(conn)[k] for k in expected} == expected
+
+
+def test_clearing_the_type_while_another_tab_changes_the_font_keeps_both(two_tabs) -> None:
+    conn, ann = two_tabs
+    change_now(conn, ann, {"personality_type": "ENFP"})
+    ours = change_work(ann, {"personality_type": None}, "2026-03-08T07:32:00.000Z")
+    read_then(conn, ours, lambda: change_now(conn, ann, {"font": "serif"}))
+    row = row_of_conn(conn)
+    assert (row["personality_type"], row["font"]) == (None, "serif")
+
+
+def test_a_change_another_tab_already_made_leaves_updated_at_alone(two_tabs) -> None:
+    conn, ann = two_tabs
+    ours = change_work(ann, {"font": "mono"}, "2026-03-08T09:00:00.000Z")
+    answer = read_then(conn, ours, lambda: read_then(conn, change_work(ann, {"font": "mono"}, "2026-03-08T08:00:00.000Z"),
+                                                     lambda: None))
+    assert answer.font == "mono"
+    assert row_of_conn(conn)["updated_at"] == "2026-03-08T08:00:00.000Z"  # theirs: ours changed nothing
+
+
+def test_a_personality_type_removed_meanwhile_is_refused_and_nothing_changes(two_tabs) -> None:
+    conn, ann = two_tabs
+    ours = change_work(ann, {"font": "mono", "personality_type": "ENFP"}, "2026-03-08T09:00:00.000Z")
+    with pytest.raises(Invalid) as refused:
+        read_then(conn, ours, lambda: run_batch(conn, [Stmt("DELETE FROM personality_types WHERE code = 'ENFP'")], True))
+    assert refused.value.instance_code == "unknown_personality_type"
+    assert row_of_conn(conn)["font"] == "system"
+
+
+def row_of_conn(conn: sqlite3.Connection) -> sqlite3.Row:
+    return conn.execute("SELECT * FROM user_settings WHERE user_id = 'ann'").fetchone()

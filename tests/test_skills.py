@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,24 @@ import pytest
 from click.testing import CliRunner
 
 from app.cli import main
+from app.db.connection import connect_sync, run_batch
+from app.db.engine import GuardFailed, Stmt
 from app.db.queries import Q
-from app.domain.skills import MAX_CUSTOM_SKILLS, MAX_NAME_LENGTH, MAX_QUERY_LENGTH, SEARCH_LIMIT
+from app.domain import keys
+from app.domain.errors import Conflict
+from app.domain.sessions import Principal
+from app.domain.skills import (
+    MAX_CUSTOM_SKILLS,
+    MAX_NAME_LENGTH,
+    MAX_QUERY_LENGTH,
+    SEARCH_LIMIT,
+    add_work,
+    review_work,
+)
 from tests.conftest import JobLog
 from tests.helpers import Reader, query
+from tests.test_engine import STAMP, drive_with_interference
+from tests.test_settings_api import read_then
 
 MASTER = ["Active listening", "Bookkeeping", "Composure"]
 
@@ -167,13 +181,16 @@ def test_search_needs_a_session(seeded: Path, new_reader) -> None:
     assert stranger.get("/api/skills").status_code == 401
 
 
-def test_search_is_one_read_job_and_adding_one_write_job(ann: Reader, db_jobs: JobLog) -> None:
+def test_search_is_one_read_batch_and_adding_one_more_write(ann: Reader, db_jobs: JobLog) -> None:
+    module = "app.domain.skills"
     ann.get("/api/skills", params={"q": "list", "category": "transferable"})
-    assert db_jobs.of("app.domain.skills") == ["read"]
+    assert db_jobs.mine() == [("read", module)]
     db_jobs.clear()
-    add(ann, "Woodworking")
-    add(ann, "woodworking")
-    assert db_jobs.of("app.domain.skills") == ["write", "write"]
+    assert add(ann, "Woodworking").status_code == 201
+    assert db_jobs.mine() == [("read", module), ("write", module)]
+    db_jobs.clear()
+    assert add(ann, "woodworking").status_code == 200  # found: nothing to write
+    assert db_jobs.mine() == [("read", module)]
 
 
 # --- adding ----------------------------------------------------------------------------------
@@ -406,5 +423,122 @@ def test_a_category_search_uses_the_category_index(conn: sqlite3.Connection) -> 
 
 
 def test_review_decisions_find_skills_by_id(conn: sqlite3.Connection) -> None:
-    assert "USING INDEX sqlite_autoindex_skills_1 (id=?)" in plan(conn, "custom_skill_by_id", ("x",))
-    assert "USING INDEX sqlite_autoindex_skills_1 (id=?)" in plan(conn, "set_review_status", ("x", "approved"))
+    assert "USING INDEX sqlite_autoindex_skills_1 (id=?)" in plan(conn, "custom_skills_among", ('["x"]',))
+    assert "USING INDEX sqlite_autoindex_skills_1 (id=?)" in plan(conn, "decide_pending_skills", ('["x"]', "[]"))
+
+
+# --- the write batches guard what the decision read ---------------------------------------------
+
+
+@pytest.fixture
+def editors(seeded: Path) -> Iterator[tuple[sqlite3.Connection, Principal, Principal]]:
+    """A plain connection and two readers, Ann and Ben, for running works by hand."""
+    conn = connect_sync(seeded)
+    try:
+        for user in ("ann", "ben"):
+            conn.execute("INSERT INTO users (id, created_at, updated_at) VALUES (?, ?, ?)", (user, STAMP, STAMP))
+        yield conn, *(Principal(u, f"sid-{u}", keys.new_data_key(), True) for u in ("ann", "ben"))
+    finally:
+        conn.close()
+
+
+def insert_skill(conn: sqlite3.Connection, skill_id: str, name: str, owner: str | None, status: str = "pending") -> None:
+    run_batch(conn, [Stmt("INSERT INTO skills (id, name, is_custom, created_by, review_status, created_at)"
+                          " VALUES (?, ?, 1, ?, ?, ?)", (skill_id, name, owner, status, STAMP))], True)
+
+
+def custom_names(conn: sqlite3.Connection, owner: str) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT name FROM skills WHERE created_by = ? ORDER BY name", (owner,))]
+
+
+def test_two_tabs_adding_the_same_name_at_once_leave_one_skill(editors) -> None:
+    conn, ann, _ben = editors
+    work = add_work(ann, "Woodworking", None, STAMP)
+    assert drive_with_interference(conn, work, lambda c: insert_skill(c, "other-tab", "WOODWORKING", "ann")) == "skills_changed"
+    assert custom_names(conn, "ann") == ["WOODWORKING"]
+    again = read_then(conn, add_work(ann, "Woodworking", None, STAMP), lambda: None)  # the engine's next attempt
+    assert (again.skill.id, again.created) == ("other-tab", False)
+
+
+def test_a_same_name_approved_meanwhile_is_returned_instead_of_a_copy(editors) -> None:
+    conn, ann, _ben = editors
+    insert_skill(conn, "bens", "Sourdough", "ben")
+    work = add_work(ann, "sourdough", None, STAMP)
+    approve = Stmt("UPDATE skills SET review_status = 'approved' WHERE id = 'bens'")
+    assert drive_with_interference(conn, work, lambda c: run_batch(c, [approve], True)) == "skills_changed"
+    assert custom_names(conn, "ann") == []
+    assert read_then(conn, add_work(ann, "sourdough", None, STAMP), lambda: None).skill.id == "bens"
+
+
+def test_the_insert_itself_holds_the_limit(editors) -> None:
+    """Adds racing past the read's count: the INSERT counts again and writes nothing."""
+    conn, ann, _ben = editors
+    for n in range(MAX_CUSTOM_SKILLS - 1):
+        insert_skill(conn, f"mine-{n}", f"Mine {n}", "ann")
+    work = add_work(ann, "One too many", None, STAMP)
+    with pytest.raises(Conflict) as refused:
+        read_then(conn, work, lambda: insert_skill(conn, "last", "The last one", "ann"))
+    assert refused.value.instance_code == "too_many_custom_skills"
+    assert len(custom_names(conn, "ann")) == MAX_CUSTOM_SKILLS
+
+
+def test_the_limit_guard_fires_on_its_own(editors) -> None:
+    conn, ann, _ben = editors
+    work = add_work(ann, "Woodworking", None, STAMP)
+    batch = next(work)
+    results = run_batch(conn, batch.statements, False)
+    write = work.send(results)
+    limit = [s for s in write.statements if s.sql == Q.insert_custom_skill_within_limit][0]
+    assert limit.params[-1] == MAX_CUSTOM_SKILLS
+    squeezed = [Stmt(s.sql, (*s.params[:-1], 0)) if s is limit else s for s in write.statements]
+    with pytest.raises(GuardFailed) as failed:
+        run_batch(conn, squeezed, True)
+    assert failed.value.name == "custom_skill_limit"
+    assert custom_names(conn, "ann") == []
+
+
+def test_another_readers_adds_never_stop_mine(editors) -> None:
+    conn, ann, _ben = editors
+    work = add_work(ann, "Woodworking", None, STAMP)
+    added = read_then(conn, work, lambda: insert_skill(conn, "bens", "Woodworking", "ben"))
+    assert added.created and custom_names(conn, "ann") == ["Woodworking"]
+
+
+def test_a_skill_another_editor_decided_meanwhile_is_not_decided_again(editors) -> None:
+    conn, _ann, _ben = editors
+    insert_skill(conn, "anns", "Woodworking", "ann")
+    work = review_work([("anns", "rejected")])
+    approve = Stmt("UPDATE skills SET review_status = 'approved' WHERE id = 'anns'")
+    assert drive_with_interference(conn, work, lambda c: run_batch(c, [approve], True)) == "skill_decided_meanwhile"
+    assert conn.execute("SELECT review_status FROM skills WHERE id = 'anns'").fetchone()[0] == "approved"
+    with pytest.raises(Conflict) as refused:  # the engine's next attempt reads it decided
+        read_then(conn, review_work([("anns", "rejected")]), lambda: None)
+    assert refused.value.instance_code == "skill_not_pending"
+
+
+def test_an_approval_never_puts_a_name_on_the_shared_list_twice(editors) -> None:
+    conn, _ann, _ben = editors
+    insert_skill(conn, "anns", "Woodworking", "ann")
+    insert_skill(conn, "bens", "WOODWORKING", "ben")
+    work = review_work([("anns", "approved")])
+    other_editor = Stmt("UPDATE skills SET review_status = 'approved' WHERE id = 'bens'")
+    assert drive_with_interference(conn, work, lambda c: run_batch(c, [other_editor], True)) == "shared_list_changed"
+    assert conn.execute("SELECT review_status FROM skills WHERE id = 'anns'").fetchone()[0] == "pending"
+
+
+def test_only_pending_skills_are_reviewed(ann: Reader, seeded: Path) -> None:
+    anns = add(ann, "Woodworking").json()
+    assert review(seeded, "--approve", anns["id"]).exit_code == 0
+    again = review(seeded, "--reject", anns["id"])
+    assert again.exit_code == 1 and "is not pending" in again.output
+    assert query(seeded, "SELECT review_status FROM skills WHERE id = ?", (anns["id"],))[0][0] == "approved"
+
+
+def test_a_review_is_one_read_batch_and_one_write_batch(ann: Reader, seeded: Path, db_jobs: JobLog) -> None:
+    first, second = add(ann, "Woodworking").json(), add(ann, "Sourdough").json()
+    db_jobs.clear()
+    assert review(seeded, "--approve", first["id"], "--reject", second["id"]).exit_code == 0
+    assert db_jobs.mine() == [("read", "app.domain.skills"), ("write", "app.domain.skills")]
+    db_jobs.clear()
+    assert review(seeded, "--list").exit_code == 0
+    assert db_jobs.mine() == [("read", "app.domain.skills")]

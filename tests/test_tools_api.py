@@ -6,19 +6,22 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sqlite3
 import uuid
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 
-from app.db.connection import Database, connect_sync
+from app.db.connection import connect_sync, run_batch
+from app.db.engine import GuardFailed, Work, Write
 from app.db.queries import Q
-from app.domain import keys, sessions, tools
-from app.domain.sessions import ServerKeys
-from app.domain.tool_shapes import content_schema
+from app.domain import keys, tools
+from app.domain.errors import Conflict, NotFound
+from app.domain.sessions import Principal
+from app.domain.tool_shapes import content_schema, validate_content
 from tests.helpers import Reader, query
+from tests.test_engine import STAMP, drive_with_interference, principal
 from tests.test_tool_shapes import SAMPLES
 
 LIST = "/api/tools/list-builder/instances"
@@ -447,54 +450,162 @@ def test_imported_entries_of_a_locked_tool_can_be_read_edited_and_deleted(reader
 USER_TABLES = {"exercise_responses", "tool_instances", "exercise_skills", "er", "ti"}
 
 
-@pytest.mark.parametrize("name", ["tool_catalogue", "tool_type_row", "tool_instance_count", "tool_instances_of_type",
-                                  "tool_instance_of_user", "tool_origin_answered", "delete_tool_instance",
-                                  "tool_unlocked", "insert_tool_row", "update_tool_row", "tags_of", "delete_tags"])
+@pytest.mark.parametrize("name", ["tool_catalogue", "tool_type_row", "tool_for_reader", "tool_instances_of_type",
+                                  "tool_tags_of_type", "tool_instance_of_user", "tool_instance_head",
+                                  "tool_origin_answered", "insert_tool_instance", "update_tool_instance",
+                                  "delete_tool_instance", "tool_unlocked", "tags_of_own", "delete_own_tags",
+                                  "insert_own_tags"])
 def test_tool_queries_never_scan_a_user_table(full_seed: Path, name: str) -> None:
     sql = Q[name]
     count = max([int(n) for n in re.findall(r"\?(\d+)", sql)] or [sql.count("?")])
     plan = [row[3] for row in query(full_seed, "EXPLAIN QUERY PLAN " + sql, (None,) * count)]
     scanned = {step.split()[1] for step in plan if step.startswith("SCAN ")}
     assert not scanned & USER_TABLES, (name, plan)
-    assert any(step.startswith("SEARCH") for step in plan) or name == "insert_tool_row", (name, plan)
+    assert any(step.startswith("SEARCH") for step in plan), (name, plan)
 
 
-class CountingDatabase(Database):
-    """A Database that counts the jobs it runs."""
+def test_each_tools_request_is_one_read_batch_and_a_change_one_more_write(ann: Reader, db_jobs) -> None:
+    mine = [("read", tools.__name__)]
+    changes = [("read", tools.__name__), ("write", tools.__name__)]
 
-    jobs = 0
+    def costs(response: Any, status: int, jobs: list[tuple[str, str]]) -> Any:
+        assert response.status_code == status, response.text
+        assert db_jobs.mine() == jobs
+        db_jobs.clear()
+        return response
 
-    async def read(self, fn):  # type: ignore[override]
-        self.jobs += 1
-        return await super().read(fn)
+    db_jobs.clear()
+    costs(ann.get("/api/tools"), 200, mine)
+    entry = costs(create(ann, {"title": "a"}, origin="1.1.1.v1", skills=["composure"]), 201, changes).json()
+    made(ann, {"title": "b"}, skills=["active-listening"])
+    db_jobs.clear()
+    assert len(costs(ann.get(LIST), 200, mine).json()) == 2  # the tags of every entry in the same batch
+    costs(ann.get(f"/api/tool-instances/{entry['id']}"), 200, mine)
+    costs(ann.put(f"/api/tool-instances/{entry['id']}", {"content": {"title": "b"}, "skills": ["composure"]}), 200,
+          changes)
+    costs(ann.put(f"/api/tool-instances/{entry['id']}", {"content": {"title": "c"}}), 200, changes)
+    costs(ann.delete(f"/api/tool-instances/{entry['id']}"), 204, changes)
+    # a refusal costs the read alone
+    costs(ann.delete(f"/api/tool-instances/{entry['id']}"), 404, mine)
+    costs(create(ann, {"title": "d"}, origin="1.2.1.v1"), 422, mine)
 
-    async def write(self, fn):  # type: ignore[override]
-        self.jobs += 1
-        return await super().write(fn)
+
+# --- guards: another request changes the rows between a work's read and its write ----------------
+# Run by hand as the d1 engine runs a work (read batch, decision, write batch), with a change
+# made in between (tests/test_engine.py::drive_with_interference).
+
+LATER = "2026-03-09T08:00:00.000Z"
+LATEST = "2026-03-10T09:00:00.000Z"
 
 
-def test_every_operation_is_one_database_job(seeded: Path) -> None:
-    async def scenario() -> None:
-        db = CountingDatabase(seeded)
-        await db.open()
-        try:
-            principal, _ = await sessions.start_anonymous(db, ServerKeys.derive(b"k" * 32))
-            answer_directly(seeded, principal.user_id, 1)
+def by_hand(conn: sqlite3.Connection, work: Work[Any]) -> Any:
+    """A work run to its answer, read batch then write batch, with nothing in between."""
+    batch = next(work)
+    try:
+        while True:
+            batch = work.send(run_batch(conn, batch.statements, isinstance(batch, Write)))
+    except StopIteration as done:
+        return done.value
 
-            async def jobs_of(call: Any) -> Any:
-                db.jobs = 0
-                result = await call
-                assert db.jobs == 1
-                return result
 
-            await jobs_of(tools.list_tools(db, principal))
-            entry = await jobs_of(tools.create_instance(db, principal, "list-builder", {"title": "a"}, "1.1.1.v1",
-                                                        ["composure"]))
-            await jobs_of(tools.list_instances(db, principal, "list-builder"))
-            await jobs_of(tools.read_instance(db, principal, entry["id"]))
-            await jobs_of(tools.edit_instance(db, principal, entry["id"], {"title": "b"}, ["composure"]))
-            await jobs_of(tools.delete_instance(db, principal, entry["id"]))
-        finally:
-            await db.close()
+def unlocked_reader(conn: sqlite3.Connection, user_id: str) -> Principal:
+    """A reader who answered 1.1.1.v1, which unlocks list-builder in seed_small."""
+    reader = principal(conn, user_id)
+    conn.execute("INSERT INTO exercise_responses (id, user_id, part_id, module_id, exercise_id, version,"
+                 " full_exercise_id, response_json, responded_at)"
+                 " VALUES (?, ?, '1', '1', '1', 1, '1.1.1.v1', '{}', ?)", (f"answer-{user_id}", user_id, STAMP))
+    return reader
 
-    anyio.run(scenario)
+
+def creating(reader: Principal, instance_id: str, skills: list[str] | None = None) -> Work[tools.ToolInstance]:
+    content = validate_content("list-builder", {"title": instance_id})
+    return tools.create_work(reader, "list-builder", content, tools.STANDALONE, skills, instance_id,
+                             keys.seal_column(reader.dek, content, table=tools.TABLE, row_id=instance_id),
+                             keys.content_hash(reader.dek, content), STAMP)
+
+
+def entry_of(conn: sqlite3.Connection, reader: Principal, instance_id: str) -> tuple[Any, list[str]] | None:
+    """What the database holds for an entry: its content opened, and its tags."""
+    row = conn.execute("SELECT content_json FROM tool_instances WHERE id = ?", (instance_id,)).fetchone()
+    tags = [r[0] for r in conn.execute("SELECT skill_id FROM exercise_skills WHERE exercise_instance_id = ?"
+                                       " ORDER BY skill_id", (instance_id,))]
+    if row is None:
+        assert tags == []  # no tags outlive their entry
+        return None
+    return keys.open_column(reader.dek, row[0], table=tools.TABLE, row_id=instance_id)["title"], tags
+
+
+def test_a_create_racing_another_never_passes_the_limit(seeded: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tools, "MAX_INSTANCES_PER_TOOL", 2)
+    with connect_sync(seeded) as conn:
+        ann = unlocked_reader(conn, "ann")
+        by_hand(conn, creating(ann, "first"))
+        late = creating(ann, "late", ["composure"])  # reads one entry: room for one more
+
+        def meanwhile(c: sqlite3.Connection) -> None:
+            by_hand(c, creating(ann, "second"))  # the same reader's other tab takes the last place
+
+        assert drive_with_interference(conn, late, meanwhile) == "tool_instance_limit"
+        assert conn.execute("SELECT count(*) FROM tool_instances WHERE user_id = 'ann'").fetchone()[0] == 2
+        assert entry_of(conn, ann, "late") is None
+        with pytest.raises(Conflict) as refused:  # what the work answers when that guard fails
+            late.throw(GuardFailed("tool_instance_limit"))
+        assert refused.value.instance_code == "tool_instance_limit"
+
+
+def test_an_edit_racing_another_edit_writes_one_edit_whole(seeded: Path) -> None:
+    with connect_sync(seeded) as conn:
+        ann = unlocked_reader(conn, "ann")
+        by_hand(conn, creating(ann, "entry", ["composure"]))
+        mine = tools.edit_work(ann, "entry", {"title": "mine"}, ["active-listening"], LATER)
+
+        def meanwhile(c: sqlite3.Connection) -> None:
+            by_hand(c, tools.edit_work(ann, "entry", {"title": "theirs"}, [], LATER))
+
+        assert drive_with_interference(conn, mine, meanwhile) == "tool_instance_changed"
+        assert entry_of(conn, ann, "entry") == ("theirs", [])  # their content with their tags, none of mine
+        # the engine runs the work again on fresh reads: then mine is written whole
+        again = by_hand(conn, tools.edit_work(ann, "entry", {"title": "mine"}, ["active-listening"], LATEST))
+        assert again.skills == ["active-listening"] and again.updated_at == LATEST
+        assert entry_of(conn, ann, "entry") == ("mine", ["active-listening"])
+
+
+def test_an_edit_racing_a_delete_writes_nothing_and_then_finds_no_entry(seeded: Path) -> None:
+    with connect_sync(seeded) as conn:
+        ann = unlocked_reader(conn, "ann")
+        by_hand(conn, creating(ann, "entry", ["composure"]))
+        edit = tools.edit_work(ann, "entry", {"title": "edited"}, ["active-listening"], LATER)
+
+        def meanwhile(c: sqlite3.Connection) -> None:
+            by_hand(c, tools.delete_work(ann, "entry"))
+
+        assert drive_with_interference(conn, edit, meanwhile) == "tool_instance_changed"
+        assert entry_of(conn, ann, "entry") is None
+        with pytest.raises(NotFound):  # the retry
+            by_hand(conn, tools.edit_work(ann, "entry", {"title": "edited"}, None, LATER))
+
+
+def test_a_delete_racing_another_delete_is_then_404(seeded: Path) -> None:
+    with connect_sync(seeded) as conn:
+        ann = unlocked_reader(conn, "ann")
+        by_hand(conn, creating(ann, "entry", ["composure"]))
+
+        def meanwhile(c: sqlite3.Connection) -> None:
+            by_hand(c, tools.delete_work(ann, "entry"))
+
+        assert drive_with_interference(conn, tools.delete_work(ann, "entry"), meanwhile) == "tool_instance_gone"
+        assert entry_of(conn, ann, "entry") is None
+        with pytest.raises(NotFound):
+            by_hand(conn, tools.delete_work(ann, "entry"))
+
+
+def test_works_never_reach_another_reader_s_entry(seeded: Path) -> None:
+    with connect_sync(seeded) as conn:
+        ann, bob = unlocked_reader(conn, "ann"), unlocked_reader(conn, "bob")
+        by_hand(conn, creating(ann, "anns", ["composure"]))
+        for work in (tools.instance_work(bob, "anns"), tools.edit_work(bob, "anns", {"title": "bob"}, [], LATER),
+                     tools.delete_work(bob, "anns")):
+            with pytest.raises(NotFound):
+                by_hand(conn, work)
+        assert by_hand(conn, tools.instances_work(bob, "list-builder")) == []
+        assert entry_of(conn, ann, "anns") == ("anns", ["composure"])

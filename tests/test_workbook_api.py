@@ -278,3 +278,29 @@ def test_answers_must_be_portable_json(reader: Reader) -> None:
                           headers={"content-type": "application/json"})
     assert huge.status_code == 422 and "too large" in huge.json()["detail"]
     assert answer(reader, "1.1.1.v1", {"n": 9007199254740991, "x": 1.5}).status_code == 200
+
+
+def test_each_workbook_request_is_one_read_batch_and_an_answer_one_more_write(reader: Reader, db_jobs) -> None:
+    from app.domain import workbook
+
+    reader.get("/api/workbook")  # the first outline also builds the content skeleton
+    db_jobs.clear()
+    for path in ("/api/workbook", "/api/workbook/next", "/api/exercises/1.1.1.v1", "/api/modules"):
+        assert reader.get(path).status_code == 200
+        assert db_jobs.mine() == [("read", workbook.__name__)], path
+        db_jobs.clear()
+    assert answer(reader, "1.1.1.v1").status_code == 200
+    assert db_jobs.mine() == [("read", workbook.__name__), ("write", workbook.__name__)]
+
+
+@pytest.mark.parametrize("empty", ["", "   ", {}, {"answer": ""}, {"text": " \n\t"}, [], None, {"a": [{"b": ""}]}])
+def test_an_empty_answer_to_a_required_exercise_is_refused_and_completes_nothing(reader: Reader, empty: object) -> None:
+    refused = reader.put("/api/exercises/1.1.1.v1/response", {"response": empty})
+    assert refused.status_code == 422 and refused.json()["code"] == "empty_answer"
+    assert reader.get("/api/workbook/next").json()["full_exercise_id"] == "1.1.1.v1"
+    assert reader.get("/api/modules").json() == []
+
+
+def test_an_optional_exercise_takes_an_empty_answer_and_numbers_say_something(reader: Reader) -> None:
+    assert answer(reader, "1.1.1.v1", {"years": 0}).status_code == 200
+    assert reader.put("/api/exercises/1.1.2.v1/response", {"response": ""}).status_code == 200

@@ -46,6 +46,7 @@ from app.db.engine import (
     drive_async,
     guard_name,
 )
+from app.db.files import create_private
 
 T = TypeVar("T")
 
@@ -90,6 +91,7 @@ def connect_sync(path: str | Path, *, strict: bool = True, readonly: bool = Fals
     if readonly:
         conn = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True, isolation_level=None, factory=GuardedConnection)
     else:
+        create_private(path)  # 0600; SQLite gives -wal and -shm the same mode
         conn = sqlite3.connect(str(path), isolation_level=None, factory=GuardedConnection)
     configure(conn, strict=strict, writer=not readonly)
     return conn
@@ -209,6 +211,7 @@ class Database(Engine):
     def _connector(self, *, writer: bool) -> Callable[[], sqlite3.Connection]:
         def connect() -> sqlite3.Connection:
             if writer:
+                create_private(self.path)
                 conn = sqlite3.connect(
                     str(self.path), isolation_level=None, check_same_thread=False, factory=GuardedConnection
                 )

@@ -56,7 +56,6 @@ from app.db.engine import (
     guard_name,
     resume_inline,
 )
-from app.db.queries import Q
 
 T = TypeVar("T")
 
@@ -67,6 +66,9 @@ READ_ATTEMPTS = 3
 BACKOFF = (0.05, 0.2)
 MAX_CONNECTIONS = 32
 MAX_SAFE_INTEGER = 2**53 - 1  # D1's binding carries numbers as JavaScript doubles
+
+PROBE = "SELECT 1 AS ok"
+"""open()'s trivial read: it answers on an empty D1 too (before any migration)."""
 
 BOOKMARK_COOKIE = "dt_bookmark"
 _BOOKMARK = re.compile(r"^[0-9A-Za-z._:-]{1,128}$")
@@ -297,7 +299,7 @@ class D1Engine(Engine):
     async def open(self) -> None:
         """Check once that the Worker answers and takes our token (serve fails at start if not)."""
         try:
-            await self._send((Stmt(Q.ping),), write=False)
+            await self._send((Stmt(PROBE),), write=False)
         except EngineAuthFailed as exc:
             raise EngineAuthFailed(f"the D1 Worker at {self.url} refused the token ({exc}); "
                                    "DREAMTREE_D1_TOKEN must equal the Worker's") from None

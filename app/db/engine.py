@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, Union
 
@@ -54,6 +54,10 @@ class Row(Protocol):
     """A result row: by column name or by position (sqlite3.Row, and the D1 engine's rows)."""
 
     def __getitem__(self, key: int | str, /) -> Any: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+    def __len__(self) -> int: ...
 
     def keys(self) -> list[str]: ...
 
@@ -186,6 +190,12 @@ def guard(name: str, condition: str, params: tuple[Any, ...] = ()) -> Stmt:
     return Stmt(f"SELECT iif(({condition}), 1, json_extract('{{}}', 'guard:{name}'))", params)
 
 
+def guard_query(name: str, query: str, params: tuple[Any, ...] = ()) -> Stmt:
+    """`guard` whose condition is a named query of app/sql, `SELECT <condition>;`, read as a
+    scalar subquery (so the condition stays readable SQL in its .sql file)."""
+    return guard(name, query.rstrip().rstrip(";"), params)
+
+
 def changed(name: str, count: int = 1) -> Stmt:
     """Aborts the batch unless the statement just before it changed exactly `count` rows."""
     return guard(name, "changes() = ?", (count,))
@@ -224,14 +234,26 @@ class Gate(Protocol):
         """A guard added to the front of the work's `Write` batch."""
 
 
+BatchObserver = Callable[[str, str, int], None]
+observers: list[BatchObserver] = []
+"""Called with ("read" | "write", the work's module, statement count) for every batch an
+engine sends: the tests count round trips per request with it."""
+
+
+def _origin(work: Work[Any]) -> str:
+    frame = getattr(work, "gi_frame", None)
+    return str(frame.f_globals.get("__name__", "?")) if frame is not None else "?"
+
+
 class Driver:
     """Runs one attempt of a work, batch by batch, for either engine: it puts the gate's
     statement into the first read and its guard into the write, checks what the gate read,
     and keeps the rules (a gated work reads first; one write batch, and nothing after it)."""
 
-    __slots__ = ("_prefix", "gate", "gated", "touch", "writes", "wrote")
+    __slots__ = ("_prefix", "gate", "gated", "origin", "touch", "writes", "wrote")
 
     def __init__(self, gate: Gate | None, *, writes: bool) -> None:
+        self.origin = "?"
         self.gate = gate
         self.writes = writes
         self.gated = gate is None
@@ -259,7 +281,10 @@ class Driver:
             assert self.gate is not None
             extra.append(self.gate.statement())
         self._prefix = len(extra)
-        return (*extra, *batch.statements) if extra else batch.statements
+        statements = (*extra, *batch.statements) if extra else batch.statements
+        for observe in observers:
+            observe("write" if isinstance(batch, Write) else "read", self.origin, len(statements))
+        return statements
 
     def absorb(self, results: list[Result]) -> list[Result]:
         """The work's own results, without the statements added in front (the gate's read is
@@ -307,6 +332,8 @@ def drive(work: Work[T], driver: Driver, execute: Execute) -> T:
 
     A failed guard or constraint is thrown into the work at its `yield`, so the work may turn
     it into its own answer (409 email_taken); the batch that failed has written nothing."""
+    if observers:
+        driver.origin = _origin(work)
     step = advance(work)
     while not isinstance(step, Done):
         statements = driver.prepare(step)
@@ -331,6 +358,8 @@ async def drive_async(work: Work[T], driver: Driver, execute: AsyncExecute, resu
     """`drive` with an awaitable `execute` (the D1 engine, SQLite's split mode). `resume`
     runs each stretch of the work's own code; split mode passes one that runs it off the
     event loop (sealing and hashing thousands of rows)."""
+    if observers:
+        driver.origin = _origin(work)
     step = await resume(work, None, None)
     while not isinstance(step, Done):
         statements = driver.prepare(step)
@@ -367,6 +396,7 @@ class Engine(ABC):
 __all__ = [
     "ATTEMPTS",
     "Batch",
+    "BatchObserver",
     "ChangedConcurrently",
     "ConstraintFailed",
     "Driver",
@@ -391,4 +421,6 @@ __all__ = [
     "resume_inline",
     "guard",
     "guard_name",
+    "guard_query",
+    "observers",
 ]

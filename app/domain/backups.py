@@ -9,6 +9,7 @@
   `wrangler d1 export` writes and `wrangler d1 execute --file` accepts (no BEGIN/COMMIT,
   `PRAGMA defer_foreign_keys=TRUE` first, tables in creation order with their rows, indexes
   last, `d1_migrations` included so the migration state travels, `_cf_` tables never).
+Snapshots and dumps hold what readers wrote: they are created with mode 0600 (app/db/files.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from app.db import migrations
 from app.db.checks import Verdict, verdict
 from app.db.connection import connect_sync, guard_of, run_in_transaction
+from app.db.files import create_private, open_private_text
 from app.db.sqltext import sql_literal
 
 _SKIP = re.compile(r"^(sqlite_|_cf_|_litestream_)", re.I)
@@ -35,6 +37,7 @@ def backup(db: Path, target: Path) -> int:
     """A consistent online snapshot of `db` at `target`; returns its size in bytes."""
     if target.exists():
         raise FileExistsError(f"{target} exists; choose a new file name")
+    create_private(target)  # 0600, like the database it copies
     with closing(connect_sync(db, strict=False, readonly=True)) as source, closing(sqlite3.connect(target)) as copy:
         source.backup(copy, pages=0)  # one step under one read snapshot: never restarts
     return target.stat().st_size
@@ -111,7 +114,7 @@ def _has_table(conn: sqlite3.Connection, name: str) -> bool:
 def export_d1(db: Path, target: Path) -> int:
     """Write the whole database as a D1 SQL dump; returns the number of statements."""
     count = 0
-    with closing(connect_sync(db, strict=False, readonly=True)) as conn, target.open("w", encoding="utf-8") as out:
+    with closing(connect_sync(db, strict=False, readonly=True)) as conn, open_private_text(target) as out:
         conn.execute("BEGIN")  # one snapshot for the whole dump
         try:
             for statement in dump_d1(conn):

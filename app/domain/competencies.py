@@ -13,25 +13,30 @@ Rules (spec §3.3 and §13, docs/daily-dos.md "Competencies"):
   unrounded (the numbers the thresholds came from; the page rounds for display);
 - re-assessment is due when the oldest score predates `DATE('now', '-1 year')` (spec §13),
   computed from the service clock with SQLite's own date arithmetic (29 February → 1 March).
-Each request is one database job.
+Each request is one unit of work (app/db/engine.py): reading is one batch; saving reads which
+competencies exist, then writes every score in one statement and reads them all back, in one
+atomic batch guarded by those competencies still existing.
 """
 
 from __future__ import annotations
 
+import json
 import math
-import sqlite3
 import uuid
 from collections.abc import Sequence
 from datetime import date, datetime, time, timezone
-from typing import Any
+from typing import Literal
+
+import msgspec
 
 from app import timeutil
-from app.db.connection import Database
+from app.db.engine import Engine, Read, Row, Stmt, Work, Write, guard_query
 from app.db.queries import Q
 from app.domain.errors import Invalid
 from app.domain.sessions import Principal
 
-CATEGORIES = ("delivery", "interpersonal", "strategic")
+Category = Literal["delivery", "interpersonal", "strategic"]
+CATEGORIES: tuple[Category, ...] = ("delivery", "interpersonal", "strategic")
 MIN_SCORE, MAX_SCORE = 1, 5
 # Fifteen competencies today; room for an editor to add some without an API change.
 MAX_SCORES_PER_REQUEST = 50
@@ -39,18 +44,58 @@ MAX_SCORES_PER_REQUEST = 50
 THRESHOLD_MARGIN = 0.3
 
 
-def score_out(row: sqlite3.Row) -> dict[str, Any]:
-    return {"competency_id": row["competency_id"], "score": row["score"], "assessed_at": row["assessed_at"]}
+# --- the shapes the API answers with -------------------------------------------------------------
 
 
-def read_scores(conn: sqlite3.Connection, user_id: str) -> list[sqlite3.Row]:
-    return conn.execute(Q.competency_scores_of_user, (user_id,)).fetchall()
+class CompetencyScore(msgspec.Struct, frozen=True):
+    """One of the reader's scores."""
+
+    competency_id: str
+    score: int
+    assessed_at: str
 
 
-async def scores(db: Database, principal: Principal) -> list[dict[str, Any]]:
+class ScoredCompetency(msgspec.Struct, frozen=True):
+    """A strength or an improvement of the summary."""
+
+    competency_id: str
+    score: int
+
+
+class CompetencyAverages(msgspec.Struct, frozen=True):
+    """The reader's average per category and overall, unrounded; null without scores."""
+
+    delivery: float | None
+    interpersonal: float | None
+    strategic: float | None
+    overall: float | None
+
+
+class CompetencySummary(msgspec.Struct, frozen=True):
+    """spec §3.3 over the reader's scores, and whether re-assessment (spec §13) is due."""
+
+    averages: CompetencyAverages
+    strengths: list[ScoredCompetency]
+    improvements: list[ScoredCompetency]
+    reassessment_due: bool
+    oldest_assessment: str | None
+
+
+def score_out(row: Row) -> CompetencyScore:
+    return CompetencyScore(row["competency_id"], row["score"], row["assessed_at"])
+
+
+# --- scores ------------------------------------------------------------------------------------
+
+
+def scores_work(principal: Principal) -> Work[list[CompetencyScore]]:
+    (rows,) = yield Read(Stmt(Q.competency_scores_of_user, (principal.user_id,)))
+    return [score_out(r) for r in rows.rows]
+
+
+async def scores(db: Engine, principal: Principal) -> list[CompetencyScore]:
     """The reader's scores, by category and the competencies' sort order."""
-    rows = await db.read(lambda conn: read_scores(conn, principal.user_id))
-    return [score_out(r) for r in rows]
+    return await db.query(lambda: scores_work(principal), principal)
 
 
 def check_entries(entries: Sequence[tuple[str, int]]) -> None:
@@ -66,22 +111,35 @@ def check_entries(entries: Sequence[tuple[str, int]]) -> None:
         seen.add(competency_id)
 
 
-async def save_scores(db: Database, principal: Principal, entries: Sequence[tuple[str, int]]) -> list[dict[str, Any]]:
+def save_scores_work(principal: Principal, entries: Sequence[tuple[str, int]], stamp: str) -> Work[list[CompetencyScore]]:
+    """Reads which of the competencies exist; writes every score in one upsert, guarded by
+    them all still existing (an editor's re-seed may remove one meanwhile: the work then runs
+    again and refuses it), and reads all the reader's scores back in the same batch."""
+    user = principal.user_id
+    if not entries:
+        (current,) = yield Read(Stmt(Q.competency_scores_of_user, (user,)))
+        return [score_out(r) for r in current.rows]
+    ids = json.dumps([competency_id for competency_id, _ in entries])
+    (known,) = yield Read(Stmt(Q.competencies_among, (ids,)))
+    existing = set(known.column())
+    unknown = [competency_id for competency_id, _ in entries if competency_id not in existing]
+    if unknown:
+        raise Invalid(f"No competency {unknown[0]!r}.", code="unknown_competency")
+    rows = json.dumps([[str(uuid.uuid4()), competency_id, score] for competency_id, score in entries])
+    results = yield Write(
+        guard_query("competency_gone", Q.competencies_all_known, (ids, len(entries))),
+        Stmt(Q.upsert_scores, (user, rows, stamp)),
+        Stmt(Q.competency_scores_of_user, (user,)),
+    )
+    return [score_out(r) for r in results[-1].rows]
+
+
+async def save_scores(db: Engine, principal: Principal, entries: Sequence[tuple[str, int]]) -> list[CompetencyScore]:
     """Upsert the given (competency_id, score) pairs, all stamped now; return all the reader's scores."""
     check_entries(entries)
     stamp = timeutil.now_iso()
+    return await db.change(lambda: save_scores_work(principal, entries, stamp), principal)
 
-    def write(conn: sqlite3.Connection) -> list[sqlite3.Row]:
-        known = {r[0] for r in conn.execute(Q.known_competencies)}
-        unknown = [competency_id for competency_id, _ in entries if competency_id not in known]
-        if unknown:
-            raise Invalid(f"No competency {unknown[0]!r}.", code="unknown_competency")
-        conn.executemany(Q.upsert_score, [(str(uuid.uuid4()), principal.user_id, competency_id, score, stamp)
-                                          for competency_id, score in entries])
-        return read_scores(conn, principal.user_id)
-
-    rows = await db.write(write)
-    return [score_out(r) for r in rows]
 
 
 # --- summary (spec §3.3) and re-assessment (spec §13) ---------------------------------------
@@ -107,33 +165,36 @@ def average(values: Sequence[int]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def summarise(rows: Sequence[sqlite3.Row], oldest: str | None, due: bool) -> dict[str, Any]:
+def summarise(rows: Sequence[Row], oldest: str | None, due: bool) -> CompetencySummary:
     """spec §3.3 over the reader's scores (each row: competency_id, score, category)."""
-    averages: dict[str, float | None] = {
-        category: average([r["score"] for r in rows if r["category"] == category]) for category in CATEGORIES
-    }
+    by_category = {category: average([r["score"] for r in rows if r["category"] == category])
+                   for category in CATEGORIES}
     overall = average([r["score"] for r in rows])
-    averages["overall"] = overall
-    strengths: list[dict[str, Any]] = []
-    improvements: list[dict[str, Any]] = []
+    strengths: list[ScoredCompetency] = []
+    improvements: list[ScoredCompetency] = []
     if overall is not None:  # with no scores the spec's thresholds are NaN: nothing qualifies
         strength_threshold = math.floor(overall + THRESHOLD_MARGIN)
         improvement_threshold = math.floor(overall - THRESHOLD_MARGIN)
-        strengths = [{"competency_id": r["competency_id"], "score": r["score"]}
-                     for r in rows if r["score"] >= strength_threshold]
-        improvements = [{"competency_id": r["competency_id"], "score": r["score"]}
+        strengths = [ScoredCompetency(r["competency_id"], r["score"]) for r in rows if r["score"] >= strength_threshold]
+        improvements = [ScoredCompetency(r["competency_id"], r["score"])
                         for r in rows if r["score"] <= improvement_threshold]
-    return {"averages": averages, "strengths": strengths, "improvements": improvements,
-            "reassessment_due": due, "oldest_assessment": oldest}
+    averages = CompetencyAverages(by_category["delivery"], by_category["interpersonal"], by_category["strategic"],
+                                  overall)
+    return CompetencySummary(averages, strengths, improvements, due, oldest)
 
 
-async def summary(db: Database, principal: Principal) -> dict[str, Any]:
+def summary_work(principal: Principal, bound: str) -> Work[CompetencySummary]:
+    user = principal.user_id
+    rows, reassessment = yield Read(
+        Stmt(Q.competency_scores_of_user, (user,)),
+        Stmt(Q.competency_reassessment, (user, bound)),
+    )
+    row = reassessment.one()
+    assert row is not None  # an aggregate always answers one row
+    return summarise(rows.rows, row["oldest_assessment"], bool(row["reassessment_due"]))
+
+
+async def summary(db: Engine, principal: Principal) -> CompetencySummary:
     """Averages, strengths, improvements and whether a yearly re-assessment is due."""
     bound = reassessment_bound(timeutil.now())
-
-    def read(conn: sqlite3.Connection) -> dict[str, Any]:
-        rows = read_scores(conn, principal.user_id)
-        reassessment = conn.execute(Q.competency_reassessment, (principal.user_id, bound)).fetchone()
-        return summarise(rows, reassessment["oldest_assessment"], bool(reassessment["reassessment_due"]))
-
-    return await db.read(read)
+    return await db.query(lambda: summary_work(principal, bound), principal)

@@ -11,20 +11,21 @@ Rules (DESIGN.md "Daily Dos", docs/daily-dos.md):
   the UTC day otherwise (then the answers are exactly those of the spec's SQL). The day bounds
   are computed here and passed to the SQL as canonical UTC timestamps, so the
   `(user_id, tool_type)` index serves and the same SQL runs on D1.
-The whole list is one read job: the page pays one thread hop for it.
+The whole list is one read batch (app/db/engine.py): the reader's flag, their next exercise
+and its blocks, and the three reminder queries, in one round trip.
 """
 
 from __future__ import annotations
 
 import functools
-import sqlite3
 import zoneinfo
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
-from typing import Any
+
+import msgspec
 
 from app import timeutil
-from app.db.connection import Database
+from app.db.engine import Engine, Read, Row, Stmt, Work
 from app.db.queries import Q
 from app.domain.errors import Invalid, NotFound
 from app.domain.sessions import Principal
@@ -100,47 +101,69 @@ def _bounds_of_day(today: date, zone: tzinfo) -> DayBounds:
     return DayBounds(start(0), start(1), start(-WEEKLY_DAYS), start(-MONTHLY_DAYS))
 
 
-def resume_card(place: sqlite3.Row, first_block: str | None) -> dict[str, Any]:
-    return {
-        "id": "resume-workbook",
-        "type": "resume",
-        "title": "Resume Workbook",
-        "subtitle": title_of(first_block, place_label(place)),
-        "action": {"label": "Continue →", "href": f"/workbook/{place['full_exercise_id']}"},
-    }
+class DailyDoAction(msgspec.Struct, frozen=True):
+    """Where a card leads: the page's link and its label."""
+
+    label: str
+    href: str
 
 
-def reminder_card(tool: sqlite3.Row) -> dict[str, Any]:
+class DailyDo(msgspec.Struct, frozen=True):
+    """One Daily Do: the resume card (`type` "resume") or a tool's reminder (`type` its id)."""
+
+    id: str
+    type: str
+    title: str
+    subtitle: str | None
+    action: DailyDoAction
+
+
+def resume_card(place: Row, first_block: str | None) -> DailyDo:
+    return DailyDo(
+        id="resume-workbook",
+        type="resume",
+        title="Resume Workbook",
+        subtitle=title_of(first_block, place_label(place)),
+        action=DailyDoAction("Continue →", f"/workbook/{place['full_exercise_id']}"),
+    )
+
+
+def reminder_card(tool: Row) -> DailyDo:
     """spec §11 transformToolReminders, with a link where the spec navigates."""
-    return {
-        "id": tool["id"],
-        "type": tool["id"],
-        "title": tool["singular_name"],
-        "subtitle": tool["reminder_prompt"],
-        "action": {"label": f"{tool['singular_name']} →", "href": f"/tools/{tool['id']}"},
-    }
+    return DailyDo(
+        id=tool["id"],
+        type=tool["id"],
+        title=tool["singular_name"],
+        subtitle=tool["reminder_prompt"],
+        action=DailyDoAction(f"{tool['singular_name']} →", f"/tools/{tool['id']}"),
+    )
 
 
-def read_daily_dos(conn: sqlite3.Connection, user_id: str, bounds: DayBounds) -> list[dict[str, Any]]:
-    user = conn.execute(Q.reader_workbook_complete, (user_id,)).fetchone()
-    if user is None:
+def daily_dos_work(principal: Principal, bounds: DayBounds) -> Work[list[DailyDo]]:
+    """Everything in one batch: the resume card's reads do not wait for the flag (the next
+    exercise's blocks come through `exercise_blocks` with NULL: the reader's next place)."""
+    user = principal.user_id
+    flag, place, blocks, daily, weekly, monthly = yield Read(
+        Stmt(Q.reader_workbook_complete, (user,)),
+        Stmt(Q.next_exercise, (user,)),
+        Stmt(Q.exercise_blocks, (None, user)),
+        Stmt(Q.daily_reminders, (user, bounds.start_of_today, bounds.start_of_tomorrow)),
+        Stmt(Q.weekly_reminders, (user, bounds.start_of_week)),
+        Stmt(Q.monthly_reminders, (user, bounds.start_of_month)),
+    )
+    reader = flag.one()
+    if reader is None:
         raise NotFound("No such reader.")
-    cards: list[dict[str, Any]] = []
-    if not user["workbook_complete"]:
-        place = conn.execute(Q.next_exercise, (user_id,)).fetchone()
-        if place is not None:
-            first = conn.execute(Q.exercise_blocks, (place["full_exercise_id"],)).fetchone()
-            cards.append(resume_card(place, first["content_text"] if first else None))
-    due = [
-        *conn.execute(Q.daily_reminders, (user_id, bounds.start_of_today, bounds.start_of_tomorrow)),
-        *conn.execute(Q.weekly_reminders, (user_id, bounds.start_of_week)),
-        *conn.execute(Q.monthly_reminders, (user_id, bounds.start_of_month)),
-    ]
-    cards.extend(reminder_card(tool) for tool in due)
+    cards: list[DailyDo] = []
+    next_place = place.one()
+    if not reader["workbook_complete"] and next_place is not None:
+        first = blocks.one()
+        cards.append(resume_card(next_place, first["content_text"] if first else None))
+    cards.extend(reminder_card(tool) for tool in (*daily.rows, *weekly.rows, *monthly.rows))
     return cards
 
 
-async def daily_dos(db: Database, principal: Principal, time_zone: str | None = None) -> list[dict[str, Any]]:
+async def daily_dos(db: Engine, principal: Principal, time_zone: str | None = None) -> list[DailyDo]:
     """The reader's Daily Dos for their today (`time_zone` an IANA name, or None for UTC)."""
     bounds = day_bounds(timeutil.now(), zone_named(time_zone))
-    return await db.read(lambda conn: read_daily_dos(conn, principal.user_id, bounds))
+    return await db.query(lambda: daily_dos_work(principal, bounds), principal)

@@ -10,7 +10,13 @@ from typing import Any, ClassVar
 
 
 class DomainError(Exception):
-    status: ClassVar[int] = 400
+    """Something the reader (or operator) asked for that cannot be done, and why.
+
+    `kind` says what sort of refusal it is; the HTTP layer alone turns kinds into statuses
+    (app/http/problems.py, one table) and the CLI into a one-line message. `code` is the
+    stable machine-readable reason (`exercise_locked`, `email_taken`, ...)."""
+
+    kind: ClassVar[str] = "bad_request"
     code: ClassVar[str] = "bad_request"
     title: ClassVar[str] = "Bad request"
 
@@ -19,44 +25,60 @@ class DomainError(Exception):
         self.detail = detail
         self.instance_code = code or self.code
         self.extra = extra or {}
-        self.headers: dict[str, str] = {}
+        self.retry_after: int | None = None
 
 
 class Unauthorized(DomainError):
-    status, code, title = 401, "unauthorized", "Not signed in"
+    """Not signed in, or the credentials are wrong."""
+
+    kind, code, title = "unauthorized", "unauthorized", "Not signed in"
 
 
 class Forbidden(DomainError):
-    status, code, title = 403, "forbidden", "Forbidden"
+    """Signed in, but not allowed (yet): a locked exercise, a locked tool."""
+
+    kind, code, title = "forbidden", "forbidden", "Forbidden"
 
 
 class NotFound(DomainError):
-    status, code, title = 404, "not_found", "Not found"
+    """No such thing, or not the reader's: the two are never told apart."""
+
+    kind, code, title = "not_found", "not_found", "Not found"
 
 
 class Conflict(DomainError):
-    status, code, title = 409, "conflict", "Conflict"
+    """The request clashes with the current state: a limit reached, an email taken."""
+
+    kind, code, title = "conflict", "conflict", "Conflict"
 
 
 class TooLarge(DomainError):
-    status, code, title = 413, "too_large", "Request too large"
+    """The request is larger than the service takes."""
+
+    kind, code, title = "too_large", "too_large", "Request too large"
 
 
 class Invalid(DomainError):
-    status, code, title = 422, "validation_failed", "Invalid request"
+    """The request is well-formed but its content is not acceptable."""
+
+    kind, code, title = "invalid", "validation_failed", "Invalid request"
 
 
 class TooManyAttempts(DomainError):
-    status, code, title = 429, "too_many_attempts", "Too many attempts"
+    """Rate limited: try again after `retry_after` seconds."""
+
+    kind, code, title = "too_many_attempts", "too_many_attempts", "Too many attempts"
 
     def __init__(self, detail: str, *, retry_after: int, code: str | None = None) -> None:
         super().__init__(detail, code=code)
-        self.headers["Retry-After"] = str(max(1, retry_after))
+        self.retry_after = max(1, retry_after)
 
 
 class Unavailable(DomainError):
-    status, code, title = 503, "unavailable", "Service busy"
+    """The service cannot take this now (busy); try again after `retry_after` seconds."""
+
+    kind, code, title = "unavailable", "unavailable", "Service busy"
 
     def __init__(self, detail: str, *, retry_after: int = 1, code: str | None = None) -> None:
         super().__init__(detail, code=code)
-        self.headers["Retry-After"] = str(retry_after)
+        self.retry_after = retry_after

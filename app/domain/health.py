@@ -1,17 +1,25 @@
-"""Is the database answering, and at which schema version."""
+"""Is the database answering, and at which schema version (for nobody in particular: no gate)."""
 
 from __future__ import annotations
 
-import sqlite3
+from typing import Literal
 
-from app.db import migrations
-from app.db.connection import Database
+import msgspec
+
+from app.db.engine import Engine, Read, Stmt, Work
 from app.db.queries import Q
 
 
-async def health(db: Database) -> dict[str, object]:
-    def probe(conn: sqlite3.Connection) -> int:
-        conn.execute(Q.ping).fetchone()
-        return migrations.schema_version(conn)
+class Health(msgspec.Struct, frozen=True):
+    status: Literal["ok"]
+    schema_version: int
 
-    return {"status": "ok", "schema_version": await db.read(probe)}
+
+def health_work() -> Work[Health]:
+    (version,) = yield Read(Stmt(Q.schema_version))
+    return Health("ok", int(version.value() or 0))
+
+
+async def health(db: Engine) -> Health:
+    """One read batch of one statement: the database answered, and its newest migration."""
+    return await db.query(health_work, None)

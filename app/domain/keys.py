@@ -341,6 +341,12 @@ Argon2Params.PRODUCTION = Argon2Params(65536, 3, 4)
 Argon2Params.FAST = Argon2Params(19456, 2, 1)
 Argon2Params.EXPORT = Argon2Params(131072, 3, 4)
 
+# The only costs an export file's key slot may name: the ones this service writes (EXPORT for
+# every export; PRODUCTION and FAST, the login's profiles). An import file is attacker-controlled
+# and its cost would otherwise be whatever BOUNDS allow (up to 1 GiB, t=10, p=8: seconds of
+# several cores per import); anything else is refused before any hashing.
+FILE_KDF_PROFILES: Final = frozenset({Argon2Params.EXPORT, Argon2Params.PRODUCTION, Argon2Params.FAST})
+
 
 def _argon2(password: str, salt: bytes, params: Argon2Params) -> bytes:
     """M = Argon2id(NFKC(password)); NIST 800-63B asks for normalisation so the same password typed
@@ -736,10 +742,7 @@ def wrap_for_export(
             "nonce": b64u_encode(nonce), "ct": b64u_encode(sealed)}  # fmt: skip
 
 
-def unwrap_export(slot: Any, *, password: str, export_id: str) -> DataKey:
-    """SealBroken for a malformed slot, BadParameters for out-of-bounds Argon2 costs (refused
-    before hashing: an import file is attacker-controlled), WrongPassword otherwise."""
-    _need_id(export_id, "export_id")
+def _parse_export_slot(slot: Any) -> tuple[Argon2Params, bytes, bytes, bytes]:
     try:
         if not isinstance(slot, dict) or slot.keys() != {"t", "kid", "kdf", "aead", "nonce", "ct"}:
             raise ValueError("unknown slot")
@@ -751,6 +754,23 @@ def unwrap_export(slot: Any, *, password: str, export_id: str) -> DataKey:
     except ValueError:
         raise SealBroken("the export key slot is malformed") from None
     params.check_bounds()
+    if params not in FILE_KDF_PROFILES:
+        raise BadParameters("the Argon2 cost of this key slot is not one DreamTree writes")
+    return params, salt, nonce, sealed
+
+
+def check_export_slot(slot: Any) -> Argon2Params:
+    """The Argon2 cost an export slot names, checked without hashing (cheap: a caller can refuse
+    a file before it waits for a hashing slot). SealBroken or BadParameters as unwrap_export."""
+    return _parse_export_slot(slot)[0]
+
+
+def unwrap_export(slot: Any, *, password: str, export_id: str) -> DataKey:
+    """SealBroken for a malformed slot, BadParameters for an Argon2 cost outside
+    FILE_KDF_PROFILES (refused before hashing: an import file is attacker-controlled),
+    WrongPassword otherwise."""
+    _need_id(export_id, "export_id")
+    params, salt, nonce, sealed = _parse_export_slot(slot)
     kek = _export_kek(_argon2(password, salt, params), export_id)
     try:
         aad = canonical_json(["dreamtree-export/1", export_id, slot["kid"]])

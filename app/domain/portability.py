@@ -41,7 +41,7 @@ from app.db.queries import Q
 from app.domain import keys
 from app.domain.errors import Invalid, TooLarge, Unauthorized
 from app.domain.json_limits import check_json
-from app.domain.kdf import run_kdf
+from app.domain.kdf import run_file_kdf
 from app.domain.settings import FIELDS as SETTINGS_FIELDS
 from app.domain.settings import BackgroundColor, Font, TextColor, settings_from_row
 from app.domain.skill_tags import replace_tags, tags_of
@@ -278,6 +278,20 @@ def decode_document(raw: bytes | Any) -> ExportDoc:
     return doc
 
 
+KDF_REFUSED = ("The file's key names an Argon2 cost this service never writes; only files exported by "
+               "DreamTree can be imported.")
+
+
+def check_file_key(doc: ExportDoc) -> None:
+    """The file key's Argon2 cost, refused (without hashing) before the import waits for a slot."""
+    try:
+        keys.check_export_slot(doc.key)
+    except keys.BadParameters:
+        raise Invalid(KDF_REFUSED, code="import_kdf_unsupported") from None
+    except keys.SealBroken:
+        raise Invalid("The file's key is malformed.", code="import_invalid") from None
+
+
 def open_document_file(doc: ExportDoc, raw: Any, password: str | None) -> Workbook:
     """The plaintext workbook of a validated file; for an encrypted file the password unwraps
     its key, the MAC is checked, and every value is opened (slow part: run in a thread)."""
@@ -291,7 +305,7 @@ def open_document_file(doc: ExportDoc, raw: Any, password: str | None) -> Workbo
         try:
             old_dek = keys.unwrap_export(doc.key, password=password, export_id=doc.export_id)
         except keys.BadParameters:
-            raise Invalid("The file's key uses key-derivation costs outside the accepted bounds.", code="import_invalid") from None
+            raise Invalid(KDF_REFUSED, code="import_kdf_unsupported") from None
         except keys.SealBroken:
             raise Invalid("The file's key is malformed.", code="import_invalid") from None
         except keys.WrongPassword:
@@ -561,14 +575,18 @@ async def export(db: Database, user_id: str, dek: keys.DataKey, *, encrypted: bo
     if not encrypted:
         return document
     export_id = str(uuid.uuid4())
-    slot = await run_kdf(keys.wrap_for_export, dek, password=password or "", export_id=export_id)
+    slot = await run_file_kdf(keys.wrap_for_export, dek, password=password or "", export_id=export_id)
     return seal_export(document, dek, slot, export_id)
 
 
 async def import_document(db: Database, user_id: str, dek: keys.DataKey, raw: Any, *, password: str | None,
                           dry_run: bool) -> Report:
     doc = decode_document(raw)
-    book = await run_kdf(open_document_file, doc, raw, password) if doc.key is not None else open_document_file(doc, raw, None)
+    if doc.key is None:
+        book = open_document_file(doc, raw, None)
+    else:
+        check_file_key(doc)
+        book = await run_file_kdf(open_document_file, doc, raw, password)
     return await merge_into(db, user_id, dek, book, dry_run=dry_run)
 
 

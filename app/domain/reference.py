@@ -1,44 +1,93 @@
 """Reference data: personality types, competencies with their levels, the credits list.
 
 It is the same for every reader and carries no user data, so these reads need no session
-(the credits page is public). It changes only when an editor re-seeds, possibly from another
-process on the live database, so nothing is cached in this process: a cache would have to
-notice a seed run by someone else, and each list is one read job of one or two queries
-anyway: with the full sample seed, 0.1 ms for the personality types, 0.2 ms for the
-competencies with their 75 levels, 0.4 ms for the 36 references with their usage.
+(the credits page is public): each is a work run for nobody in particular (gate None). It
+changes only when an editor re-seeds, possibly from another process on the live database,
+so nothing is cached in this process: a cache would have to notice a seed run by someone
+else, and each list is one read batch of one or two queries anyway: with the full sample
+seed, 0.1 ms for the personality types, 0.2 ms for the competencies with their 75 levels,
+0.4 ms for the 36 references with their usage.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-from typing import Any
+from typing import Any, Literal
 
-from app.db.connection import Database
+import msgspec
+
+from app.db.engine import Engine, Read, Stmt, Work
 from app.db.queries import Q
+from app.domain.competencies import Category
+
+# How a source is used (the seed's USAGE_TYPES, app/domain/seed_files.py): the first four are
+# credited next to exercises, "inspiration" only on the credits page.
+UsageType = Literal["direct_quote", "framework", "concept", "adaptation", "inspiration"]
 
 
-async def personality_types(db: Database) -> list[dict[str, Any]]:
+class PersonalityType(msgspec.Struct, frozen=True):
+    code: str
+    name: str
+    summary: str
+
+
+class CompetencyLevel(msgspec.Struct, frozen=True):
+    level: int
+    description: str
+    job_context: str | None
+
+
+class Competency(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    definition: str
+    category: Category
+    sort_order: int
+    levels: list[CompetencyLevel]
+
+
+class ReferenceUsage(msgspec.Struct, frozen=True):
+    """An exercise that uses a reference, and how."""
+
+    exercise_id: str
+    usage_type: UsageType
+
+
+class Reference(msgspec.Struct, frozen=True):
+    """One entry of the credits; `metadata` is the editor's free-form object (or null)."""
+
+    id: str
+    citation_number: int
+    author_surname: str
+    full_citation: str
+    short_citation: str
+    category: str | None
+    metadata: dict[str, Any] | None
+    used_in: list[ReferenceUsage]
+
+
+def personality_types_work() -> Work[list[PersonalityType]]:
+    (rows,) = yield Read(Stmt(Q.list_personality_types))
+    return [PersonalityType(r["code"], r["name"], r["summary"]) for r in rows.rows]
+
+
+async def personality_types(db: Engine) -> list[PersonalityType]:
     """The 16 types, by code."""
-    rows = await db.read(lambda c: c.execute(Q.list_personality_types).fetchall())
-    return [{"code": r["code"], "name": r["name"], "summary": r["summary"]} for r in rows]
+    return await db.query(personality_types_work, None)
 
 
-async def competencies(db: Database) -> list[dict[str, Any]]:
-    """Every competency with its five levels: two queries in one read job, never one per competency."""
+def competencies_work() -> Work[list[Competency]]:
+    competencies, all_levels = yield Read(Stmt(Q.list_competencies), Stmt(Q.list_competency_levels))
+    levels: dict[str, list[CompetencyLevel]] = {}
+    for r in all_levels.rows:
+        levels.setdefault(r["competency_id"], []).append(CompetencyLevel(r["level"], r["description"], r["job_context"]))
+    return [Competency(r["id"], r["name"], r["definition"], r["category"], r["sort_order"], levels.get(r["id"], []))
+            for r in competencies.rows]
 
-    def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-        levels: dict[str, list[dict[str, Any]]] = {}
-        for r in conn.execute(Q.list_competency_levels):
-            levels.setdefault(r["competency_id"], []).append(
-                {"level": r["level"], "description": r["description"], "job_context": r["job_context"]})
-        return [
-            {"id": r["id"], "name": r["name"], "definition": r["definition"], "category": r["category"],
-             "sort_order": r["sort_order"], "levels": levels.get(r["id"], [])}
-            for r in conn.execute(Q.list_competencies)
-        ]
 
-    return await db.read(read)
+async def competencies(db: Engine) -> list[Competency]:
+    """Every competency with its five levels: two queries in one read batch, never one per competency."""
+    return await db.query(competencies_work, None)
 
 
 def parse_metadata(text: str | None) -> dict[str, Any] | None:
@@ -53,23 +102,33 @@ def parse_metadata(text: str | None) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-async def references(db: Database) -> list[dict[str, Any]]:
+def references_work() -> Work[list[Reference]]:
+    references, usage = yield Read(Stmt(Q.list_references), Stmt(Q.list_reference_usage))
+    used_in: dict[str, list[ReferenceUsage]] = {}
+    for r in usage.rows:
+        used_in.setdefault(r["reference_id"], []).append(ReferenceUsage(r["exercise_id"], r["usage_type"]))
+    return [
+        Reference(r["id"], r["citation_number"], r["author_surname"], r["full_citation"], r["short_citation"],
+                  r["category"], parse_metadata(r["metadata"]), used_in.get(r["id"], []))
+        for r in references.rows
+    ]
+
+
+async def references(db: Engine) -> list[Reference]:
     """The credits: by author surname then citation number, each with the exercises that use it
     (`used_in`, in workbook order). "Inspiration" sources are shown nowhere else."""
-
-    def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-        used_in: dict[str, list[dict[str, str]]] = {}
-        for r in conn.execute(Q.list_reference_usage):
-            used_in.setdefault(r["reference_id"], []).append(
-                {"exercise_id": r["exercise_id"], "usage_type": r["usage_type"]})
-        return [
-            {"id": r["id"], "citation_number": r["citation_number"], "author_surname": r["author_surname"],
-             "full_citation": r["full_citation"], "short_citation": r["short_citation"], "category": r["category"],
-             "metadata": parse_metadata(r["metadata"]), "used_in": used_in.get(r["id"], [])}
-            for r in conn.execute(Q.list_references)
-        ]
-
-    return await db.read(read)
+    return await db.query(references_work, None)
 
 
-__all__ = ["competencies", "parse_metadata", "personality_types", "references"]
+__all__ = [
+    "Competency",
+    "CompetencyLevel",
+    "PersonalityType",
+    "Reference",
+    "ReferenceUsage",
+    "UsageType",
+    "competencies",
+    "parse_metadata",
+    "personality_types",
+    "references",
+]

@@ -16,14 +16,12 @@ Timeouts (ASVS 5.0 V7.1.1 asks for them to be written down; docs/security.md rep
 from __future__ import annotations
 
 import functools
-import sqlite3
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from app import timeutil
-from app.db.connection import Database
-from app.db.engine import Engine, Read, Refused, Result, Stmt, Work, guard
+from app.db.engine import Engine, Read, Refused, Result, Stmt, Work, Write, guard
 from app.db.queries import Q
 from app.domain import keys
 from app.domain.errors import Unauthorized
@@ -137,30 +135,32 @@ def new_user_id() -> str:
     return str(uuid.uuid4())
 
 
-def open_session(conn: sqlite3.Connection, server: ServerKeys, user_id: str, dek: keys.DataKey, *,
-                 is_anonymous: bool, stamp: str) -> IssuedCookie:
-    """Insert a session row (inside the caller's transaction) and seal its cookie."""
+def new_session(server: ServerKeys, user_id: str, dek: keys.DataKey, *, is_anonymous: bool,
+                stamp: str) -> tuple[Stmt, IssuedCookie]:
+    """A new session: the statement that inserts its row (for the caller's write batch) and
+    its sealed cookie."""
     token = keys.new_session_token()
     sid = keys.session_id(token)
-    conn.execute(Q.insert_session, (sid, user_id, stamp, stamp))
     cookie = keys.seal_cookie(server.cookie, token, user_id=user_id, dek=dek)
-    return IssuedCookie(cookie, max_age(is_anonymous), sid)
+    return Stmt(Q.insert_session, (sid, user_id, stamp, stamp)), IssuedCookie(cookie, max_age(is_anonymous), sid)
 
 
-def create_anonymous_user(conn: sqlite3.Connection, user_id: str, stamp: str) -> None:
-    conn.execute(Q.insert_user, (user_id, stamp, stamp))
-    conn.execute(Q.insert_default_settings, (user_id, stamp, stamp))
+def new_anonymous_user(user_id: str, stamp: str) -> list[Stmt]:
+    """A new anonymous user and their default settings."""
+    return [Stmt(Q.insert_user, (user_id, stamp, stamp)), Stmt(Q.insert_default_settings, (user_id, stamp, stamp))]
 
 
-async def start_anonymous(db: Database, server: ServerKeys) -> tuple[Principal, IssuedCookie]:
+def start_anonymous_work(server: ServerKeys, user_id: str, dek: keys.DataKey, stamp: str) -> Work[IssuedCookie]:
+    """One write batch: nobody's data is read (the user is new), so nothing is read first."""
+    insert_session, issued = new_session(server, user_id, dek, is_anonymous=True, stamp=stamp)
+    yield Write(new_anonymous_user(user_id, stamp), insert_session)
+    return issued
+
+
+async def start_anonymous(db: Engine, server: ServerKeys) -> tuple[Principal, IssuedCookie]:
     """A new anonymous workbook: user, default settings, session, and a fresh data key."""
     user_id, dek, stamp = new_user_id(), keys.new_data_key(), iso(timeutil.now())
-
-    def write(conn: sqlite3.Connection) -> IssuedCookie:
-        create_anonymous_user(conn, user_id, stamp)
-        return open_session(conn, server, user_id, dek, is_anonymous=True, stamp=stamp)
-
-    issued = await db.write(write)
+    issued = await db.change(lambda: start_anonymous_work(server, user_id, dek, stamp), None)
     return Principal(user_id, issued.session_id, dek, True), issued
 
 
@@ -184,6 +184,26 @@ def principal_of(server: ServerKeys, cookie: str | None) -> Principal:
     return Principal(user_id, sid, dek)
 
 
+def cookie_principal(server: ServerKeys, cookie: str | None) -> Principal | None:
+    """The reader a cookie names (not yet checked against the database), or None when there
+    is no cookie or it does not open: for requests where a session is optional."""
+    try:
+        return principal_of(server, cookie)
+    except Unauthorized:
+        return None
+
+
+def standing(principal: Principal, result: Result) -> bool:
+    """Whether the session a work read with `principal.statement()` still stands, for works
+    that take an optional session as data rather than as their gate (sign-in, which replaces
+    it anyway). `is_anonymous` is known afterwards when it does."""
+    try:
+        principal.verify(result)
+    except Refused:
+        return False
+    return True
+
+
 def _session_only() -> Work[None]:
     yield Read()
 
@@ -194,7 +214,3 @@ async def authenticate(db: Engine, server: ServerKeys, cookie: str | None) -> Pr
     principal = principal_of(server, cookie)
     await db.query(_session_only, principal)
     return principal
-
-
-async def end_session(db: Database, principal: Principal) -> None:
-    await db.write(lambda c: c.execute(Q.delete_session, (principal.session_id,)))

@@ -10,18 +10,21 @@ Rules (API.md "Settings and reference data"):
   so a PATCH that changes nothing must leave the row alone;
 - the personality type is a code of `personality_types` or null; anything else is refused
   with 422 `unknown_personality_type` and nothing changes.
-Each request is one database job.
+Each request is one unit of work (app/db/engine.py). A change reads the row (and whether the
+personality type exists), and writes only the fields it was given, in one statement that
+also decides whether anything changed; so two tabs changing different settings at once
+keep both changes, whichever writes last.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, get_args
 
+import msgspec
+
 from app import timeutil
-from app.db.connection import Database
+from app.db.engine import ConstraintFailed, Engine, Read, Row, Stmt, Work, Write
 from app.db.queries import Q
 from app.domain.errors import Invalid
 from app.domain.sessions import Principal
@@ -47,11 +50,27 @@ DEFAULTS: dict[str, str | None] = {
 }
 
 
-def settings_from_row(row: sqlite3.Row | None) -> dict[str, Any]:
-    """The API's settings body from a user_settings row (the defaults when there is none)."""
+class ReaderSettings(msgspec.Struct, frozen=True):
+    """A reader's settings as the API shows them. The personality type is a code of the
+    `personality_types` table (the seed's, so not a fixed set here), or null."""
+
+    background_color: BackgroundColor
+    text_color: TextColor
+    font: Font
+    personality_type: str | None
+
+
+def settings_from_row(row: Row | None) -> dict[str, Any]:
+    """The settings from a user_settings row as a plain dict (the defaults when there is
+    none): the export format and the import's merge build on it."""
     if row is None:
         return dict(DEFAULTS)
     return {name: row[name] for name in FIELDS}
+
+
+def settings_of(row: Row | None) -> ReaderSettings:
+    """The API's settings from a user_settings row (the defaults when there is none)."""
+    return ReaderSettings(**settings_from_row(row))
 
 
 def check_changes(changes: dict[str, Any]) -> None:
@@ -67,50 +86,67 @@ def check_changes(changes: dict[str, Any]) -> None:
         raise Invalid("personality_type must be a personality type code or null.", code="unknown_personality_type")
 
 
-async def read_settings(db: Database, principal: Principal) -> dict[str, Any]:
-    row = await db.read(lambda c: c.execute(Q.settings_of_user, (principal.user_id,)).fetchone())
-    return settings_from_row(row)
+def read_work(principal: Principal) -> Work[ReaderSettings]:
+    (row,) = yield Read(Stmt(Q.settings_of_user, (principal.user_id,)))
+    return settings_of(row.one())
 
 
-@dataclass(frozen=True)
-class SettingsChange:
-    settings: dict[str, Any]
-    changed: bool
+async def read_settings(db: Engine, principal: Principal) -> ReaderSettings:
+    return await db.query(lambda: read_work(principal), principal)
 
 
-async def change_settings(db: Database, principal: Principal, changes: dict[str, Any]) -> SettingsChange:
-    """Apply a partial change in one write job; the full settings come back either way."""
+def _unknown_type(code: str) -> Invalid:
+    return Invalid(f"Unknown personality type {code!r}; use one of GET /api/personality-types.",
+                   code="unknown_personality_type")
+
+
+def change_work(principal: Principal, changes: dict[str, Any], stamp: str) -> Work[ReaderSettings]:
+    """Reads the row and whether the personality type exists; writes nothing when nothing
+    would change; otherwise writes the given fields only and reads the row back."""
+    user = principal.user_id
+    code = changes.get("personality_type")
+    reads = [Stmt(Q.settings_of_user, (user,))]
+    if code is not None:
+        reads.append(Stmt(Q.personality_type_known, (code,)))
+    results = yield Read(*reads)
+    if code is not None and not results[1].value():
+        raise _unknown_type(code)
+    row = results[0].one()
+    current = settings_from_row(row)
+    if row is not None and {**current, **changes} == current:
+        return settings_of(row)
+    writes = []
+    if row is None:
+        # Every account gets its row at creation; this only repairs one that lost it.
+        writes.append(Stmt(Q.insert_missing_settings, (user, stamp)))
+    writes += [
+        Stmt(Q.update_given_settings, (changes.get("background_color"), changes.get("text_color"),
+                                       changes.get("font"), int("personality_type" in changes), code,
+                                       stamp, later_stamp(stamp), user)),
+        Stmt(Q.settings_of_user, (user,)),
+    ]
+    try:
+        after = yield Write(writes)
+    except ConstraintFailed as failed:
+        if code is not None and "FOREIGN KEY" in failed.message:
+            # the type was removed (an editor's re-seed) between the read and the write
+            raise _unknown_type(code) from None
+        raise
+    return settings_of(after[-1].one())
+
+
+async def change_settings(db: Engine, principal: Principal, changes: dict[str, Any]) -> ReaderSettings:
+    """Apply a partial change; the full settings come back either way."""
     check_changes(changes)
-
-    def write(conn: sqlite3.Connection) -> SettingsChange:
-        code = changes.get("personality_type")
-        if code is not None and not conn.execute(Q.personality_type_known, (code,)).fetchone()[0]:
-            raise Invalid(f"Unknown personality type {code!r}; use one of GET /api/personality-types.",
-                          code="unknown_personality_type")
-        row = conn.execute(Q.settings_of_user, (principal.user_id,)).fetchone()
-        stamp = timeutil.now_iso()
-        if row is None:
-            # Every account gets its row at creation; this only repairs one that lost it.
-            conn.execute(Q.insert_default_settings, (principal.user_id, stamp, stamp))
-            row = conn.execute(Q.settings_of_user, (principal.user_id,)).fetchone()
-        current = settings_from_row(row)
-        wanted = {**current, **changes}
-        if wanted == current:
-            return SettingsChange(current, False)
-        conn.execute(Q.update_settings_all, (
-            wanted["background_color"], wanted["text_color"], wanted["font"], wanted["personality_type"],
-            changed_stamp(stamp, row["created_at"]), principal.user_id))
-        return SettingsChange(wanted, True)
-
-    return await db.write(write)
+    stamp = timeutil.now_iso()
+    return await db.change(lambda: change_work(principal, changes, stamp), principal)
 
 
-def changed_stamp(stamp: str, created_at: str) -> str:
-    """`stamp`, unless it equals created_at: a change in the row's first millisecond must still
-    read as a change (created_at != updated_at) to import's merge."""
-    if stamp != created_at:
-        return stamp
-    moment = datetime.fromisoformat(created_at.replace("Z", "+00:00"))
+def later_stamp(stamp: str) -> str:
+    """A millisecond after `stamp`: what updated_at becomes when a change happens in the row's
+    first millisecond, so that it still reads as a change (created_at != updated_at) to
+    import's merge."""
+    moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
     return timeutil.iso(moment + timedelta(milliseconds=1))
 
 
@@ -123,10 +159,13 @@ __all__ = [
     "TEXT_COLORS",
     "BackgroundColor",
     "Font",
-    "SettingsChange",
+    "ReaderSettings",
     "TextColor",
     "change_settings",
+    "change_work",
     "check_changes",
     "read_settings",
+    "read_work",
     "settings_from_row",
+    "settings_of",
 ]

@@ -13,23 +13,36 @@ Rules (DESIGN.md "Tools", API.md "Tools", docs/tools.md):
 - skills are tagged through exercise_skills with the answers' rule (app/domain/skill_tags.py);
 - at most MAX_INSTANCES_PER_TOOL instances per reader and tool (409 `tool_instance_limit`);
 - someone else's instance, an unknown one and an unknown tool are all 404.
-Each request is one database job. Validation, hashing and sealing happen before the write
-transaction when the tool type is known from the path; an edit learns it inside the job.
+Each request is one unit of work (app/db/engine.py): a read is one batch; a change is one
+read batch, a decision in Python and one atomic write batch that guards itself:
+- create: the INSERT itself counts the reader's entries of the tool, so a create that raced
+  another can never make the 1,001st (`changed("tool_instance_limit")` → 409);
+- edit: the shape depends on the row's tool, known only after the read, so the work reads,
+  validates, seals and hashes, then writes only the row it read (id, reader, updated_at);
+  an edit or a delete in between fails `changed("tool_instance_changed")` and the work runs
+  again on fresh reads (an entry deleted meanwhile is then 404), so content and tags always
+  come from one edit;
+- delete: the entry's tags (owner-scoped) and the entry in one batch; a delete in between
+  fails `changed("tool_instance_gone")` and the retry answers 404.
+Validation, hashing and sealing happen before the work when the tool type is known from the
+path (create), inside the work when it is not (edit).
 """
 
 from __future__ import annotations
 
 import re
-import sqlite3
 import uuid
-from typing import Any, Final
+from collections.abc import Sequence
+from typing import Any, Final, Literal
 
-from app.db.connection import Database
+import msgspec
+
+from app.db.engine import Engine, GuardFailed, Read, Row, Stmt, Work, Write, changed
 from app.db.queries import Q
 from app.domain import keys
 from app.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from app.domain.sessions import Principal
-from app.domain.skill_tags import check_skills, replace_tags, tags_of
+from app.domain.skill_tags import checked_skills, tag_statements, usable_skills
 from app.domain.tool_shapes import content_schema, has_shape, validate_content
 from app.timeutil import now_iso
 
@@ -40,6 +53,37 @@ TABLE: Final = "tool_instances"
 _EXERCISE_ID = re.compile(r"([0-9A-Za-z_-]{1,20})\.([0-9A-Za-z_-]{1,20})\.([0-9A-Za-z_-]{1,20})\.v([0-9]{1,9})")
 
 
+# --- the shapes the API answers with -----------------------------------------------------------
+
+
+class ToolInfo(msgspec.Struct, frozen=True):
+    """One tool of the catalogue, with this reader's unlock and how many entries they have."""
+
+    id: str
+    singular_name: str
+    plural_name: str
+    icon_name: str
+    has_reminder: bool
+    reminder_frequency: Literal["daily", "weekly", "monthly"] | None
+    unlocked: bool
+    instance_count: int
+    content_schema: dict[str, Any]
+    """The JSON Schema of the tool's content (app/domain/tool_shapes.py)."""
+
+
+class ToolInstance(msgspec.Struct, frozen=True):
+    """One of the reader's tool entries: `content` is theirs, in its normalised form."""
+
+    id: str
+    tool_type: str
+    origin: str
+    content: Any
+    skills: list[str]
+    content_hash: str
+    created_at: str
+    updated_at: str
+
+
 def _no_tool(tool_type: str) -> NotFound:
     return NotFound(f"No tool {tool_type}.", code="tool_not_found")
 
@@ -48,65 +92,136 @@ def _no_instance(instance_id: str) -> NotFound:
     return NotFound(f"No tool entry {instance_id}.", code="tool_instance_not_found")
 
 
+def _at_limit(tool_type: str) -> Conflict:
+    return Conflict(f"You already have {MAX_INSTANCES_PER_TOOL} {tool_type} entries; delete one to add another.",
+                    code="tool_instance_limit")
+
+
+def _opened(principal: Principal, row: Row, skills: list[str]) -> ToolInstance:
+    return ToolInstance(
+        id=row["id"], tool_type=row["tool_type"], origin=row["origin"],
+        content=keys.open_column(principal.dek, row["content_json"], table=TABLE, row_id=row["id"]),
+        skills=skills, content_hash=row["content_hash"], created_at=row["created_at"], updated_at=row["updated_at"],
+    )
+
+
 # --- the catalogue ---------------------------------------------------------------------------
 
 
-async def list_tools(db: Database, principal: Principal) -> list[dict[str, Any]]:
-    """Every active tool this service has a shape for, with this reader's unlock and count."""
-    rows = await db.read(lambda conn: conn.execute(Q.tool_catalogue, (principal.user_id,)).fetchall())
+def tools_work(principal: Principal) -> Work[list[ToolInfo]]:
+    (rows,) = yield Read(Stmt(Q.tool_catalogue, (principal.user_id,)))
     return [
-        {
-            "id": r["id"], "singular_name": r["singular_name"], "plural_name": r["plural_name"],
-            "icon_name": r["icon_name"], "has_reminder": bool(r["has_reminder"]),
-            "reminder_frequency": r["reminder_frequency"], "unlocked": bool(r["unlocked"]),
-            "instance_count": r["instance_count"], "content_schema": content_schema(r["id"]),
-        }
-        for r in rows
+        ToolInfo(
+            id=r["id"], singular_name=r["singular_name"], plural_name=r["plural_name"], icon_name=r["icon_name"],
+            has_reminder=bool(r["has_reminder"]), reminder_frequency=r["reminder_frequency"],
+            unlocked=bool(r["unlocked"]), instance_count=r["instance_count"], content_schema=content_schema(r["id"]),
+        )
+        for r in rows.rows
         if has_shape(r["id"])
     ]
 
 
-# --- instances -------------------------------------------------------------------------------
+async def list_tools(db: Engine, principal: Principal) -> list[ToolInfo]:
+    """Every active tool this service has a shape for, with this reader's unlock and count."""
+    return await db.query(lambda: tools_work(principal), principal)
 
 
-def _instance_out(conn: sqlite3.Connection, principal: Principal, rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
-    tags = tags_of(conn, [r["id"] for r in rows])
-    return [
-        {
-            "id": r["id"], "tool_type": r["tool_type"], "origin": r["origin"],
-            "content": keys.open_column(principal.dek, r["content_json"], table=TABLE, row_id=r["id"]),
-            "skills": tags[r["id"]], "content_hash": r["content_hash"],
-            "created_at": r["created_at"], "updated_at": r["updated_at"],
-        }
-        for r in rows
-    ]
+# --- reading entries ---------------------------------------------------------------------------
 
 
-def _check_origin(conn: sqlite3.Connection, user_id: str, origin: str) -> None:
-    if origin == STANDALONE:
-        return
-    place = _EXERCISE_ID.fullmatch(origin)
-    if place is None or not conn.execute(Q.tool_origin_answered, (user_id, *place.groups()[:3], origin)).fetchone()[0]:
-        raise Invalid(f'The origin must be "standalone" or an exercise you have answered, not {origin!r}.',
-                      code="invalid_origin")
+def _tags_by_entry(rows: Sequence[Row]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for row in rows:
+        found.setdefault(row[0], []).append(row[1])
+    return found
 
 
-async def list_instances(db: Database, principal: Principal, tool_type: str) -> list[dict[str, Any]]:
+def instances_work(principal: Principal, tool_type: str) -> Work[list[ToolInstance]]:
+    user = principal.user_id
+    tool, entries, tags = yield Read(
+        Stmt(Q.tool_type_row, (tool_type,)),
+        Stmt(Q.tool_instances_of_type, (user, tool_type)),
+        Stmt(Q.tool_tags_of_type, (user, tool_type)),
+    )
+    if tool.one() is None:
+        raise _no_tool(tool_type)
+    by_entry = _tags_by_entry(tags.rows)
+    return [_opened(principal, row, by_entry.get(row["id"], [])) for row in entries.rows]
+
+
+async def list_instances(db: Engine, principal: Principal, tool_type: str) -> list[ToolInstance]:
     """The reader's instances of one tool, newest first (also for a tool they have not unlocked)."""
     if not has_shape(tool_type):
         raise _no_tool(tool_type)
-
-    def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-        if conn.execute(Q.tool_type_row, (tool_type,)).fetchone() is None:
-            raise _no_tool(tool_type)
-        rows = conn.execute(Q.tool_instances_of_type, (principal.user_id, tool_type)).fetchall()
-        return _instance_out(conn, principal, rows)
-
-    return await db.read(read)
+    return await db.query(lambda: instances_work(principal, tool_type), principal)
 
 
-async def create_instance(db: Database, principal: Principal, tool_type: str, content: Any,
-                          origin: str = STANDALONE, skills: list[str] | None = None) -> dict[str, Any]:
+def instance_work(principal: Principal, instance_id: str) -> Work[ToolInstance]:
+    entry, tags = yield Read(
+        Stmt(Q.tool_instance_of_user, (instance_id, principal.user_id)),
+        Stmt(Q.tags_of_own, (instance_id, principal.user_id)),
+    )
+    row = entry.one()
+    if row is None:
+        raise _no_instance(instance_id)
+    return _opened(principal, row, tags.column())
+
+
+async def read_instance(db: Engine, principal: Principal, instance_id: str) -> ToolInstance:
+    return await db.query(lambda: instance_work(principal, instance_id), principal)
+
+
+# --- creating ----------------------------------------------------------------------------------
+
+
+def _origin_read(user_id: str, origin: str) -> Stmt | None:
+    """The read that decides an origin naming an exercise (None for standalone or nonsense)."""
+    place = _EXERCISE_ID.fullmatch(origin)
+    if origin == STANDALONE or place is None:
+        return None
+    return Stmt(Q.tool_origin_answered, (user_id, *place.groups()[:3], origin))
+
+
+def create_work(principal: Principal, tool_type: str, normalised: dict[str, Any], origin: str,
+                skills: list[str] | None, instance_id: str, sealed: str, content_hash: str,
+                stamp: str) -> Work[ToolInstance]:
+    """Check the tool, its unlock, the limit, the origin and the skills in one read; write the
+    entry (only while the reader is under the limit) and its tags in one batch."""
+    user = principal.user_id
+    origin_read = _origin_read(user, origin)
+    reads = [Stmt(Q.tool_for_reader, (user, tool_type))]
+    if origin_read is not None:
+        reads.append(origin_read)
+    if skills:
+        reads.append(usable_skills(user, skills))
+    found = yield Read(*reads)
+    tool = found[0].one()
+    if tool is None or not tool["is_active"]:
+        raise _no_tool(tool_type)
+    if not tool["unlocked"]:
+        raise Forbidden(f"Answer the exercise that unlocks {tool_type} first.", code="tool_locked")
+    limit = MAX_INSTANCES_PER_TOOL
+    if tool["instance_count"] >= limit:
+        raise _at_limit(tool_type)
+    if origin != STANDALONE and (origin_read is None or not found[1].value()):
+        raise Invalid(f'The origin must be "standalone" or an exercise you have answered, not {origin!r}.',
+                      code="invalid_origin")
+    tags = checked_skills(skills, found[-1] if skills else None) or []
+    try:
+        yield Write(
+            Stmt(Q.insert_tool_instance, (instance_id, user, tool_type, origin, sealed, content_hash, stamp, limit)),
+            changed("tool_instance_limit"),
+            tag_statements(user, instance_id, tags, stamp) if tags else (),
+        )
+    except GuardFailed as failed:
+        if failed.name != "tool_instance_limit":
+            raise
+        raise _at_limit(tool_type) from None  # entries were created since the count was read
+    return ToolInstance(instance_id, tool_type, origin, normalised, tags, content_hash, stamp, stamp)
+
+
+async def create_instance(db: Engine, principal: Principal, tool_type: str, content: Any,
+                          origin: str = STANDALONE, skills: list[str] | None = None) -> ToolInstance:
     if not has_shape(tool_type):
         raise _no_tool(tool_type)
     normalised = validate_content(tool_type, content)
@@ -114,72 +229,59 @@ async def create_instance(db: Database, principal: Principal, tool_type: str, co
     sealed = keys.seal_column(principal.dek, normalised, table=TABLE, row_id=instance_id)
     content_hash = keys.content_hash(principal.dek, normalised)
     stamp = now_iso()
-
-    def write(conn: sqlite3.Connection) -> dict[str, Any]:
-        user = principal.user_id
-        tool = conn.execute(Q.tool_type_row, (tool_type,)).fetchone()
-        if tool is None or not tool["is_active"]:
-            raise _no_tool(tool_type)
-        if not conn.execute(Q.tool_unlocked, (user, tool_type)).fetchone()[0]:
-            raise Forbidden(f"Answer the exercise that unlocks {tool_type} first.", code="tool_locked")
-        if conn.execute(Q.tool_instance_count, (user, tool_type)).fetchone()[0] >= MAX_INSTANCES_PER_TOOL:
-            raise Conflict(f"You already have {MAX_INSTANCES_PER_TOOL} {tool_type} entries; delete one to add another.",
-                           code="tool_instance_limit")
-        _check_origin(conn, user, origin)
-        tags = check_skills(conn, user, skills) if skills else []
-        conn.execute(Q.insert_tool_row, (instance_id, user, tool_type, origin, sealed, content_hash, stamp, stamp))
-        if tags:
-            replace_tags(conn, instance_id, tags, stamp)
-        return {"id": instance_id, "tool_type": tool_type, "origin": origin, "content": normalised, "skills": tags,
-                "content_hash": content_hash, "created_at": stamp, "updated_at": stamp}
-
-    return await db.write(write)
+    return await db.change(lambda: create_work(principal, tool_type, normalised, origin, skills, instance_id, sealed,
+                                               content_hash, stamp), principal)
 
 
-async def read_instance(db: Database, principal: Principal, instance_id: str) -> dict[str, Any]:
-    def read(conn: sqlite3.Connection) -> dict[str, Any]:
-        row = conn.execute(Q.tool_instance_of_user, (instance_id, principal.user_id)).fetchone()
-        if row is None:
-            raise _no_instance(instance_id)
-        return _instance_out(conn, principal, [row])[0]
-
-    return await db.read(read)
+# --- editing and deleting ------------------------------------------------------------------------
 
 
-async def edit_instance(db: Database, principal: Principal, instance_id: str, content: Any,
-                        skills: list[str] | None = None) -> dict[str, Any]:
+def edit_work(principal: Principal, instance_id: str, content: Any, skills: list[str] | None,
+              stamp: str) -> Work[ToolInstance]:
+    """Read the entry, validate the content against its tool, seal and hash it, then write the
+    content and the tags (when given) only over the row that was read."""
+    user = principal.user_id
+    reads = [Stmt(Q.tool_instance_head, (instance_id, user))]
+    if skills:
+        reads.append(usable_skills(user, skills))
+    found = yield Read(*reads)
+    row = found[0].one()
+    if row is None:
+        raise _no_instance(instance_id)
+    normalised = validate_content(row["tool_type"], content)
+    tags = checked_skills(skills, found[1] if skills else None)
+    sealed = keys.seal_column(principal.dek, normalised, table=TABLE, row_id=instance_id)
+    content_hash = keys.content_hash(principal.dek, normalised)
+    written = yield Write(
+        Stmt(Q.update_tool_instance, (sealed, content_hash, stamp, instance_id, user, row["updated_at"])),
+        changed("tool_instance_changed"),
+        tag_statements(user, instance_id, tags, stamp) if tags is not None else [Stmt(Q.tags_of_own, (instance_id, user))],
+    )
+    return ToolInstance(instance_id, row["tool_type"], row["origin"], normalised,
+                        tags if tags is not None else written[-1].column(), content_hash, row["created_at"], stamp)
+
+
+async def edit_instance(db: Engine, principal: Principal, instance_id: str, content: Any,
+                        skills: list[str] | None = None) -> ToolInstance:
     """Replace the content (and the skills, when given); moves updated_at. Allowed for a tool
     that is locked: the entry is already the reader's."""
     stamp = now_iso()
-
-    def write(conn: sqlite3.Connection) -> dict[str, Any]:
-        user = principal.user_id
-        row = conn.execute(Q.tool_instance_of_user, (instance_id, user)).fetchone()
-        if row is None:
-            raise _no_instance(instance_id)
-        # The shape depends on the row's tool, so this small CPU work runs inside the job.
-        normalised = validate_content(row["tool_type"], content)
-        tags = check_skills(conn, user, skills) if skills is not None else None
-        sealed = keys.seal_column(principal.dek, normalised, table=TABLE, row_id=instance_id)
-        content_hash = keys.content_hash(principal.dek, normalised)
-        conn.execute(Q.update_tool_row, (row["tool_type"], row["origin"], sealed, content_hash, row["created_at"],
-                                         stamp, instance_id, user))
-        if tags is not None:
-            replace_tags(conn, instance_id, tags, stamp)
-        else:
-            tags = tags_of(conn, [instance_id])[instance_id]
-        return {"id": instance_id, "tool_type": row["tool_type"], "origin": row["origin"], "content": normalised,
-                "skills": tags, "content_hash": content_hash, "created_at": row["created_at"], "updated_at": stamp}
-
-    return await db.write(write)
+    return await db.change(lambda: edit_work(principal, instance_id, content, skills, stamp), principal)
 
 
-async def delete_instance(db: Database, principal: Principal, instance_id: str) -> None:
-    """Delete the entry and its skill tags (exercise_skills has no foreign key to cascade)."""
+def delete_work(principal: Principal, instance_id: str) -> Work[None]:
+    """The entry and its skill tags (exercise_skills has no foreign key to cascade), in one
+    batch: the tags first, while the row that makes them the reader's still exists."""
+    user = principal.user_id
+    (entry,) = yield Read(Stmt(Q.tool_instance_head, (instance_id, user)))
+    if entry.one() is None:
+        raise _no_instance(instance_id)
+    yield Write(
+        Stmt(Q.delete_own_tags, (instance_id, user)),
+        Stmt(Q.delete_tool_instance, (instance_id, user)),
+        changed("tool_instance_gone"),
+    )
 
-    def write(conn: sqlite3.Connection) -> None:
-        if conn.execute(Q.delete_tool_instance, (instance_id, principal.user_id)).rowcount == 0:
-            raise _no_instance(instance_id)
-        conn.execute(Q.delete_tags, (instance_id,))
 
-    await db.write(write)
+async def delete_instance(db: Engine, principal: Principal, instance_id: str) -> None:
+    await db.change(lambda: delete_work(principal, instance_id), principal)

@@ -14,24 +14,27 @@ Rules (DESIGN.md "Workbook semantics", spec §4.2 and §12):
   plus every block without a group;
 - a title is the Markdown heading that opens an exercise's first block (docs/content.md); the
   API returns it as `title` and the blocks without that heading line.
-Each request is one database job: one read, or one write transaction.
+Each request is one unit of work (app/db/engine.py): one batch of reads, or reads, a decision
+and one atomic write batch.
 """
 
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from app.db.connection import Database
+import msgspec
+
+from app.db.engine import Engine, Read, Row, Stmt, Work, Write, changed
 from app.db.queries import Q
 from app.domain import keys
 from app.domain.errors import Forbidden, Invalid, NotFound
 from app.domain.json_limits import check_json
 from app.domain.sessions import Principal
-from app.domain.skill_tags import check_skills, replace_tags, tags_of
+from app.domain.skill_tags import checked_skills, tag_statements, usable_skills
 from app.timeutil import now_iso
 
 MAX_RESPONSE_BYTES = 64 * 1024
@@ -43,6 +46,9 @@ SOURCE_LABELS = {
     "concept": "Based on work by {citation}",
     "adaptation": "Adapted from {citation}",
 }
+
+
+Status = Literal["answered", "available", "locked"]
 
 
 def split_title(text: str | None) -> tuple[str | None, str]:
@@ -61,7 +67,7 @@ def title_of(first_block: str | None, place_label: str) -> str:
     return title or f"Exercise {place_label}"
 
 
-def place_label(row: sqlite3.Row | dict[str, Any]) -> str:
+def place_label(row: Row | dict[str, Any]) -> str:
     return f"{row['part_id']}.{row['module_id']}.{row['exercise_id']}"
 
 
@@ -73,7 +79,7 @@ def variant_for(user_id: str, place: str, groups: list[str]) -> str | None:
     return sorted(groups)[int.from_bytes(digest[:4], "big") % len(groups)]
 
 
-def status_of(order: int, answered: set[int]) -> str:
+def status_of(order: int, answered: set[int]) -> Status:
     if order in answered:
         return "answered"
     if order == 1 or order - 1 in answered:
@@ -81,7 +87,113 @@ def status_of(order: int, answered: set[int]) -> str:
     return "locked"
 
 
+# --- the shapes the API answers with -----------------------------------------------------------
+
+class ExerciseInOutline(msgspec.Struct, frozen=True):
+    full_exercise_id: str
+    title: str
+    status: Status
+    is_required: bool
+    unlocks_tool: str | None
+
+
+class ModuleInOutline(msgspec.Struct, frozen=True):
+    module_id: str
+    title: str
+    completed: bool
+    exercises: list[ExerciseInOutline]
+
+
+class PartInOutline(msgspec.Struct, frozen=True):
+    part_id: str
+    title: str
+    modules: list[ModuleInOutline]
+
+
+class Progress(msgspec.Struct, frozen=True):
+    answered: int
+    required: int
+    percent: int
+
+
+class Outline(msgspec.Struct, frozen=True):
+    """The workbook as one reader sees it: every exercise with its status, and their progress."""
+
+    parts: list[PartInOutline]
+    progress: Progress
+    next_exercise_id: str | None
+
+
+class Block(msgspec.Struct, frozen=True):
+    content_type: str
+    content_text: str
+    display_order: int
+
+
+class Source(msgspec.Struct, frozen=True):
+    reference_id: str
+    usage_type: str
+    citation_number: int
+    label: str
+    notes: str | None
+
+
+class AnswerOut(msgspec.Struct, frozen=True):
+    """A reader's current answer to an exercise (the response as they sent it)."""
+
+    response: Any
+    responded_at: str
+    full_exercise_id: str
+    skills: list[str]
+
+
+class Exercise(msgspec.Struct, frozen=True):
+    """One exercise in full: its blocks for this reader's variant, sources and their answer."""
+
+    full_exercise_id: str
+    part_id: str
+    module_id: str
+    exercise_id: str
+    version: int
+    title: str
+    blocks: list[Block]
+    is_required: bool
+    unlocks_tool: str | None
+    sources: list[Source]
+    response: AnswerOut | None
+    variant: str | None
+
+
+class WorkbookComplete(msgspec.Struct, frozen=True):
+    """What `next` answers once every exercise has an answer."""
+
+    complete: Literal[True]
+
+
+class AnswerSaved(msgspec.Struct, frozen=True):
+    response: AnswerOut
+    module_completed: bool
+    unlocked_tool: str | None
+    next_exercise_id: str | None
+    workbook_complete: bool
+
+
+class CompletedModule(msgspec.Struct, frozen=True):
+    module_id: str
+    first_completed_at: str
+    last_modified_at: str
+
+
 # --- outline ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Place:
+    order: int
+    full_exercise_id: str
+    title: str
+    is_required: bool
+    unlocks_tool: str | None
 
 
 @dataclass(frozen=True)
@@ -91,7 +203,7 @@ class Skeleton:
     content's fingerprint changes (an editor's re-seed, from any process)."""
 
     fingerprint: tuple[Any, ...]
-    parts: list[dict[str, Any]]  # [{part_id, title, modules: [{module_id, title, places: [...]}]}]
+    parts: list[tuple[str, str, list[tuple[str, str, list[Place]]]]]  # (part, title, [(module, title, places)])
     required: int
     order_to_id: dict[int, str]
 
@@ -99,168 +211,185 @@ class Skeleton:
 _skeleton: Skeleton | None = None
 
 
-def content_skeleton(conn: sqlite3.Connection) -> Skeleton:
-    """The current skeleton: one cheap fingerprint query when nothing changed, instead of
-    reading every exercise's first block and working out its title on every request."""
+def content_skeleton(fingerprint: tuple[Any, ...]) -> Work[Skeleton]:
+    """The skeleton for this content fingerprint: kept in memory, so the outline costs one
+    cheap fingerprint query instead of every exercise's first block and title. Another
+    process's re-seed changes the fingerprint read in the same batch, so it is never stale."""
     global _skeleton
-    fingerprint = tuple(conn.execute(Q.content_fingerprint).fetchone())
     cached = _skeleton
     if cached is not None and cached.fingerprint == fingerprint:
         return cached
-    places = conn.execute(Q.sequence_outline).fetchall()
-    openings = {(r["part_id"], r["module_id"]): split_title(r["content_text"])[0] for r in conn.execute(Q.openings)}
-    built = build_skeleton(fingerprint, places, openings)
+    places, openings = yield Read(Stmt(Q.sequence_outline), Stmt(Q.openings))
+    built = build_skeleton(fingerprint, places.rows,
+                           {(r["part_id"], r["module_id"]): split_title(r["content_text"])[0] for r in openings.rows})
     _skeleton = built
     return built
 
 
-def build_skeleton(fingerprint: tuple[Any, ...], places: list[sqlite3.Row],
+def build_skeleton(fingerprint: tuple[Any, ...], places: Sequence[Row],
                    openings: dict[tuple[str, str], str | None]) -> Skeleton:
-    parts: list[dict[str, Any]] = []
+    parts: list[tuple[str, str, list[tuple[str, str, list[Place]]]]] = []
     required = 0
     for row in places:
         part_id, module_id = row["part_id"], row["module_id"]
-        if not parts or parts[-1]["part_id"] != part_id:
-            parts.append({"part_id": part_id, "title": openings.get((part_id, "0")) or f"Part {part_id}", "modules": []})
-        modules = parts[-1]["modules"]
+        if not parts or parts[-1][0] != part_id:
+            parts.append((part_id, openings.get((part_id, "0")) or f"Part {part_id}", []))
+        modules = parts[-1][2]
         module_key = f"{part_id}.{module_id}"
-        if not modules or modules[-1]["module_id"] != module_key:
-            modules.append({"module_id": module_key, "title": openings.get((part_id, module_id)) or f"Module {module_key}",
-                            "places": []})
-        modules[-1]["places"].append({
-            "order": row["sequence_order"],
-            "full_exercise_id": row["full_exercise_id"],
-            "title": title_of(row["first_block"], place_label(row)),
-            "is_required": bool(row["is_required"]),
-            "unlocks_tool": row["unlocks_tool"],
-        })
+        if not modules or modules[-1][0] != module_key:
+            modules.append((module_key, openings.get((part_id, module_id)) or f"Module {module_key}", []))
+        modules[-1][2].append(Place(row["sequence_order"], row["full_exercise_id"],
+                                    title_of(row["first_block"], place_label(row)), bool(row["is_required"]),
+                                    row["unlocks_tool"]))
         required += bool(row["is_required"])
     return Skeleton(fingerprint, parts, required, {r["sequence_order"]: r["full_exercise_id"] for r in places})
 
 
-async def outline(db: Database, principal: Principal) -> dict[str, Any]:
-    def read(conn: sqlite3.Connection) -> dict[str, Any]:
-        skeleton = content_skeleton(conn)
-        answered = {r[0] for r in conn.execute(Q.answered_orders, (principal.user_id,))}
-        completed = {r["module_id"] for r in conn.execute(Q.user_modules, (principal.user_id,))}
-        return build_outline(skeleton, answered, completed)
+def outline_work(principal: Principal) -> Work[Outline]:
+    fingerprint, answered, completed = yield Read(
+        Stmt(Q.content_fingerprint),
+        Stmt(Q.answered_orders, (principal.user_id,)),
+        Stmt(Q.user_modules, (principal.user_id,)),
+    )
+    skeleton = yield from content_skeleton(tuple(fingerprint.rows[0]))
+    return build_outline(skeleton, set(answered.column()), {r["module_id"] for r in completed.rows})
 
-    return await db.read(read)
+
+async def outline(db: Engine, principal: Principal) -> Outline:
+    return await db.query(lambda: outline_work(principal), principal)
 
 
-def build_outline(skeleton: Skeleton, answered: set[int], completed: set[str]) -> dict[str, Any]:
+def build_outline(skeleton: Skeleton, answered: set[int], completed: set[str]) -> Outline:
     """The reader's outline: the skeleton with their status per exercise and their progress."""
     done = 0
     parts = []
-    for part in skeleton.parts:
-        modules = []
-        for module in part["modules"]:
+    for part_id, part_title, modules in skeleton.parts:
+        out_modules = []
+        for module_id, module_title, places in modules:
             exercises = []
-            for place in module["places"]:
-                status = status_of(place["order"], answered)
-                done += place["is_required"] and status == "answered"
-                exercises.append({"full_exercise_id": place["full_exercise_id"], "title": place["title"],
-                                  "status": status, "is_required": place["is_required"],
-                                  "unlocks_tool": place["unlocks_tool"]})
-            modules.append({"module_id": module["module_id"], "title": module["title"],
-                            "completed": module["module_id"] in completed, "exercises": exercises})
-        parts.append({"part_id": part["part_id"], "title": part["title"], "modules": modules})
+            for place in places:
+                status = status_of(place.order, answered)
+                done += place.is_required and status == "answered"
+                exercises.append(ExerciseInOutline(place.full_exercise_id, place.title, status, place.is_required,
+                                                   place.unlocks_tool))
+            out_modules.append(ModuleInOutline(module_id, module_title, module_id in completed, exercises))
+        parts.append(PartInOutline(part_id, part_title, out_modules))
     required = skeleton.required
     percent = 100 if required == 0 else (100 * done) // required
-    return {"parts": parts, "progress": {"answered": done, "required": required, "percent": percent},
-            "next_exercise_id": skeleton.order_to_id.get(max(answered, default=0) + 1)}
+    return Outline(parts, Progress(done, required, percent), skeleton.order_to_id.get(max(answered, default=0) + 1))
 
 
-async def user_modules(db: Database, principal: Principal) -> list[dict[str, Any]]:
-    rows = await db.read(lambda c: c.execute(Q.user_modules, (principal.user_id,)).fetchall())
-    return [dict(r) for r in rows]
+def modules_work(principal: Principal) -> Work[list[CompletedModule]]:
+    (rows,) = yield Read(Stmt(Q.user_modules, (principal.user_id,)))
+    return [CompletedModule(r["module_id"], r["first_completed_at"], r["last_modified_at"]) for r in rows.rows]
+
+
+async def user_modules(db: Engine, principal: Principal) -> list[CompletedModule]:
+    return await db.query(lambda: modules_work(principal), principal)
 
 
 # --- one exercise ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Answer:
-    id: str
-    response: Any
-    responded_at: str
-    full_exercise_id: str
-    skills: list[str]
+def _locked() -> Forbidden:
+    return Forbidden("Finish the exercises before this one first.", code="exercise_locked")
 
 
-def open_answer(conn: sqlite3.Connection, principal: Principal, row: sqlite3.Row | None) -> Answer | None:
-    if row is None:
-        return None
-    response = keys.open_column(principal.dek, row["response_json"], table="exercise_responses", row_id=row["id"])
-    return Answer(row["id"], response, row["responded_at"], row["full_exercise_id"], tags_of(conn, [row["id"]])[row["id"]])
-
-
-def answer_out(answer: Answer | None) -> dict[str, Any] | None:
-    if answer is None:
-        return None
-    return {"response": answer.response, "responded_at": answer.responded_at,
-            "full_exercise_id": answer.full_exercise_id, "skills": answer.skills}
-
-
-def read_exercise(conn: sqlite3.Connection, principal: Principal, place: sqlite3.Row) -> dict[str, Any]:
-    """The exercise in full for this reader; Forbidden when it is still locked."""
-    order = place["sequence_order"]
-    if order > 1 and not conn.execute(Q.answered_at_order, (principal.user_id, order - 1)).fetchone()[0]:
-        if not conn.execute(Q.answered_at_order, (principal.user_id, order)).fetchone()[0]:
-            raise Forbidden("Finish the exercises before this one first.", code="exercise_locked")
+def build_exercise(principal: Principal, place: Row, blocks: Sequence[Row], sources: Sequence[Row],
+                   answer: Row | None, skills: list[str]) -> Exercise:
+    """The exercise in full for this reader."""
     full = place["full_exercise_id"]
-    rows = conn.execute(Q.exercise_blocks, (full,)).fetchall()
     label = place_label(place)
-    variant = variant_for(principal.user_id, label, sorted({r["variant_group"] for r in rows if r["variant_group"]}))
+    variant = variant_for(principal.user_id, label, sorted({r["variant_group"] for r in blocks if r["variant_group"]}))
     # The title heading opens the first block, whichever variant group that block belongs to.
-    title, first_text = split_title(rows[0]["content_text"]) if rows else (None, "")
-    blocks = []
-    for i, r in enumerate(rows):
-        if r["variant_group"] not in (None, variant):
-            continue
-        text = first_text if i == 0 else r["content_text"]
-        blocks.append({"content_type": r["content_type"], "content_text": text, "display_order": r["display_order"]})
-    sources = [
-        {
-            "reference_id": s["reference_id"], "usage_type": s["usage_type"], "citation_number": s["citation_number"],
-            "label": SOURCE_LABELS[s["usage_type"]].format(
-                citation=s["full_citation"] if s["usage_type"] == "direct_quote" else s["short_citation"]),
-            "notes": s["notes"],
-        }
-        for s in conn.execute(Q.exercise_sources, (full,))
+    title, first_text = split_title(blocks[0]["content_text"]) if blocks else (None, "")
+    shown = [
+        Block(r["content_type"], first_text if i == 0 else r["content_text"], r["display_order"])
+        for i, r in enumerate(blocks)
+        if r["variant_group"] in (None, variant)
+    ]
+    credited = [
+        Source(s["reference_id"], s["usage_type"], s["citation_number"],
+               SOURCE_LABELS[s["usage_type"]].format(
+                   citation=s["full_citation"] if s["usage_type"] == "direct_quote" else s["short_citation"]),
+               s["notes"])
+        for s in sources
         if s["usage_type"] in SOURCE_LABELS  # "inspiration": credits page only
     ]
-    answer = open_answer(conn, principal, conn.execute(
-        Q.response_at_place, (principal.user_id, place["part_id"], place["module_id"], place["exercise_id"])).fetchone())
-    return {
-        "full_exercise_id": full, "part_id": place["part_id"], "module_id": f"{place['part_id']}.{place['module_id']}",
-        "exercise_id": place["exercise_id"], "version": place["version"], "title": title or f"Exercise {label}",
-        "blocks": blocks, "is_required": bool(place["is_required"]), "unlocks_tool": place["unlocks_tool"],
-        "sources": sources, "response": answer_out(answer), "variant": variant,
-    }
+    response = None
+    if answer is not None:
+        opened = keys.open_column(principal.dek, answer["response_json"], table="exercise_responses", row_id=answer["id"])
+        response = AnswerOut(opened, answer["responded_at"], answer["full_exercise_id"], skills)
+    return Exercise(
+        full_exercise_id=full, part_id=place["part_id"], module_id=f"{place['part_id']}.{place['module_id']}",
+        exercise_id=place["exercise_id"], version=place["version"], title=title or f"Exercise {label}",
+        blocks=shown, is_required=bool(place["is_required"]), unlocks_tool=place["unlocks_tool"],
+        sources=credited, response=response, variant=variant,
+    )
 
 
-async def exercise(db: Database, principal: Principal, full_exercise_id: str) -> dict[str, Any]:
-    def read(conn: sqlite3.Connection) -> dict[str, Any]:
-        place = conn.execute(Q.place_by_id, (full_exercise_id,)).fetchone()
-        if place is None:
-            raise NotFound(f"No exercise {full_exercise_id}.")
-        return read_exercise(conn, principal, place)
+def exercise_work(principal: Principal, full_exercise_id: str) -> Work[Exercise]:
+    user = principal.user_id
+    place, blocks, sources, answer, tags = yield Read(
+        Stmt(Q.place_state, (full_exercise_id, user)),
+        Stmt(Q.exercise_blocks, (full_exercise_id, user)),
+        Stmt(Q.exercise_sources, (full_exercise_id, user)),
+        Stmt(Q.response_at_exercise, (full_exercise_id, user)),
+        Stmt(Q.tags_at_exercise, (full_exercise_id, user)),
+    )
+    row = place.one()
+    if row is None:
+        raise NotFound(f"No exercise {full_exercise_id}.")
+    if not row["is_open"] and row["response_id"] is None:
+        raise _locked()
+    return build_exercise(principal, row, blocks.rows, sources.rows, answer.one(), tags.column())
 
-    return await db.read(read)
+
+async def exercise(db: Engine, principal: Principal, full_exercise_id: str) -> Exercise:
+    return await db.query(lambda: exercise_work(principal, full_exercise_id), principal)
 
 
-async def next_exercise(db: Database, principal: Principal) -> dict[str, Any]:
-    def read(conn: sqlite3.Connection) -> dict[str, Any]:
-        place = conn.execute(Q.next_exercise, (principal.user_id,)).fetchone()
-        if place is None:
-            return {"complete": True}
-        return read_exercise(conn, principal, place)
+def next_work(principal: Principal) -> Work[Exercise | WorkbookComplete]:
+    """The next exercise: by definition open and not yet answered (it follows the furthest
+    place the reader answered), so its blocks and sources are all there is to read."""
+    user = principal.user_id
+    place, blocks, sources = yield Read(
+        Stmt(Q.next_exercise, (user,)),
+        Stmt(Q.exercise_blocks, (None, user)),
+        Stmt(Q.exercise_sources, (None, user)),
+    )
+    row = place.one()
+    if row is None:
+        return WorkbookComplete(complete=True)
+    return build_exercise(principal, row, blocks.rows, sources.rows, None, [])
 
-    return await db.read(read)
+
+async def next_exercise(db: Engine, principal: Principal) -> Exercise | WorkbookComplete:
+    return await db.query(lambda: next_work(principal), principal)
 
 
 # --- answering --------------------------------------------------------------------------------
+
+
+def is_empty(response: Any) -> bool:
+    """True for an answer that says nothing: null, blank text, and lists or objects holding
+    only such values (`""`, `{}`, `{"answer": "  "}`). Numbers and booleans say something."""
+    if response is None:
+        return True
+    if isinstance(response, str):
+        return not response.strip()
+    if isinstance(response, dict):
+        return all(is_empty(v) for v in response.values())
+    if isinstance(response, list):
+        return all(is_empty(v) for v in response)
+    return False
+
+
+def check_not_empty(response: Any, is_required: bool) -> None:
+    """A required exercise needs an answer that says something: module and workbook completion
+    can never follow from an empty one (optional exercises take any answer)."""
+    if is_required and is_empty(response):
+        raise Invalid("This exercise needs an answer; write something before saving.", code="empty_answer")
 
 
 def check_response_size(response: Any) -> None:
@@ -269,51 +398,61 @@ def check_response_size(response: Any) -> None:
         raise Invalid(f"An answer can be at most {MAX_RESPONSE_BYTES // 1024} KiB.", code="response_too_large")
 
 
-async def answer(db: Database, principal: Principal, full_exercise_id: str, response: Any,
-                 skills: list[str] | None) -> dict[str, Any]:
-    """Save or edit the reader's answer; report module completion, unlocks and what is next."""
+def answer_work(principal: Principal, full_exercise_id: str, response: Any, skills: list[str] | None,
+                stamp: str) -> Work[AnswerSaved]:
+    """Save or edit the reader's answer; report module completion, unlocks and what is next.
+
+    Reads the place and what the reader did there, decides, then writes one batch: the answer
+    (a first answer only while there is none at the place, an edit only of the row read), its
+    tags, the module row when the module is complete after it, and workbook_complete, and
+    reads back the workbook's state after the write."""
+    user = principal.user_id
+    reads = [Stmt(Q.place_state, (full_exercise_id, user))]
+    if skills:
+        reads.append(usable_skills(user, skills))
+    found = yield Read(*reads)
+    place = found[0].one()
+    if place is None:
+        raise NotFound(f"No exercise {full_exercise_id}.")
+    existing = place["response_id"]
+    if existing is None and not place["is_open"]:
+        raise _locked()
+    check_not_empty(response, bool(place["is_required"]))
+    tags = checked_skills(skills, found[1] if skills else None)
+    part, module, exercise_id = place["part_id"], place["module_id"], place["exercise_id"]
+    response_id = existing or str(uuid.uuid4())
+    sealed = keys.seal_column(principal.dek, response, table="exercise_responses", row_id=response_id)
+    if existing:
+        saved = [Stmt(Q.update_response, (place["version"], full_exercise_id, sealed, stamp, response_id, user)),
+                 changed("answer_gone")]
+    else:
+        saved = [Stmt(Q.insert_first_response, (response_id, user, part, module, exercise_id, place["version"],
+                                                full_exercise_id, sealed, stamp)),
+                 changed("answer_exists")]
+    writes = [*saved]
+    if tags is not None:
+        writes += tag_statements(user, response_id, tags, stamp)
+    writes.append(Stmt(Q.touch_module, (stamp, user, part, module)))
+    completion = len(writes)
+    writes += [Stmt(Q.complete_module, (stamp, user, part, module)),
+               Stmt(Q.update_workbook_complete, (stamp, user)),
+               Stmt(Q.workbook_state, (user,)),
+               Stmt(Q.tags_of_own, (response_id, user))]
+    results = yield Write(writes)
+    after = results[-2].one()
+    assert after is not None
+    tool = place["unlocks_tool"]
+    return AnswerSaved(
+        response=AnswerOut(response, stamp, full_exercise_id, results[-1].column()),
+        module_completed=results[completion].changes == 1,
+        unlocked_tool=tool if tool and not place["tool_was_unlocked"] else None,
+        next_exercise_id=after["next_exercise_id"],
+        workbook_complete=bool(after["workbook_complete"]),
+    )
+
+
+async def answer(db: Engine, principal: Principal, full_exercise_id: str, response: Any,
+                 skills: list[str] | None) -> AnswerSaved:
     check_response_size(response)
     stamp = now_iso()
-
-    def write(conn: sqlite3.Connection) -> dict[str, Any]:
-        user = principal.user_id
-        place = conn.execute(Q.place_by_id, (full_exercise_id,)).fetchone()
-        if place is None:
-            raise NotFound(f"No exercise {full_exercise_id}.")
-        order = place["sequence_order"]
-        part, module, exercise_id = place["part_id"], place["module_id"], place["exercise_id"]
-        existing = conn.execute(Q.response_at_place, (user, part, module, exercise_id)).fetchone()
-        if existing is None and order > 1 and not conn.execute(Q.answered_at_order, (user, order - 1)).fetchone()[0]:
-            raise Forbidden("Finish the exercises before this one first.", code="exercise_locked")
-        tags = check_skills(conn, user, skills) if skills is not None else None
-        tool = place["unlocks_tool"]
-        newly_unlocked = bool(tool) and not conn.execute(Q.tool_unlocked, (user, tool)).fetchone()[0]
-        response_id = existing["id"] if existing else str(uuid.uuid4())
-        sealed = keys.seal_column(principal.dek, response, table="exercise_responses", row_id=response_id)
-        if existing:
-            conn.execute(Q.update_response, (place["version"], full_exercise_id, sealed, stamp, response_id, user))
-        else:
-            conn.execute(Q.insert_response, (response_id, user, part, module, exercise_id, place["version"],
-                                             full_exercise_id, sealed, stamp))
-        if tags is not None:
-            replace_tags(conn, response_id, tags, stamp)
-        module_key = f"{part}.{module}"
-        module_completed = False
-        if conn.execute(Q.user_module, (user, module_key)).fetchone():
-            conn.execute(Q.touch_module, (stamp, user, module_key))
-        elif conn.execute(Q.module_required_left, (user, part, module)).fetchone()[0] == 0:
-            conn.execute(Q.complete_module, (user, module_key, stamp, stamp))
-            module_completed = True
-        complete = conn.execute(Q.workbook_required_left, (user,)).fetchone()[0] == 0
-        conn.execute(Q.set_workbook_complete, (int(complete), stamp, user, int(complete)))
-        following = conn.execute(Q.next_exercise, (user,)).fetchone()
-        return {
-            "response": {"response": response, "responded_at": stamp, "full_exercise_id": full_exercise_id,
-                         "skills": tags if tags is not None else tags_of(conn, [response_id])[response_id]},
-            "module_completed": module_completed,
-            "unlocked_tool": tool if newly_unlocked else None,
-            "next_exercise_id": following["full_exercise_id"] if following else None,
-            "workbook_complete": complete,
-        }
-
-    return await db.write(write)
+    return await db.change(lambda: answer_work(principal, full_exercise_id, response, skills, stamp), principal)

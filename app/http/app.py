@@ -10,7 +10,6 @@ from litestar import Litestar, Router
 from litestar.datastructures import CacheControlHeader, State
 from litestar.di import Provide
 from litestar.openapi.config import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
 from app import __version__
 from app.config import Settings
@@ -30,7 +29,9 @@ from app.http.observability import AccessLog, Metrics, access_log, metrics_endpo
 from app.http.pages import PAGE_HANDLERS
 from app.http.portability import PORTABILITY_CONTROLLERS
 from app.http.problems import exception_handlers
+from app.http.proxy import TrustedProxies, forwarded_middleware_factory
 from app.http.reference import REFERENCE_CONTROLLERS
+from app.http.schema_viewer import SCHEMA_PATH, SchemaViewer
 from app.http.tools import TOOL_CONTROLLERS
 from app.http.workbook import WORKBOOK_CONTROLLERS
 
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     server_keys = ServerKeys.derive(settings.server_secret(), argon2=params)
     throttle = Throttle(enabled=settings.rate_limits, key=server_keys.throttle)
     metrics = Metrics()
+    proxies = TrustedProxies(settings.trusted_proxies)
     lines = AccessLog() if settings.access_log else None
     engine_middleware = []
     if settings.engine == "d1":
@@ -99,19 +101,20 @@ def create_app(settings: Settings | None = None) -> Litestar:
         },
         lifespan=[database],
         state=State({"settings": settings, "server_keys": server_keys, "throttle": throttle, "metrics": metrics,
-                     "access_log": lines}),
-        middleware=[
-            access_log(metrics, lines),
-            csrf_middleware_factory(server_keys.csrf, secure=settings.cookies_secure),
-            *engine_middleware,
-        ],
+                     "access_log": lines, "proxies": proxies}),
+        # Outermost first: the reader's address and scheme (behind a trusted proxy) are in the
+        # scope before the access log, the CSRF cookie or any handler looks.
+        middleware=[forwarded_middleware_factory(proxies), access_log(metrics, lines),
+                    csrf_middleware_factory(server_keys.csrf, secure=settings.cookies_secure), *engine_middleware],
         exception_handlers=exception_handlers,  # type: ignore[arg-type]
         before_send=[add_security_headers],
         openapi_config=OpenAPIConfig(
             title="DreamTree store",
             version=__version__,
-            path="/schema",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin()],
+            path=SCHEMA_PATH,
+            # Swagger UI from an installed package, on this origin, under the page's CSP;
+            # /schema/openapi.json is added by Litestar (app/http/schema_viewer.py).
+            render_plugins=[SchemaViewer()],
         ),
         # Import files are bounded (portability.MAX_DOCUMENT_BYTES) plus room for the envelope.
         request_max_body_size=17 * 1024 * 1024,

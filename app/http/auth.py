@@ -8,7 +8,6 @@ from litestar import Request, Response
 from litestar.datastructures import Cookie, State
 from litestar.di import NamedDependency
 
-from app.config import Settings
 from app.db.connection import Database
 from app.domain.sessions import COOKIE_NAME, IssuedCookie, Principal, ServerKeys, authenticate
 from app.domain.throttle import Throttle
@@ -43,23 +42,32 @@ async def optional_principal(request: Request[Any, Any, Any], state: State) -> P
 
 
 def client_address(request: Request[Any, Any, Any]) -> str:
+    """The reader's address, for rate limits: behind a trusted proxy, the one it forwarded
+    (app/http/proxy.py has already put it into the scope)."""
     return request.client.host if request.client else "unknown"
 
 
-def session_cookie(settings: Settings, issued: IssuedCookie) -> Cookie:
+def cookies_secure(request: Request[Any, Any, Any]) -> bool:
+    """Secure as the reader connected (https directly or through a trusted proxy), unless
+    DREAMTREE_SECURE_COOKIES / --secure / --insecure says otherwise; the CSRF cookie asks the same."""
+    return bool(request.app.state.settings.cookies_secure(request.scope["scheme"]))
+
+
+def session_cookie(request: Request[Any, Any, Any], issued: IssuedCookie) -> Cookie:
     return Cookie(
         key=COOKIE_NAME, value=issued.value, max_age=issued.max_age, path="/", httponly=True,
-        secure=settings.cookies_secure, samesite="lax",
+        secure=cookies_secure(request), samesite="lax",
     )
 
 
-def cleared_session_cookie(settings: Settings) -> Cookie:
+def cleared_session_cookie(request: Request[Any, Any, Any]) -> Cookie:
     return Cookie(key=COOKIE_NAME, value="", max_age=0, path="/", httponly=True,
-                  secure=settings.cookies_secure, samesite="lax")
+                  secure=cookies_secure(request), samesite="lax")
 
 
-def with_session(content: Any, settings: Settings, issued: IssuedCookie, status_code: int = 200) -> Response[Any]:
-    return Response(content, status_code=status_code, cookies=[session_cookie(settings, issued)])
+def with_session(content: Any, request: Request[Any, Any, Any], issued: IssuedCookie,
+                 status_code: int = 200) -> Response[Any]:
+    return Response(content, status_code=status_code, cookies=[session_cookie(request, issued)])
 
 
 __all__ = ["Database", "client_address", "optional_principal", "provide_principal", "with_session"]

@@ -6,16 +6,18 @@ Only `/api/competencies/scores` and `/api/competencies/summary` live here; the r
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, get, put
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from app.db.connection import Database
+from app.db.engine import Engine
 from app.domain import competencies
+from app.domain.competencies import CompetencyScore, CompetencySummary
 from app.domain.sessions import Principal
+from app.http.contract import BODY, CHANGE, READER, problems
 
 
 class ScoreIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -31,17 +33,20 @@ class CompetencyScoresController(Controller):
     path = "/api/competencies"
     tags = ["competencies"]
 
-    @get("/scores", summary="The reader's self-assessed competency scores")
-    async def scores(self, db: NamedDependency[Database], principal: NamedDependency[Principal]) -> list[dict[str, Any]]:
+    @get("/scores", summary="The reader's self-assessed competency scores", responses=problems(READER))
+    async def scores(self, db: NamedDependency[Engine], principal: NamedDependency[Principal]) -> list[CompetencyScore]:
         return await competencies.scores(db, principal)
 
-    @put("/scores", summary="Save scores (1–5); returns all the reader's scores")
-    async def save(self, data: JSONBody[ScoresIn], db: NamedDependency[Database],
-                   principal: NamedDependency[Principal]) -> list[dict[str, Any]]:
+    @put("/scores", summary="Save scores (1–5); returns all the reader's scores",
+         responses=problems(READER, BODY, CHANGE, "invalid_score", "too_many_scores", "unknown_competency",
+                            "duplicate_competency"))
+    async def save(self, data: JSONBody[ScoresIn], db: NamedDependency[Engine],
+                   principal: NamedDependency[Principal]) -> list[CompetencyScore]:
         return await competencies.save_scores(db, principal, [(s.competency_id, s.score) for s in data.scores])
 
-    @get("/summary", summary="Averages, strengths, improvements, and whether re-assessment is due")
-    async def summary(self, db: NamedDependency[Database], principal: NamedDependency[Principal]) -> dict[str, Any]:
+    @get("/summary", summary="Averages, strengths, improvements, and whether re-assessment is due",
+         responses=problems(READER))
+    async def summary(self, db: NamedDependency[Engine], principal: NamedDependency[Principal]) -> CompetencySummary:
         return await competencies.summary(db, principal)
 
 

@@ -9,6 +9,12 @@
   another site can then neither post to us nor sign a reader into someone else's account.
 Litestar's own CSRFMiddleware cannot exempt the very first request of a new reader (there is
 no session and no token yet), which API.md allows; hence this small middleware.
+
+Cookies are read once, by Litestar's own parser, into the request's connection state, where
+authentication (`request.cookies`) finds the same dict: a Cookie header can never hold a
+session for one and none for the other (http.cookies once dropped a whole header over one
+malformed pair, `x="y; dt_session=…`, and the check was skipped for a request that
+authenticated).
 """
 
 from __future__ import annotations
@@ -16,10 +22,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from http.cookies import SimpleCookie
+from collections.abc import Callable
 from typing import Any, cast
 
 import msgspec
+from litestar.connection import ASGIConnection
 from litestar.types import ASGIApp, HTTPResponseStartEvent, HTTPScope, Message, Receive, Scope, Send
 
 from app.domain.sessions import COOKIE_NAME
@@ -46,14 +53,9 @@ def valid_token(key: bytes, value: str | None) -> bool:
 
 
 def cookies_of(scope: Scope) -> dict[str, str]:
-    jar: SimpleCookie = SimpleCookie()
-    for name, value in scope.get("headers", []):
-        if name == b"cookie":
-            try:
-                jar.load(value.decode("latin-1"))
-            except Exception:  # noqa: BLE001 - an unparseable cookie header is no cookie
-                continue
-    return {k: m.value for k, m in jar.items()}
+    """The request's cookies exactly as `request.cookies` gives them to authentication: the
+    same parser, parsed once and kept in the connection state they share."""
+    return ASGIConnection(scope).cookies
 
 
 def header(scope: Scope, name: bytes) -> str | None:
@@ -75,7 +77,10 @@ async def _refuse(send: Send, status: int, code: str, detail: str) -> None:
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-def csrf_middleware_factory(key: bytes, *, secure: bool) -> Any:
+def csrf_middleware_factory(key: bytes, *, secure: Callable[[str], bool]) -> Any:
+    """`secure(scheme)` says whether a cookie set on a request made with that scheme is Secure:
+    Settings.cookies_secure, the same answer the session cookie gets."""
+
     def csrf_middleware(app: ASGIApp) -> ASGIApp:
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] != "http":
@@ -104,7 +109,7 @@ def csrf_middleware_factory(key: bytes, *, secure: bool) -> Any:
                 await app(scope, receive, send)
                 return
             token = new_token(key)
-            attributes = "; Path=/; SameSite=Lax" + ("; Secure" if secure else "")
+            attributes = "; Path=/; SameSite=Lax" + ("; Secure" if secure(cast("HTTPScope", scope)["scheme"]) else "")
 
             async def send_with_token(message: Message) -> None:
                 if message["type"] == "http.response.start":

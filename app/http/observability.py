@@ -3,8 +3,11 @@
 Every request ends in one JSON line on standard error:
 `{"time", "method", "route", "status", "ms"}`, where `route` is the path template
 (`/api/exercises/{full_exercise_id:str}`), so ids never reach the logs. The same numbers feed
-in-process counters served at `GET /metrics` in Prometheus' text format, to loopback clients
-only (a scraper on the same host, or `curl` by the operator).
+in-process counters served at `GET /metrics` in Prometheus' text format, only to a loopback
+peer that is not a trusted proxy (a scraper on the same host, or `curl` by the operator; a
+request a local proxy relays is anyone's), or to a request carrying the metrics token
+(`Authorization: Bearer $DREAMTREE_METRICS_TOKEN`). Anyone else gets the 404 of a page that
+does not exist.
 
 The lines do not go through `logging`: its record, formatter and Litestar's queue-listener
 thread cost ~85 us of CPU per request under load, a fifth of a Daily Dos request
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import hmac
 import sys
 import time
 from collections import defaultdict
@@ -28,10 +32,13 @@ from litestar import MediaType, Request, get
 from litestar.exceptions import NotFoundException
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
+from app.http.proxy import TrustedProxies, parse_address, peer_of
 from app.timeutil import now_iso
 
 BUCKETS_MS = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
-LOOPBACK = {"127.0.0.1", "::1", "localhost", "testclient"}
+# Peers that are this machine besides loopback addresses: "testclient" is what Litestar's
+# in-process test client calls itself (no socket ever reports it).
+LOCAL_NAMES = {"localhost", "testclient"}
 
 
 @dataclass
@@ -136,9 +143,29 @@ def access_log(metrics: Metrics, lines: AccessLog | None):  # noqa: ANN201 - an 
     return middleware
 
 
+def is_loopback(host: str | None) -> bool:
+    if host in LOCAL_NAMES:
+        return True
+    address = parse_address(host) if host else None
+    return address is not None and address.is_loopback
+
+
+def has_token(request: Request, token: str | None) -> bool:
+    if not token:
+        return False
+    scheme, _, sent = (request.headers.get("authorization") or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(sent.strip().encode(), token.encode())
+
+
+def may_read_metrics(request: Request, proxies: TrustedProxies, token: str | None) -> bool:
+    peer = peer_of(request.scope)
+    return (is_loopback(peer) and peer not in proxies) or has_token(request, token)
+
+
 @get("/metrics", media_type=MediaType.TEXT, include_in_schema=False, cache=False)
 async def metrics_endpoint(request: Request) -> str:
-    """Counters and latency histograms, for loopback clients only."""
-    if (request.client.host if request.client else "") not in LOOPBACK:
+    """Counters and latency histograms, for local non-proxy peers or the metrics token."""
+    state = request.app.state
+    if not may_read_metrics(request, state.proxies, state.settings.metrics_token):
         raise NotFoundException()
-    return request.app.state.metrics.render()
+    return state.metrics.render()

@@ -5,7 +5,9 @@ with its content type and a strong ETag, so a request does no disk work and no h
 
 - the page (index.html) is answered for each client path the browser router knows, so a
   Daily Do's `action.href` such as `/workbook/1.1.1.v1` or `/tools/flow-tracker` opens the
-  right view when followed or reloaded; any other path keeps its JSON 404 problem;
+  right view when followed or reloaded; a browser asking for any other path (a mistyped
+  address) gets the page with status 404, whose router shows its own "not found" view, and
+  everything else keeps the JSON 404 problem;
 - the page is `no-cache` (always revalidated), and it names its stylesheet and entry script
   with `?v=<version>`, the hash of every asset; an asset asked for with the current version
   may be cached for a year, any other asset request is revalidated with its ETag;
@@ -111,6 +113,22 @@ def asset(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[byte
         raise NotFound(f"No asset {name.lstrip('/')}.")
     current = request.query_params.get("v") == VERSION
     return _answer(request, found, IMMUTABLE if current else REVALIDATE)
+
+
+# Paths that are never the page's: the API, its document, the assets and operations.
+NOT_PAGES = ("/api/", "/api", "/assets/", "/schema", "/healthz", "/metrics")
+
+
+def wants_page(request: Request[Any, Any, Any]) -> bool:
+    """A browser following a link to a path the page does not know (a mistyped address)."""
+    path = request.url.path
+    return (request.method == "GET" and not path.startswith(NOT_PAGES)
+            and "text/html" in request.headers.get("accept", ""))
+
+
+def page_not_found() -> Response[bytes]:
+    """The page itself, with status 404: its router shows its own "not found" view."""
+    return Response(PAGE.body, status_code=404, media_type=PAGE.media_type, headers={"Cache-Control": REVALIDATE})
 
 
 PAGE_HANDLERS = [page, asset]

@@ -16,12 +16,13 @@ from typing import Any
 
 import msgspec
 from litestar import MediaType, Request, Response
-from litestar.exceptions import HTTPException, SerializationException, ValidationException
+from litestar.exceptions import HTTPException, NotFoundException, SerializationException, ValidationException
 
 from app.db.connection import is_busy
-from app.db.engine import EngineAuthFailed, EngineUnavailable
+from app.db.engine import ChangedConcurrently, ConstraintFailed, EngineAuthFailed, EngineUnavailable
 from app.domain.errors import DomainError
 from app.domain.keys import CryptoFailure
+from app.http.pages import page_not_found, wants_page
 
 log = logging.getLogger("dreamtree.http")
 
@@ -41,6 +42,26 @@ _CODES = {
     500: ("internal_error", "Internal server error"),
     503: ("unavailable", "Service busy"),
 }
+
+
+# What each kind of domain error is over HTTP: the one place that knows.
+STATUS_OF_KIND: dict[str, int] = {
+    "bad_request": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "conflict": 409,
+    "too_large": 413,
+    "invalid": 422,
+    "too_many_attempts": 429,
+    "unavailable": 503,
+}
+
+
+def domain_problem(exc: DomainError) -> Response[dict[str, Any]]:
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+    return problem(STATUS_OF_KIND[exc.kind], exc.detail, code=exc.instance_code, title=exc.title, headers=headers,
+                   extra=exc.extra)
 
 
 def problem(
@@ -86,15 +107,15 @@ def _validation(exc: ValidationException) -> Response[dict[str, Any]]:
 
 def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     if isinstance(exc, DomainError):
-        return problem(
-            exc.status, exc.detail, code=exc.instance_code, title=exc.title, headers=exc.headers, extra=exc.extra
-        )
+        return domain_problem(exc)
     if isinstance(exc, ValidationException):
         return _validation(exc)
     if isinstance(exc, msgspec.ValidationError):
         return problem(422, str(exc))
     if isinstance(exc, msgspec.DecodeError):
         return problem(400, "The request body is not valid JSON.", code="invalid_json")
+    if isinstance(exc, NotFoundException) and wants_page(request):
+        return page_not_found()  # type: ignore[return-value]
     if isinstance(exc, HTTPException):
         detail = str(exc.detail) if exc.detail else _CODES.get(exc.status_code, ("", "Error"))[1]
         headers = dict(exc.headers or {})
@@ -110,6 +131,12 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         return problem(400, "The request body nests too deeply to read.", code="invalid_json")
     if isinstance(exc, UnicodeDecodeError):
         return problem(400, "The request body is not valid UTF-8.", code="invalid_json")
+    if isinstance(exc, (ChangedConcurrently, ConstraintFailed)):
+        # Others kept changing the same rows (or a row this write needed went meanwhile):
+        # nothing was written; the same request again will see the new state.
+        log.warning("%s on %s %s", type(exc).__name__, request.method, request.url.path)
+        return problem(409, "This changed while we were saving it; nothing was saved. Please try again.",
+                       code="changed_concurrently")
     if isinstance(exc, CryptoFailure):
         # A stored value that does not open under its owner's key: refused, never shown as is.
         log.error("integrity failure on %s %s: %s", request.method, request.url.path, type(exc).__name__)

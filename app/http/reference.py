@@ -7,17 +7,22 @@ session (the credits page is public). Settings and skills are the reader's own a
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, Response, get, patch, post
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, JSONBody
 from msgspec import UNSET, UnsetType
 
-from app.db.connection import Database
+from app.db.engine import Engine
 from app.domain import reference, settings, skills
+from app.domain.reference import Competency, PersonalityType, Reference
 from app.domain.sessions import Principal
+from app.domain.settings import ReaderSettings
+from app.domain.skills import Skill
+from app.http.contract import BODY, CHANGE, QUERY, READER, problems
 
 
 class Strict(msgspec.Struct, forbid_unknown_fields=True):
@@ -43,31 +48,35 @@ class SettingsController(Controller):
     path = "/api/settings"
     tags = ["settings and reference data"]
 
-    @get("/", summary="The reader's settings")
-    async def read(self, db: NamedDependency[Database], principal: NamedDependency[Principal]) -> dict[str, Any]:
+    @get("/", summary="The reader's settings", responses=problems(READER))
+    async def read(self, db: NamedDependency[Engine], principal: NamedDependency[Principal]) -> ReaderSettings:
         return await settings.read_settings(db, principal)
 
-    @patch("/", summary="Change some settings; the full settings come back")
-    async def change(self, data: JSONBody[SettingsPatch], db: NamedDependency[Database],
-                     principal: NamedDependency[Principal]) -> dict[str, Any]:
+    @patch("/", summary="Change some settings; the full settings come back",
+           responses=problems(READER, BODY, CHANGE, "unknown_setting", "unknown_personality_type",
+                              "invalid_background_color", "invalid_text_color", "invalid_font"))
+    async def change(self, data: JSONBody[SettingsPatch], db: NamedDependency[Engine],
+                     principal: NamedDependency[Principal]) -> ReaderSettings:
         changes = {name: getattr(data, name) for name in settings.FIELDS if getattr(data, name) is not UNSET}
-        return (await settings.change_settings(db, principal, changes)).settings
+        return await settings.change_settings(db, principal, changes)
 
 
 class ReferenceController(Controller):
     path = "/api"
     tags = ["settings and reference data"]
 
-    @get("/personality-types", summary="The 16 personality types, by code (no session needed)")
-    async def personality_types(self, db: NamedDependency[Database]) -> list[dict[str, Any]]:
+    @get("/personality-types", summary="The 16 personality types, by code (no session needed)", responses=problems())
+    async def personality_types(self, db: NamedDependency[Engine]) -> list[PersonalityType]:
         return await reference.personality_types(db)
 
-    @get("/competencies", summary="Competencies with their levels, by category and order (no session needed)")
-    async def competencies(self, db: NamedDependency[Database]) -> list[dict[str, Any]]:
+    @get("/competencies", summary="Competencies with their levels, by category and order (no session needed)",
+         responses=problems())
+    async def competencies(self, db: NamedDependency[Engine]) -> list[Competency]:
         return await reference.competencies(db)
 
-    @get("/references", summary="The credits, by author surname, with where each is used (no session needed)")
-    async def references(self, db: NamedDependency[Database]) -> list[dict[str, Any]]:
+    @get("/references", summary="The credits, by author surname, with where each is used (no session needed)",
+         responses=problems())
+    async def references(self, db: NamedDependency[Engine]) -> list[Reference]:
         return await reference.references(db)
 
 
@@ -75,14 +84,18 @@ class SkillsController(Controller):
     path = "/api/skills"
     tags = ["skills"]
 
-    @get("/", summary="Skills I may tag whose name contains q (master list, shared and my own)")
-    async def search(self, db: NamedDependency[Database], principal: NamedDependency[Principal],
-                     q: FromQuery[str | None] = None, category: FromQuery[str | None] = None) -> list[dict[str, Any]]:
+    @get("/", summary="Skills I may tag whose name contains q (master list, shared and my own)",
+         responses=problems(READER, QUERY, "query_too_long", "unknown_skill_category"))
+    async def search(self, db: NamedDependency[Engine], principal: NamedDependency[Principal],
+                     q: FromQuery[str | None] = None, category: FromQuery[str | None] = None) -> list[Skill]:
         return await skills.search(db, principal, q, category)
 
-    @post("/", summary="Add a custom skill (201), or get the existing one of that name (200)")
-    async def add(self, data: JSONBody[SkillIn], db: NamedDependency[Database],
-                  principal: NamedDependency[Principal]) -> Response[dict[str, Any]]:
+    @post("/", summary="Add a custom skill (201), or get the existing one of that name (200)",
+          responses={200: ResponseSpec(Skill, description="A skill of that name already exists: that one"),
+                     **problems(READER, BODY, CHANGE, "invalid_skill_name", "unknown_skill_category",
+                                "too_many_custom_skills")})
+    async def add(self, data: JSONBody[SkillIn], db: NamedDependency[Engine],
+                  principal: NamedDependency[Principal]) -> Response[Skill]:
         added = await skills.add_custom(db, principal, data.name, data.category)
         return Response(added.skill, status_code=201 if added.created else 200)
 

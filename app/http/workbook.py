@@ -9,9 +9,11 @@ from litestar import Controller, get, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from app.db.connection import Database
+from app.db.engine import Engine
 from app.domain import workbook
 from app.domain.sessions import Principal
+from app.domain.workbook import AnswerSaved, CompletedModule, Exercise, Outline, WorkbookComplete
+from app.http.contract import BODY, CHANGE, READER, problems
 
 
 class AnswerIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -23,26 +25,29 @@ class WorkbookController(Controller):
     path = "/api"
     tags = ["workbook"]
 
-    @get("/workbook", summary="Outline with per-exercise status and progress")
-    async def outline(self, db: NamedDependency[Database], principal: NamedDependency[Principal]) -> dict[str, Any]:
+    @get("/workbook", summary="Outline with per-exercise status and progress", responses=problems(READER))
+    async def outline(self, db: NamedDependency[Engine], principal: NamedDependency[Principal]) -> Outline:
         return await workbook.outline(db, principal)
 
-    @get("/workbook/next", summary="The next exercise in full, or {complete: true}")
-    async def next(self, db: NamedDependency[Database], principal: NamedDependency[Principal]) -> dict[str, Any]:
+    @get("/workbook/next", summary="The next exercise in full, or {complete: true}", responses=problems(READER))
+    async def next(self, db: NamedDependency[Engine], principal: NamedDependency[Principal]) -> Exercise | WorkbookComplete:
         return await workbook.next_exercise(db, principal)
 
-    @get("/exercises/{full_exercise_id:str}", summary="One exercise in full (403 exercise_locked when locked)")
-    async def exercise(self, full_exercise_id: FromPath[str], db: NamedDependency[Database],
-                       principal: NamedDependency[Principal]) -> dict[str, Any]:
+    @get("/exercises/{full_exercise_id:str}", summary="One exercise in full (403 exercise_locked when locked)",
+         responses=problems(READER, "exercise_locked", "not_found"))
+    async def exercise(self, full_exercise_id: FromPath[str], db: NamedDependency[Engine],
+                       principal: NamedDependency[Principal]) -> Exercise:
         return await workbook.exercise(db, principal, full_exercise_id)
 
-    @put("/exercises/{full_exercise_id:str}/response", summary="Save or edit the answer")
-    async def answer(self, full_exercise_id: FromPath[str], data: JSONBody[AnswerIn], db: NamedDependency[Database],
-                     principal: NamedDependency[Principal]) -> dict[str, Any]:
+    @put("/exercises/{full_exercise_id:str}/response", summary="Save or edit the answer",
+         responses=problems(READER, BODY, CHANGE, "exercise_locked", "not_found", "empty_answer", "response_too_large",
+                            "unknown_skill", "too_many_skills"))
+    async def answer(self, full_exercise_id: FromPath[str], data: JSONBody[AnswerIn], db: NamedDependency[Engine],
+                     principal: NamedDependency[Principal]) -> AnswerSaved:
         return await workbook.answer(db, principal, full_exercise_id, data.response, data.skills)
 
-    @get("/modules", summary="The reader's completed modules")
-    async def modules(self, db: NamedDependency[Database], principal: NamedDependency[Principal]) -> list[dict[str, Any]]:
+    @get("/modules", summary="The reader's completed modules", responses=problems(READER))
+    async def modules(self, db: NamedDependency[Engine], principal: NamedDependency[Principal]) -> list[CompletedModule]:
         return await workbook.user_modules(db, principal)
 
 

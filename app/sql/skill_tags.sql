@@ -20,3 +20,28 @@ SELECT exercise_instance_id, skill_id
 FROM exercise_skills
 WHERE exercise_instance_id IN (SELECT value FROM json_each(?))
 ORDER BY created_at, skill_id;
+
+-- name: delete_own_tags
+-- The tags of answer or tool entry ?1, only when that row is reader ?2's.
+DELETE FROM exercise_skills
+WHERE exercise_instance_id = ?1
+  AND (EXISTS (SELECT 1 FROM exercise_responses WHERE id = ?1 AND user_id = ?2)
+       OR EXISTS (SELECT 1 FROM tool_instances WHERE id = ?1 AND user_id = ?2));
+
+-- name: insert_own_tags
+-- Tags for answer or tool entry ?1 from ?2, a JSON array of [tag id, skill id] pairs, only
+-- when that row is reader ?4's.
+INSERT INTO exercise_skills (id, exercise_instance_id, skill_id, created_at)
+SELECT json_extract(t.value, '$[0]'), ?1, json_extract(t.value, '$[1]'), ?3
+FROM json_each(?2) AS t
+WHERE EXISTS (SELECT 1 FROM exercise_responses WHERE id = ?1 AND user_id = ?4)
+   OR EXISTS (SELECT 1 FROM tool_instances WHERE id = ?1 AND user_id = ?4);
+
+-- name: tags_of_own
+-- The skills tagged on answer or tool entry ?1 of reader ?2.
+SELECT t.skill_id
+FROM exercise_skills t
+WHERE t.exercise_instance_id = ?1
+  AND (EXISTS (SELECT 1 FROM exercise_responses WHERE id = ?1 AND user_id = ?2)
+       OR EXISTS (SELECT 1 FROM tool_instances WHERE id = ?1 AND user_id = ?2))
+ORDER BY t.created_at, t.skill_id;

@@ -28,6 +28,24 @@ SELECT id, name, category, is_custom, review_status, coalesce(created_by = ?1, 0
 FROM skills
 WHERE is_custom = 0 OR review_status = 'approved' OR created_by = ?1;
 
+-- name: insert_custom_skill_within_limit
+-- Reader ?4's new custom skill, pending review: written only while they hold fewer than ?6
+-- custom skills, so two adds at once can never pass the limit (the count finds their
+-- skills through idx_skills_review, the custom ones).
+INSERT INTO skills (id, name, category, is_custom, created_by, review_status, created_at)
+SELECT ?1, ?2, ?3, 1, ?4, 'pending', ?5
+WHERE (SELECT count(*) FROM skills WHERE is_custom = 1 AND created_by = ?4) < ?6;
+
+-- name: sees_only_skills_seen
+-- A guard's condition: reader ?1 sees no skill that is not among ?2 (a JSON array of the ids
+-- they saw when deciding to add one) other than ?3 (the one being added).
+SELECT NOT EXISTS (
+  SELECT 1 FROM skills
+  WHERE (is_custom = 0 OR review_status = 'approved' OR created_by = ?1)
+    AND id NOT IN (SELECT value FROM json_each(?2))
+    AND id <> ?3
+);
+
 -- name: pending_custom_skills
 -- The review queue, oldest first; idx_skills_review (partial: is_custom = 1) finds it.
 SELECT id, name, category, created_at
@@ -35,10 +53,11 @@ FROM skills
 WHERE is_custom = 1 AND review_status = 'pending'
 ORDER BY created_at, id;
 
--- name: custom_skill_by_id
+-- name: custom_skills_among
+-- The custom skills among the ids in ?1 (a JSON array), found by id.
 SELECT id, name, category, review_status, created_at
 FROM skills
-WHERE id = ? AND is_custom = 1;
+WHERE id IN (SELECT value FROM json_each(?1)) AND is_custom = 1;
 
 -- name: shared_skills
 -- The shared list: what every reader sees.
@@ -46,5 +65,20 @@ SELECT id, name
 FROM skills
 WHERE is_custom = 0 OR review_status = 'approved';
 
--- name: set_review_status
-UPDATE skills SET review_status = ?2 WHERE id = ?1 AND is_custom = 1;
+-- name: shared_list_is
+-- A guard's condition: the shared list holds no skill outside ?1 (a JSON array of the ids
+-- the review read).
+SELECT NOT EXISTS (
+  SELECT 1 FROM skills
+  WHERE (is_custom = 0 OR review_status = 'approved')
+    AND id NOT IN (SELECT value FROM json_each(?1))
+);
+
+-- name: decide_pending_skills
+-- Editors' decisions on the skills in ?1 (a JSON array of ids): approved when also in ?2,
+-- rejected otherwise. Each applies only to a custom skill still pending (the batch checks
+-- that all of them did). The unary + keeps the planner on the id index (a few ids) rather
+-- than idx_skills_review (the whole queue).
+UPDATE skills
+SET review_status = iif(id IN (SELECT value FROM json_each(?2)), 'approved', 'rejected')
+WHERE id IN (SELECT value FROM json_each(?1)) AND is_custom = 1 AND +review_status = 'pending';

@@ -3,8 +3,10 @@
 --
 -- Unlocks match answers to places by (part_id, module_id, exercise_id), like the workbook's
 -- `tool_unlocked` (app/sql/workbook.sql explains why: a new content version must not lock a
--- tool again). Inserting and updating a row reuse `insert_tool_row` / `update_tool_row` of
--- app/sql/portability.sql; removing its skill tags reuses `delete_tags`.
+-- tool again). Every statement that reads or changes an entry names its reader, and the
+-- writes guard themselves (docs/engines.md): a create counts the reader's entries inside the
+-- INSERT, an edit changes only the row it read. Tags go through skill_tags.sql's owner-scoped
+-- `delete_own_tags` / `insert_own_tags` / `tags_of_own`.
 
 -- name: tool_catalogue
 -- Every active tool type with this reader's unlock flag and instance count, in one statement:
@@ -43,8 +45,22 @@ ORDER BY p.unlock_order IS NULL, p.unlock_order, tt.id;
 -- name: tool_type_row
 SELECT id, is_active FROM tool_types WHERE id = ?;
 
--- name: tool_instance_count
-SELECT count(*) FROM tool_instances WHERE user_id = ? AND tool_type = ?;
+-- name: tool_for_reader
+-- Tool ?2 as reader ?1 meets it when creating an entry, in one row: whether it is active,
+-- whether they unlocked it (spec §12 "Check if tool is unlocked for user", by place) and how
+-- many entries of it they have. No row for an unknown tool.
+SELECT tt.is_active,
+       EXISTS (
+         SELECT 1
+         FROM exercise_responses er
+         JOIN exercise_sequence es
+           ON es.part_id = er.part_id AND es.module_id = er.module_id AND es.exercise_id = er.exercise_id
+         WHERE er.user_id = ?1
+           AND es.unlocks_tool = tt.id
+       ) AS unlocked,
+       (SELECT count(*) FROM tool_instances ti WHERE ti.user_id = ?1 AND ti.tool_type = tt.id) AS instance_count
+FROM tool_types tt
+WHERE tt.id = ?2;
 
 -- name: tool_instances_of_type
 -- Newest first: the most recently created on top (rowid breaks ties of equal timestamps).
@@ -53,10 +69,24 @@ FROM tool_instances
 WHERE user_id = ? AND tool_type = ?
 ORDER BY created_at DESC, rowid DESC;
 
+-- name: tool_tags_of_type
+-- The skills tagged on every entry of tool ?2 of reader ?1, in one statement (not one per entry).
+SELECT t.exercise_instance_id, t.skill_id
+FROM tool_instances ti
+JOIN exercise_skills t ON t.exercise_instance_id = ti.id
+WHERE ti.user_id = ?1 AND ti.tool_type = ?2
+ORDER BY t.created_at, t.skill_id;
+
 -- name: tool_instance_of_user
 SELECT id, tool_type, origin, content_json, content_hash, created_at, updated_at
 FROM tool_instances
 WHERE id = ? AND user_id = ?;
+
+-- name: tool_instance_head
+-- Entry ?1 of reader ?2 without its content: what an edit or a delete decides on.
+SELECT id, tool_type, origin, created_at, updated_at
+FROM tool_instances
+WHERE id = ?1 AND user_id = ?2;
 
 -- name: tool_origin_answered
 -- An origin names an exercise this reader answered: at its place (?2 part, ?3 module,
@@ -70,6 +100,22 @@ SELECT EXISTS (
       WHERE es.full_exercise_id = ?5
         AND es.part_id = ?2 AND es.module_id = ?3 AND es.exercise_id = ?4))
 );
+
+-- name: insert_tool_instance
+-- A new entry (?1 id, ?2 reader, ?3 tool, ?4 origin, ?5 sealed content, ?6 content hash,
+-- ?7 creation time), written only while the reader has fewer than ?8 entries of that tool:
+-- the limit holds whatever was created since the count was read (0 rows changed otherwise).
+INSERT INTO tool_instances (id, user_id, tool_type, origin, content_json, content_hash, created_at, updated_at)
+SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7
+WHERE (SELECT count(*) FROM tool_instances WHERE user_id = ?2 AND tool_type = ?3) < ?8;
+
+-- name: update_tool_instance
+-- An edit of entry ?4 of reader ?5 (?1 sealed content, ?2 content hash, ?3 time), only while
+-- it is the row the edit read (updated_at ?6): 0 rows changed when it was edited or deleted
+-- meanwhile. tool_type, origin and created_at never change.
+UPDATE tool_instances
+SET content_json = ?1, content_hash = ?2, updated_at = ?3
+WHERE id = ?4 AND user_id = ?5 AND updated_at = ?6;
 
 -- name: delete_tool_instance
 DELETE FROM tool_instances WHERE id = ? AND user_id = ?;

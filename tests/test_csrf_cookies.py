@@ -1,0 +1,48 @@
+"""The CSRF check reads the Cookie header exactly as authentication does.
+
+A Cookie header with one malformed pair in front (`x="y; dt_session=…`) made the check's own
+parser (http.cookies) drop the whole header and see no session, while Litestar's parser,
+which authentication uses, still found the session cookie: a write without the CSRF header
+went through as that reader. Now both read one parse of the header, so a request that
+authenticates always meets the CSRF check.
+"""
+
+from __future__ import annotations
+
+import pytest
+from litestar.testing import TestClient
+
+from tests.helpers import Reader
+
+ANSWER = "/api/exercises/1.1.1.v1/response"
+MALFORMED = ['x="y; dt_session={session}', 'a=b; x="y; dt_session={session}', 'x="y"z; dt_session={session}',
+             'x=\\"; dt_session={session}', 'x="; dt_session={session}; y="']
+
+
+@pytest.fixture
+def ann(seeded, new_reader) -> Reader:
+    reader: Reader = new_reader()
+    reader.start()
+    return reader
+
+
+@pytest.mark.parametrize("template", MALFORMED)
+def test_a_malformed_pair_does_not_hide_the_session_from_the_csrf_check(
+    ann: Reader, client: TestClient, template: str
+) -> None:
+    header = template.format(session=ann.session_cookie)
+    # The same header authenticates (a read needs no CSRF token) ...
+    me = client.get("/api/me", headers={"cookie": header})
+    assert me.status_code == 200, me.text
+    # ... so a write with it must meet the CSRF check.
+    write = client.put(ANSWER, json={"response": {"text": "forged"}}, headers={"cookie": header})
+    assert write.status_code == 403 and write.json()["code"] == "csrf_failed", write.text
+    assert ann.get("/api/exercises/1.1.1.v1").json()["response"] is None
+
+
+def test_the_same_header_with_the_matching_token_still_writes(ann: Reader, client: TestClient) -> None:
+    token = ann.jar.get("csrftoken")
+    header = f'x="y; dt_session={ann.session_cookie}; csrftoken={token}'
+    write = client.put(ANSWER, json={"response": {"text": "mine"}}, headers={"cookie": header, "x-csrftoken": token})
+    assert write.status_code == 200, write.text
+    assert ann.get("/api/exercises/1.1.1.v1").json()["response"]["response"] == {"text": "mine"}

@@ -1,0 +1,92 @@
+"""`dreamtree serve` on a port another server already listens on (marker `load`: real servers).
+
+granian listens with SO_REUSEPORT, so without a check of our own a second server on the same
+port starts and silently shares the connections with the first (each answers half the
+requests, from a different database). It must stop at once instead, before touching its
+database, saying so.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.load
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "DREAMTREE_ARGON2": "fast"}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def serve(db: Path, port: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--db", str(db), "--port", str(port), "--log-level", "error"],
+        cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+    proc.communicate(timeout=30)
+
+
+def wait_until_up(port: int, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the first server did not start") from None
+            time.sleep(0.1)
+
+
+def test_a_second_server_on_a_busy_port_stops_at_once(tmp_path: Path) -> None:
+    port = free_port()
+    first = serve(tmp_path / "first.db", port)
+    try:
+        wait_until_up(port, first)
+        second = serve(tmp_path / "second.db", port)
+        try:
+            _, err = second.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            stop(second)
+            pytest.fail("the second server kept running on a port that was already in use")
+        assert second.returncode != 0
+        assert "address already in use" in err.lower(), err
+        assert not (tmp_path / "second.db").exists()  # stopped before creating its database
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
+            assert answer.status == 200  # the first one still serves
+    finally:
+        stop(first)
+
+
+def test_a_free_port_after_a_server_stopped_can_be_used_again(tmp_path: Path) -> None:
+    """The check refuses a port someone listens on, not one a stopped server left in TIME_WAIT."""
+    port = free_port()
+    first = serve(tmp_path / "dt.db", port)
+    try:
+        wait_until_up(port, first)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5):
+            pass
+    finally:
+        stop(first)
+    again = serve(tmp_path / "dt.db", port)
+    try:
+        wait_until_up(port, again)
+    finally:
+        stop(again)
