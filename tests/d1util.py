@@ -355,9 +355,11 @@ class RoundTrips:
 
     def __init__(self) -> None:
         self.modes: list[str] = []
+        self.bookmarks: list[str | None] = []  # the bookmark each batch carried
 
     def clear(self) -> None:
         self.modes.clear()
+        self.bookmarks.clear()
 
     @property
     def reads(self) -> int:
@@ -388,10 +390,11 @@ class RecordingTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:
-            mode = json.loads(request.content).get("mode", "?")
+            body = json.loads(request.content)
         except ValueError:
-            mode = "?"
-        self.trips.modes.append(str(mode))
+            body = {}
+        self.trips.modes.append(str(body.get("mode", "?")))
+        self.trips.bookmarks.append(body.get("bookmark"))
         return await self.inner.handle_async_request(request)
 
     async def aclose(self) -> None:

@@ -706,6 +706,8 @@ def test_dreamtree_migrate_and_serve_on_d1(d1_worker: WorkerProcess, tmp_path: P
                 assert time.monotonic() < deadline, "serve did not answer"
                 time.sleep(0.1)
         assert page.status_code == 200 and "<html" in page.text.lower()
+        health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)  # through the Worker
+        assert health.json() == {"status": "ok", "schema_version": int(MIGRATION_NAMES[-1].split("_")[0])}
     finally:
         os.killpg(server.pid, 15)
         output = server.communicate(timeout=30)[0]
@@ -724,3 +726,24 @@ def test_the_app_opens_the_d1_engine_in_one_round_trip(d1_settings: Settings, d1
         page = client.get("/")
         assert page.status_code == 200
     assert d1_round_trips.modes == ["read"]  # a page touches no database
+
+
+def test_the_app_on_d1_keeps_the_readers_bookmark_in_a_cookie(d1_settings: Settings, d1_round_trips: RoundTrips) -> None:
+    from litestar.testing import TestClient
+
+    from app.http.app import create_app
+
+    with TestClient(create_app(d1_settings), base_url="https://testserver.local") as client:
+        d1_round_trips.clear()
+        assert client.get("/healthz").status_code == 200
+        assert "dt_bookmark" not in client.cookies  # a read sets no bookmark cookie
+        started = client.post("/api/session")  # a write: a new anonymous workbook
+        assert started.status_code == 201, started.text
+        cookies = [c for c in started.headers.get_list("set-cookie") if c.startswith("dt_bookmark=")]
+        assert len(cookies) == 1 and cookies[0].endswith("; Path=/; Max-Age=3600; HttpOnly; SameSite=Lax; Secure")
+        bookmark = client.cookies.get("dt_bookmark")
+        assert bookmark and d1_round_trips.bookmarks[-1] is None  # the write went without one
+        d1_round_trips.clear()
+        me = client.get("/api/me")
+        assert me.status_code == 200, me.text
+        assert d1_round_trips.bookmarks and all(b is not None and b >= bookmark for b in d1_round_trips.bookmarks)

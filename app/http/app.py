@@ -13,7 +13,7 @@ from litestar.openapi.config import OpenAPIConfig
 
 from app import __version__
 from app.config import Settings
-from app.db.connection import Database
+from app.db.engine import Engine
 from app.db.engines import open_engine
 from app.domain import kdf, keys
 from app.domain.sessions import ServerKeys
@@ -47,7 +47,9 @@ API_CONTROLLERS = [
 ]
 
 
-def provide_db(state: State) -> Database:
+def provide_db(state: State) -> Engine:
+    """The engine the lifespan opened: the sqlite Database, or the D1Engine (Litestar checks
+    each dependency against its annotation, so every handler and dependency names `Engine`)."""
     return state.db
 
 

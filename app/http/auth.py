@@ -9,6 +9,7 @@ from litestar.datastructures import Cookie, State
 from litestar.di import NamedDependency
 
 from app.db.connection import Database
+from app.db.engine import Engine
 from app.domain.sessions import COOKIE_NAME, IssuedCookie, Principal, ServerKeys, authenticate
 from app.domain.throttle import Throttle
 
@@ -21,7 +22,7 @@ def provide_throttle(state: State) -> Throttle:
     return state.throttle
 
 
-async def provide_principal(request: Request[Any, Any, Any], state: State, db: NamedDependency[Database]) -> Principal:
+async def provide_principal(request: Request[Any, Any, Any], state: State, db: NamedDependency[Engine]) -> Principal:
     """The signed-in reader; 401 problem details when there is none.
 
     It takes `db` as a dependency (not from `state`) on purpose: Litestar resolves a batch of
