@@ -18,7 +18,7 @@ import click
 from app import __version__
 from app.config import ConfigError, Settings, check_cpu
 from app.db import migrations
-from app.db.checks import verdict
+from app.db.checks import verdict_on
 from app.db.connection import NotADatabase, connect_sync
 from app.domain import seeding
 from app.domain.errors import DomainError
@@ -135,6 +135,11 @@ def seed_if_empty(path: Path) -> None:
             click.echo(f"seeded the sample workbook ({result.plan.changes} rows)")
     finally:
         conn.close()
+
+
+def _on_sqlite(settings: Settings) -> bool:
+    # Settings gains `engine` ("sqlite" | "d1") with the d1 engine; until then it is sqlite.
+    return getattr(settings, "engine", "sqlite") == "sqlite"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -484,13 +489,13 @@ def review_skills(db: Path | None, approve: tuple[str, ...], reject: tuple[str, 
 @friendly_errors
 def check(db: Path | None) -> None:
     """Integrity check, foreign-key check, pending migrations and schema drift against schema.sql."""
-    path = settings_for(db).db_path
-    with open_existing(path) as conn:
-        result = verdict(conn)
-        applied = len(migrations.status(conn).applied)
+    settings = settings_for(db)
+    if _on_sqlite(settings):
+        existing_database(settings.db_path)
+    result = run_with_engine(settings, verdict_on)
     problems = 0
     if result.integrity == ["ok"]:
-        click.echo("integrity:    ok")
+        click.echo("integrity:    ok" + (" (quick_check)" if result.integrity_pragma == "quick_check" else ""))
     else:
         problems += 1
         click.echo(f"integrity:    FAILED ({len(result.integrity)} problems)")
@@ -505,7 +510,7 @@ def check(db: Path | None) -> None:
         problems += 1
         click.echo(f"migrations:   FAILED ({len(result.pending)} pending: {', '.join(result.pending)})")
     else:
-        click.echo(f"migrations:   ok ({applied} applied)")
+        click.echo(f"migrations:   ok ({len(result.applied)} applied)")
     if result.drift:
         problems += 1
         click.echo(f"schema:       FAILED ({len(result.drift)} differences from schema.sql)")
