@@ -18,11 +18,12 @@ import click
 from app import __version__
 from app.config import ConfigError, Settings, check_cpu
 from app.db import migrations
-from app.db.checks import verdict_on
+from app.db.checks import pending_migrations, verdict_on
 from app.db.connection import NotADatabase, connect_sync
+from app.db.engine import ChangedConcurrently, Engine
 from app.domain import seeding
 from app.domain.errors import DomainError
-from app.domain.seed_files import SEED_DIR, SeedInvalid
+from app.domain.seeding import SEED_DIR, SeedInvalid
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -126,15 +127,21 @@ def migrate_database(path: Path) -> list[str]:
         conn.close()
 
 
-def seed_if_empty(path: Path) -> None:
-    """A database with no workbook yet gets the sample workbook, once (the README's first command)."""
-    conn = connect_sync(path)
-    try:
-        if seeding.is_unseeded(conn):
-            result = seeding.seed(conn)
-            click.echo(f"seeded the sample workbook ({result.plan.changes} rows)")
-    finally:
-        conn.close()
+def seed_if_empty(target: Settings | Path, *, directory: Path = SEED_DIR) -> None:
+    """A database with no workbook yet gets the sample workbook, once (the README's first command).
+
+    Safe when several processes start at once: the seed's write is guarded, so the ones that
+    lose the race find the workbook there and write nothing."""
+    settings = target if isinstance(target, Settings) else settings_for(target)
+
+    async def work(engine: Engine) -> seeding.SeedResult | None:
+        if not await seeding.is_unseeded(engine):
+            return None
+        return await seeding.seed_on(engine, directory=directory)
+
+    result = run_with_engine(settings, work)
+    if result is not None and result.written:
+        click.echo(f"seeded the sample workbook ({result.plan.changes} rows)")
 
 
 def _on_sqlite(settings: Settings) -> bool:
@@ -191,11 +198,23 @@ def seed(db: Path | None, dry_run: bool, only: str | None, emit_sql: Path | None
         emit_sql.write_text(text, encoding="utf-8")
         click.echo(f"wrote {emit_sql} ({text.count(chr(10)) - 2} statements)")
         return
-    path = settings_for(db).db_path
-    with open_existing(path) as conn:
-        if migrations.status(conn).pending:
-            raise UserError(f"{path}: migrations are pending; run `dreamtree migrate --db {path}` first")
-        result = seeding.seed(conn, directory=seed_dir, dry_run=dry_run, only=only)
+    settings = settings_for(db)
+    path = settings.db_path
+    if _on_sqlite(settings):
+        existing_database(path)
+    migrate_hint = f"`dreamtree migrate --db {path}`" if _on_sqlite(settings) else "`wrangler d1 migrations apply`"
+
+    async def work(engine: Engine) -> seeding.SeedResult:
+        if await pending_migrations(engine):
+            raise UserError(f"{path if _on_sqlite(settings) else 'the database'}: migrations are pending; "
+                            f"run {migrate_hint} first")
+        return await seeding.seed_on(engine, directory=seed_dir, dry_run=dry_run, only=only)
+
+    try:
+        result = run_with_engine(settings, work)
+    except ChangedConcurrently:
+        raise UserError("the content kept changing while the seed was written (another seed running?); "
+                        "nothing was written, run it again") from None
     for line in result.plan.lines():
         click.echo(line)
     if result.plan.changes == 0:
@@ -203,7 +222,7 @@ def seed(db: Path | None, dry_run: bool, only: str | None, emit_sql: Path | None
     elif dry_run:
         click.echo(f"dry run: {result.plan.changes} change(s) planned, nothing written")
     else:
-        click.echo(f"seeded: {result.plan.changes} change(s) written in one transaction")
+        click.echo(f"seeded: {result.plan.changes} change(s) written in one atomic batch")
 
 
 def _server_keys(settings: Settings) -> Any:
