@@ -332,6 +332,8 @@ def backup(db: Path | None, file: Path) -> None:
     """A consistent online snapshot of the database to FILE (safe while the service serves)."""
     from app.domain import backups
 
+    if not _on_sqlite(settings_for(db)):
+        raise UserError(backups.refusal_on_d1("backup"))
     path = existing_database(db)
     if file.exists():
         raise UserError(f"{file} exists; choose a new file name")
@@ -348,7 +350,10 @@ def restore(db: Path | None, file: Path, yes: bool) -> None:
     """Replace the database with the snapshot FILE, once FILE passes every check."""
     from app.domain import backups
 
-    path = settings_for(db).db_path
+    settings = settings_for(db)
+    if not _on_sqlite(settings):
+        raise UserError(backups.refusal_on_d1("restore"))
+    path = settings.db_path
     if not yes and path.exists() and not click.confirm(f"Replace {path} with {file}?", default=False):
         raise UserError("nothing changed")
     try:
@@ -366,6 +371,8 @@ def export_d1(db: Path | None, file: Path) -> None:
     """The whole database as SQL for `wrangler d1 execute --file` (D1's export format)."""
     from app.domain import backups
 
+    if not _on_sqlite(settings_for(db)):
+        raise UserError(backups.refusal_on_d1("export-d1"))
     path = existing_database(db)
     count = backups.export_d1(path, file)
     click.echo(f"wrote {file} ({count} statements)")
@@ -379,7 +386,10 @@ def import_d1(db: Path | None, file: Path) -> None:
     """Load a `wrangler d1 export` dump (or ours) into a new database file."""
     from app.domain import backups
 
-    path = settings_for(db).db_path
+    settings = settings_for(db)
+    if not _on_sqlite(settings):
+        raise UserError(backups.refusal_on_d1("import-d1"))
+    path = settings.db_path
     try:
         count = backups.import_d1(file, path)
     except backups.RestoreRefused as exc:
