@@ -8,9 +8,7 @@ a file in one pass. The result is `SeedData`: plain values, ready for `rows.desi
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -194,9 +192,4 @@ def read_seed(directory: Path = SEED_DIR) -> SeedData:
     return data
 
 
-def metadata_json(value: dict[str, Any] | None) -> str | None:
-    """A reference's free-form metadata as stored: canonical JSON (sorted keys, no spaces)."""
-    return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-
-
-__all__ = ["SEED_DIR", "SeedData", "SeedInvalid", "SeedProblem", "metadata_json", "read_seed"]
+__all__ = ["SEED_DIR", "SeedData", "SeedInvalid", "SeedProblem", "read_seed"]

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 from app.db.upsert import JsonValue, Upsert
-from app.domain.seeding.files import metadata_json
 from app.domain.seeding.shapes import SeedData
 
 SEED_TABLES = (
@@ -106,6 +105,11 @@ SPECS: dict[str, TableSpec] = {
 }
 
 
+def metadata_json(value: dict[str, object]) -> str:
+    """A reference's free-form metadata as stored: canonical JSON (sorted keys, no spaces)."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
 def desired_rows(data: SeedData, now: str) -> Rows:
     """Every row the seed files describe, with stable ids derived from the files."""
     rows: Rows = {name: [] for name in SEED_TABLES}
@@ -155,7 +159,7 @@ def desired_rows(data: SeedData, now: str) -> Rows:
         for t in data.tool_types
     ]
     for r in data.references:
-        metadata = dict(r.metadata or {})
+        metadata: dict[str, object] = dict(r.metadata or {})
         if r.id in referenced_in:
             metadata["referenced_in"] = referenced_in[r.id]
         rows["references"].append(
