@@ -13,6 +13,7 @@ from app.db.checks import Verdict, verdict_on, verdict_work
 from app.db.connection import Database, GuardedConnection, configure, connect_sync
 from app.db.migrations import split_statements
 from app.db.schema import SCHEMA_SQL, diff, drift, expected_shape, shape, shape_of_objects
+from app.db.upsert import quote_identifier
 
 ROOT = Path(__file__).resolve().parents[1]
 # The schema document the project implements, kept in the repository so a clean checkout can
@@ -168,3 +169,13 @@ def test_replaying_sqlite_schema_gives_the_shape_of_the_database(conn: sqlite3.C
     replayed, unreadable = shape_of_objects(objects)
     assert unreadable == [] and replayed == shape(conn)
     assert drift(objects) == []
+
+
+@pytest.mark.parametrize("name", ["users", "references", 'odd "name"', "with space", "ümlaut", ""])
+def test_there_is_one_way_to_quote_an_identifier(conn: sqlite3.Connection, name: str) -> None:
+    """Ours, for the SQL the project builds, is the rule of sqlite-utils' inspection."""
+    from sqlite_utils.db import quote_identifier as sqlite_utils_quote
+
+    assert quote_identifier(name) == sqlite_utils_quote(name)
+    if name:
+        assert conn.execute(f"SELECT 1 AS {quote_identifier(name)}").description[0][0] == name

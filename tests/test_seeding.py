@@ -19,6 +19,7 @@ from app.db import engine, migrations
 from app.db.connection import Database, connect_sync, run_batch
 from app.db.engine import ChangedConcurrently, GuardFailed, Work, Write
 from app.db.migrations import split_statements
+from app.db.sqltext import render
 from app.domain import seeding
 from app.domain.seeding import SeedInvalid, load, read_seed
 from app.timeutil import now_iso
@@ -245,6 +246,20 @@ def test_emitted_sql_is_d1_shaped_and_gives_the_same_tables(tmp_path: Path, conn
             assert strip(table(other, name)) == strip(table(conn, name)), name
     finally:
         other.close()
+
+
+def test_a_named_query_is_written_out_as_one_line_with_its_values() -> None:
+    sql = """-- name: x
+    -- a comment with a ? in it
+    UPDATE "t ?" SET a = ?2, b = 'it''s ?' /* not ?3 */
+    WHERE c = ?1 AND d IN (SELECT value FROM json_each(?2));"""
+    assert render(sql, ("one\ntwo", '["a","b"]')) == (
+        "UPDATE \"t ?\" SET a = '[\"a\",\"b\"]', b = 'it''s ?' WHERE c = replace('one\\ntwo','\\n',char(10))"
+        " AND d IN (SELECT value FROM json_each('[\"a\",\"b\"]'));")
+    with pytest.raises(ValueError):
+        render("SELECT ?, ?", (1,))
+    with pytest.raises(ValueError):
+        render("SELECT ?3", (1, 2))
 
 
 def test_serve_seeds_an_empty_database_once(db_path: Path, seed_dir: Path) -> None:

@@ -21,9 +21,10 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
-import sqlite_utils
+if TYPE_CHECKING:
+    import sqlite_utils
 
 SCHEMA_SQL = Path(__file__).resolve().parents[2] / "schema.sql"
 # SQLite's own tables, D1's bookkeeping (_cf_) and Litestream's (_litestream_) are not the schema.
@@ -92,7 +93,10 @@ def _checks(create_sql: str) -> list[str]:
 
 def inspector(conn: sqlite3.Connection) -> sqlite_utils.Database:
     """sqlite-utils over `conn`, running nothing of its own: no PRAGMA recursive_triggers, no
-    plugins (its table inspection then uses only PRAGMAs D1 allows)."""
+    plugins (its table inspection then uses only PRAGMAs D1 allows). Imported here, by the
+    commands that inspect, so that the others do not pay for it."""
+    import sqlite_utils
+
     return sqlite_utils.Database(conn, recursive_triggers=False, execute_plugins=False)
 
 
