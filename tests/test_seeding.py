@@ -20,6 +20,7 @@ from app.db.connection import Database, connect_sync, run_batch
 from app.db.engine import ChangedConcurrently, GuardFailed, Work, Write
 from app.db.migrations import split_statements
 from app.db.sqltext import render
+from app.db.upsert import Upsert
 from app.domain import seeding
 from app.domain.seeding import SeedInvalid, load, read_seed
 from app.timeutil import now_iso
@@ -246,6 +247,33 @@ def test_emitted_sql_is_d1_shaped_and_gives_the_same_tables(tmp_path: Path, conn
             assert strip(table(other, name)) == strip(table(conn, name)), name
     finally:
         other.close()
+
+
+def test_a_bulk_upsert_changes_exactly_the_rows_that_differ(tmp_path: Path) -> None:
+    conn = connect_sync(tmp_path / "plain.db")  # D1-strict
+    try:
+        conn.execute('CREATE TABLE "odd ""t""" (id TEXT PRIMARY KEY, name TEXT COLLATE NOCASE, n INTEGER,'
+                     " created_at TEXT, updated_at TEXT)")
+        upsert = Upsert('odd "t"', "id", ("id", "name", "n", "created_at", "updated_at"),
+                        insert_only=("created_at",), touched=("updated_at",))
+        rows = [{"id": f"r{i}", "name": f"Name {i}", "n": i, "created_at": "t1", "updated_at": "t1"} for i in range(500)]
+
+        def write(rows: list[dict[str, Any]]) -> int:
+            statements = [upsert.statement(chunk) for chunk in upsert.chunks(rows)]
+            assert all(len(s.params) == 1 for s in statements)  # 500 rows, one bound parameter
+            return sum(r.changes for r in run_batch(conn, statements, True))
+
+        assert write(rows) == 500
+        later = [{**r, "updated_at": "t2", "created_at": "t2"} for r in rows]
+        assert write(later) == 0  # a new stamp alone is no change
+        later[7] = {**later[7], "name": "name 7"}  # a case-only edit is an edit, whatever the collation
+        later[9] = {**later[9], "n": None}
+        assert write(later) == 2
+        changed_rows = conn.execute('SELECT id, name, n, created_at, updated_at FROM "odd ""t""" WHERE updated_at = ?',
+                                    ("t2",)).fetchall()
+        assert [tuple(r) for r in changed_rows] == [("r7", "name 7", 7, "t1", "t2"), ("r9", "Name 9", None, "t1", "t2")]
+    finally:
+        conn.close()
 
 
 def test_a_named_query_is_written_out_as_one_line_with_its_values() -> None:

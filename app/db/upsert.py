@@ -7,7 +7,7 @@ many rows at once: the rows travel as one JSON array parameter and `json_each` u
     INSERT INTO "t" ("id", "name", "updated_at")
     SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?) WHERE true
     ON CONFLICT ("id") DO UPDATE SET "name" = excluded."name", "updated_at" = excluded."updated_at"
-    WHERE "t"."name" IS NOT excluded."name"
+    WHERE "t"."name" IS NOT excluded."name" COLLATE BINARY
 
 so a statement has one bound parameter whatever the number of rows (D1 binds at most 100),
 and a row whose compared columns already hold the wanted values is not touched at all: its
@@ -95,8 +95,10 @@ class Upsert:
         if not self.compared or not updates:
             return f"{insert} ON CONFLICT ({quote_identifier(self.key)}) DO NOTHING"
         assignments = ", ".join(f"{c} = excluded.{c}" for c in updates)
+        # BINARY whatever a column's collation: a row differs exactly when its values differ,
+        # as a loader comparing in Python sees it (a case-only edit is an edit).
         differs = " OR ".join(
-            f"{table}.{quote_identifier(c)} IS NOT excluded.{quote_identifier(c)}" for c in self.compared
+            f"{table}.{quote_identifier(c)} IS NOT excluded.{quote_identifier(c)} COLLATE BINARY" for c in self.compared
         )
         return f"{insert} ON CONFLICT ({quote_identifier(self.key)}) DO UPDATE SET {assignments} WHERE {differs}"
 
