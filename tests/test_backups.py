@@ -6,10 +6,12 @@ import sqlite3
 import threading
 from contextlib import closing
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
 
+from app import cli
 from app.cli import main
 from app.db.connection import connect_sync
 from app.domain import backups
@@ -103,12 +105,12 @@ def test_d1_dump_round_trip_in_python(busy_db: Path, tmp_path: Path) -> None:
 def test_file_commands_refuse_on_the_d1_engine_in_one_line(
     busy_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
 ) -> None:
-    from app.config import Settings
-
     snap = tmp_path / "snap.db"
     backups.backup(busy_db, snap)
     before = rows(busy_db, "SELECT count(*) FROM users")
-    monkeypatch.setattr(Settings, "engine", "d1", raising=False)  # the d1 engine's setting, when it comes
+    real = cli.settings_for
+    # The settings of a service on the d1 engine (Settings gains its `engine` field with that engine).
+    monkeypatch.setattr(cli, "settings_for", lambda db, **flags: SimpleNamespace(**{**vars(real(db, **flags)), "engine": "d1"}))
     target = {"backup": tmp_path / "new.db", "restore": snap, "export-d1": tmp_path / "dump.sql",
               "import-d1": snap}[command]
     result = invoke(command, "--db", str(busy_db), str(target), *(["--yes"] if command == "restore" else []))
