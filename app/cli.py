@@ -199,15 +199,14 @@ def seed(db: Path | None, dry_run: bool, only: str | None, emit_sql: Path | None
         click.echo(f"wrote {emit_sql} ({text.count(chr(10)) - 2} statements)")
         return
     settings = settings_for(db)
-    path = settings.db_path
-    if _on_sqlite(settings):
+    path, on_sqlite = settings.db_path, _on_sqlite(settings)
+    if on_sqlite:
         existing_database(path)
-    migrate_hint = f"`dreamtree migrate --db {path}`" if _on_sqlite(settings) else "`wrangler d1 migrations apply`"
 
     async def work(engine: Engine) -> seeding.SeedResult:
         if await pending_migrations(engine):
-            raise UserError(f"{path if _on_sqlite(settings) else 'the database'}: migrations are pending; "
-                            f"run {migrate_hint} first")
+            where, migrate = (path, f"dreamtree migrate --db {path}") if on_sqlite else ("D1", "wrangler d1 migrations apply")
+            raise UserError(f"{where}: migrations are pending; run `{migrate}` first")
         return await seeding.seed_on(engine, directory=seed_dir, dry_run=dry_run, only=only)
 
     try:
