@@ -18,11 +18,12 @@ import click
 from app import __version__
 from app.config import ConfigError, Settings, check_cpu, parse_trusted_proxies
 from app.db import migrations
-from app.db.checks import verdict
+from app.db.checks import pending_migrations, verdict_on
 from app.db.connection import NotADatabase, connect_sync
+from app.db.engine import ChangedConcurrently, Engine
 from app.domain import seeding
 from app.domain.errors import DomainError
-from app.domain.seed_files import SEED_DIR, SeedInvalid
+from app.domain.seeding import SEED_DIR, SeedInvalid
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -126,15 +127,26 @@ def migrate_database(path: Path) -> list[str]:
         conn.close()
 
 
-def seed_if_empty(path: Path) -> None:
-    """A database with no workbook yet gets the sample workbook, once (the README's first command)."""
-    conn = connect_sync(path)
-    try:
-        if seeding.is_unseeded(conn):
-            result = seeding.seed(conn)
-            click.echo(f"seeded the sample workbook ({result.plan.changes} rows)")
-    finally:
-        conn.close()
+def seed_if_empty(target: Settings | Path, *, directory: Path = SEED_DIR) -> None:
+    """A database with no workbook yet gets the sample workbook, once (the README's first command).
+
+    Safe when several processes start at once: the seed's write is guarded, so the ones that
+    lose the race find the workbook there and write nothing."""
+    settings = target if isinstance(target, Settings) else settings_for(target)
+
+    async def work(engine: Engine) -> seeding.SeedResult | None:
+        if not await seeding.is_unseeded(engine):
+            return None
+        return await seeding.seed_on(engine, directory=directory)
+
+    result = run_with_engine(settings, work)
+    if result is not None and result.written:
+        click.echo(f"seeded the sample workbook ({result.plan.changes} rows)")
+
+
+def _on_sqlite(settings: Settings) -> bool:
+    # Settings gains `engine` ("sqlite" | "d1") with the d1 engine; until then it is sqlite.
+    return getattr(settings, "engine", "sqlite") == "sqlite"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -186,11 +198,22 @@ def seed(db: Path | None, dry_run: bool, only: str | None, emit_sql: Path | None
         emit_sql.write_text(text, encoding="utf-8")
         click.echo(f"wrote {emit_sql} ({text.count(chr(10)) - 2} statements)")
         return
-    path = settings_for(db).db_path
-    with open_existing(path) as conn:
-        if migrations.status(conn).pending:
-            raise UserError(f"{path}: migrations are pending; run `dreamtree migrate --db {path}` first")
-        result = seeding.seed(conn, directory=seed_dir, dry_run=dry_run, only=only)
+    settings = settings_for(db)
+    path, on_sqlite = settings.db_path, _on_sqlite(settings)
+    if on_sqlite:
+        existing_database(path)
+
+    async def work(engine: Engine) -> seeding.SeedResult:
+        if await pending_migrations(engine):
+            where, migrate = (path, f"dreamtree migrate --db {path}") if on_sqlite else ("D1", "wrangler d1 migrations apply")
+            raise UserError(f"{where}: migrations are pending; run `{migrate}` first")
+        return await seeding.seed_on(engine, directory=seed_dir, dry_run=dry_run, only=only)
+
+    try:
+        result = run_with_engine(settings, work)
+    except ChangedConcurrently:
+        raise UserError("the content kept changing while the seed was written (another seed running?); "
+                        "nothing was written, run it again") from None
     for line in result.plan.lines():
         click.echo(line)
     if result.plan.changes == 0:
@@ -198,7 +221,7 @@ def seed(db: Path | None, dry_run: bool, only: str | None, emit_sql: Path | None
     elif dry_run:
         click.echo(f"dry run: {result.plan.changes} change(s) planned, nothing written")
     else:
-        click.echo(f"seeded: {result.plan.changes} change(s) written in one transaction")
+        click.echo(f"seeded: {result.plan.changes} change(s) written in one atomic batch")
 
 
 def _server_keys(settings: Settings) -> Any:
@@ -308,6 +331,8 @@ def backup(db: Path | None, file: Path) -> None:
     """A consistent online snapshot of the database to FILE (safe while the service serves)."""
     from app.domain import backups
 
+    if not _on_sqlite(settings_for(db)):
+        raise UserError(backups.refusal_on_d1("backup"))
     path = existing_database(db)
     if file.exists():
         raise UserError(f"{file} exists; choose a new file name")
@@ -324,7 +349,10 @@ def restore(db: Path | None, file: Path, yes: bool) -> None:
     """Replace the database with the snapshot FILE, once FILE passes every check."""
     from app.domain import backups
 
-    path = settings_for(db).db_path
+    settings = settings_for(db)
+    if not _on_sqlite(settings):
+        raise UserError(backups.refusal_on_d1("restore"))
+    path = settings.db_path
     if not yes and path.exists() and not click.confirm(f"Replace {path} with {file}?", default=False):
         raise UserError("nothing changed")
     try:
@@ -342,6 +370,8 @@ def export_d1(db: Path | None, file: Path) -> None:
     """The whole database as SQL for `wrangler d1 execute --file` (D1's export format)."""
     from app.domain import backups
 
+    if not _on_sqlite(settings_for(db)):
+        raise UserError(backups.refusal_on_d1("export-d1"))
     path = existing_database(db)
     count = backups.export_d1(path, file)
     click.echo(f"wrote {file} ({count} statements)")
@@ -355,7 +385,10 @@ def import_d1(db: Path | None, file: Path) -> None:
     """Load a `wrangler d1 export` dump (or ours) into a new database file."""
     from app.domain import backups
 
-    path = settings_for(db).db_path
+    settings = settings_for(db)
+    if not _on_sqlite(settings):
+        raise UserError(backups.refusal_on_d1("import-d1"))
+    path = settings.db_path
     try:
         count = backups.import_d1(file, path)
     except backups.RestoreRefused as exc:
@@ -489,13 +522,13 @@ def review_skills(db: Path | None, approve: tuple[str, ...], reject: tuple[str, 
 @friendly_errors
 def check(db: Path | None) -> None:
     """Integrity check, foreign-key check, pending migrations and schema drift against schema.sql."""
-    path = settings_for(db).db_path
-    with open_existing(path) as conn:
-        result = verdict(conn)
-        applied = len(migrations.status(conn).applied)
+    settings = settings_for(db)
+    if _on_sqlite(settings):
+        existing_database(settings.db_path)
+    result = run_with_engine(settings, verdict_on)
     problems = 0
     if result.integrity == ["ok"]:
-        click.echo("integrity:    ok")
+        click.echo("integrity:    ok" + (" (quick_check)" if result.integrity_pragma == "quick_check" else ""))
     else:
         problems += 1
         click.echo(f"integrity:    FAILED ({len(result.integrity)} problems)")
@@ -510,7 +543,7 @@ def check(db: Path | None) -> None:
         problems += 1
         click.echo(f"migrations:   FAILED ({len(result.pending)} pending: {', '.join(result.pending)})")
     else:
-        click.echo(f"migrations:   ok ({applied} applied)")
+        click.echo(f"migrations:   ok ({len(result.applied)} applied)")
     if result.drift:
         problems += 1
         click.echo(f"schema:       FAILED ({len(result.drift)} differences from schema.sql)")
