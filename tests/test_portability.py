@@ -198,8 +198,10 @@ def tool_entry(entry_id: str, tool_type: str, content: object) -> dict:
             "created_at": "2026-01-02T10:00:00.000Z", "updated_at": "2026-01-02T10:00:00.000Z", "skills": []}
 
 
-def test_tool_entries_that_do_not_fit_their_shape_are_skipped_with_a_warning(ann: Reader, new_reader,
-                                                                              db_path: Path) -> None:
+def test_tool_entries_keep_what_the_reader_wrote_and_skip_only_what_cannot_fit(ann: Reader, new_reader,
+                                                                             db_path: Path) -> None:
+    """Unknown fields are kept verbatim and a missing name becomes the tool's singular name
+    (nothing the reader wrote is dropped); values the shape refuses skip the entry."""
     made = ann.post("/api/tools/list-builder/instances", {"content": {"title": "Kept", "items": ["a"]}})
     assert made.status_code == 201, made.text
     doc = export(ann)
@@ -216,18 +218,21 @@ def test_tool_entries_that_do_not_fit_their_shape_are_skipped_with_a_warning(ann
     before = counts(db_path)
     report = do_import(bob, doc).json()
     assert {k: v for k, v in dry.items() if k != "dry_run"} == {k: v for k, v in report.items() if k != "dry_run"}
-    assert report["counts"]["tool_instances"] == {"inserted": 2, "updated": 0, "unchanged": 0, "skipped": 4}
+    assert report["counts"]["tool_instances"] == {"inserted": 4, "updated": 0, "unchanged": 0, "skipped": 2}
     assert report["counts"]["exercises"]["inserted"] == 2  # the rest of the file still merges
     assert report["warnings"] == [
-        "tool_instances: with-colour skipped: list-builder content: Object contains unknown field `colour`",
+        "tool_instances: with-colour: fields this installation does not know (colour) were kept as they are",
         "tool_instances: too-much-energy skipped: flow-tracker content: Expected `int` <= 5 - at `$.energy`",
-        "tool_instances: no-title skipped: list-builder content: Object missing required field `title`",
+        "tool_instances: no-title: no title; it was named 'List'",
         "tool_instances: not-an-object skipped: flow-tracker content: Expected `object`, got `str`",
     ]
-    assert counts(db_path)["tool_instances"] == before["tool_instances"] + 2
+    assert counts(db_path)["tool_instances"] == before["tool_instances"] + 4
     shown = {e["content"]["title"]: e["content"] for e in bob.get("/api/tools/list-builder/instances").json()}
-    assert shown == {"Kept": {"title": "Kept", "items": ["a"]}, "Short": {"title": "Short", "items": []}}
+    assert shown == {"Kept": {"title": "Kept", "items": ["a"]}, "Short": {"title": "Short", "items": []},
+                     "L": {"title": "L", "items": [], "colour": "red"}, "List": {"title": "List", "items": ["untitled"]}}
     assert bob.get("/api/tools/flow-tracker/instances").json() == []
+    again = export(bob)
+    assert {"title": "L", "items": [], "colour": "red"} in [t["content_json"] for t in again["tool_instances"]]
 
 
 def test_custom_skills_are_matched_by_name_and_remapped(ann: Reader, new_reader, db_path: Path) -> None:

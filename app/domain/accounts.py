@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import msgspec
+
 from app import timeutil
 from app.db.connection import Database, run_in_transaction
 from app.db.queries import Q
@@ -172,26 +174,26 @@ async def sign_in(
 ) -> SignedIn:
     """Sign in on this device: a new session for the account. The anonymous workbook this
     device held is merged into the account first when asked (the same merge as import, under
-    the account's key), then removed; all of it in one transaction."""
+    the account's key, in one write batch that also removes it), else removed."""
     user_id, dek = await verify_credentials(db, server, throttle, email, password)
-    stamp = now_iso()
     anonymous = current if current and current.is_anonymous and current.user_id != user_id else None
+    report = None
+    if anonymous is not None and merge_anonymous:
+        # One unit of work of its own (portability.merge_anonymous): the anonymous workbook is
+        # merged under the account's key and removed in one write batch, guarded on it being
+        # what was read. The write below then finds it gone.
+        report = msgspec.to_builtins(await portability.merge_anonymous(db, anonymous, user_id, dek))
+    stamp = now_iso()
 
-    def write(conn: sqlite3.Connection) -> tuple[Me, IssuedCookie, dict[str, Any] | None]:
-        report = None
+    def write(conn: sqlite3.Connection) -> tuple[Me, IssuedCookie]:
         if current is not None:
             conn.execute(Q.delete_session, (current.session_id,))
         if anonymous is not None:
-            if merge_anonymous:
-                book = portability.workbook_from_rows(portability.read_rows(conn, anonymous.user_id), anonymous.dek, stamp)
-                merged = portability.Report(dry_run=False)
-                portability.merge(conn, user_id, dek, book, merged)
-                report = merged.as_dict()
             delete_user_rows(conn, anonymous.user_id)
         issued = open_session(conn, server, user_id, dek, is_anonymous=False, stamp=stamp)
-        return read_me(conn, user_id), issued, report
+        return read_me(conn, user_id), issued
 
-    account, issued, report = await db.write(write)
+    account, issued = await db.write(write)
     return SignedIn(account, issued, Principal(user_id, issued.session_id, dek, False), report)
 
 
