@@ -1,11 +1,21 @@
-"""Export and import of a large account: 2,000 answers and 2,000 tool instances.
+"""Export and import of a large account: 2,000 answers and 2,000 tool entries.
 
 Builds a database whose workbook has 2,000 exercises (synthetic places, like a long course),
-fills one account through the import path, then measures in-process, one run each:
-anonymous (plaintext) export, import of that file into an empty account, the same import
-again (all unchanged), a claimed-style encrypted export (including its Argon2id key slot),
-and the import of the encrypted file (including unwrapping). Peak memory is the Python heap
-peak (tracemalloc) of each step, and the process's maximum resident size at the end.
+fills one account through the import path, then measures in-process, one run each, on the
+same event loop a server would use:
+
+- the readable export (the one read batch, opening every value, encoding the file);
+- the import of that file into an empty account, while another reader saves an answer
+  again and again on the same loop: each save's latency (p50/p99/max) tells how long the
+  import held the writer and the loop;
+- the same import again (all unchanged: one read batch, no write);
+- an encrypted export (including its Argon2id key slot and MAC) and its import into another
+  empty account (including unwrapping);
+- the Python heap peak (tracemalloc, in a second run of the export and a third import, since
+  tracing slows Python down) and the process's maximum resident size at the end.
+
+The 2,000 tool entries are split between two tools: a reader holds at most 1,000 entries of
+one tool, and the import obeys that limit.
 
     .venv/bin/python bench/portability.py [--answers 2000] [--tools 2000]
 """
@@ -15,22 +25,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import resource
+import statistics
 import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Awaitable, Callable
 from contextlib import closing
 from pathlib import Path
+from typing import Any, TypeVar
 
 import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.db import migrations  # noqa: E402
 from app.db.connection import Database, connect_sync, run_in_transaction  # noqa: E402
-from app.domain import keys, portability, seeding, sessions  # noqa: E402
-from app.domain.sessions import ServerKeys  # noqa: E402
+from app.domain import keys, portability, seeding, sessions, workbook  # noqa: E402
+from app.domain.sessions import Principal, ServerKeys  # noqa: E402
 
+T = TypeVar("T")
 TEXT = "I led the migration of our records system, and what I learned is " * 4
+PASSWORD = "river lantern pocket moss"
 
 
 def build(path: Path, answers: int) -> None:
@@ -43,8 +58,17 @@ def build(path: Path, answers: int) -> None:
             "INSERT INTO exercise_sequence VALUES (?, ?, ?, ?, ?, ?, ?, ?)", places), True)
 
 
-def document(answers: int, tools: int) -> dict:
-    modules: dict = {}
+def tool_entry(i: int, tools: int) -> dict[str, Any]:
+    if i < tools // 2:
+        tool_type, content = "list-builder", {"title": f"List {i}", "items": [TEXT, TEXT]}
+    else:
+        tool_type, content = "flow-tracker", {"activity": f"Activity {i}", "energy": 1 + i % 5, "notes": TEXT * 2}
+    return {"id": f"t{i}", "tool_type": tool_type, "origin": "standalone", "content_json": content,
+            "created_at": "2026-01-02T10:00:00.000Z", "updated_at": "2026-01-02T10:00:00.000Z", "skills": []}
+
+
+def document(answers: int, tools: int) -> dict[str, Any]:
+    modules: dict[str, Any] = {}
     for i in range(answers):
         module = f"9.{1 + i // 50}"
         modules.setdefault(module, {"first_completed_at": None, "last_modified_at": None, "exercises": {}})
@@ -52,21 +76,46 @@ def document(answers: int, tools: int) -> dict:
             "response_json": {"text": f"{TEXT} ({i})"}, "responded_at": "2026-01-01T10:00:00.000Z", "skills": []}
     return {"version": "1.1", "exported_at": "2026-06-01T00:00:00.000Z", "encrypted": False, "settings": None,
             "competency_scores": [], "modules": modules, "custom_skills": [],
-            "tool_instances": [{"id": f"t{i}", "tool_type": "list-builder", "origin": "standalone",
-                                "content_json": {"title": f"List {i}", "items": [TEXT, TEXT]},
-                                "created_at": "2026-01-02T10:00:00.000Z", "updated_at": "2026-01-02T10:00:00.000Z",
-                                "skills": []} for i in range(tools)]}
+            "tool_instances": [tool_entry(i, tools) for i in range(tools)]}
 
 
-def measure(name: str, fn) -> object:
-    tracemalloc.start()
+def line(name: str, text: str) -> None:
+    print(f"{name:<52} {text}")
+
+
+async def timed(name: str, fn: Callable[[], Awaitable[T]]) -> T:
     started = time.perf_counter()
-    result = fn()
-    elapsed = time.perf_counter() - started
+    result = await fn()
+    line(name, f"{(time.perf_counter() - started) * 1000:9.0f} ms")
+    return result
+
+
+async def heap(name: str, fn: Callable[[], Awaitable[Any]]) -> None:
+    tracemalloc.start()
+    await fn()
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    print(f"{name:<44} {elapsed * 1000:9.0f} ms   heap peak {peak / 2**20:7.1f} MiB")
-    return result
+    line(name, f"{peak / 2**20:9.1f} MiB")
+
+
+async def export_bytes(db: Database, server: ServerKeys, reader: Principal, password: str | None = None) -> bytes:
+    """What POST /api/export does: the export, then the file's bytes."""
+    exported = await portability.export(db, server, reader, password=password)
+    return msgspec.json.encode(exported.document)
+
+
+async def saves_during(db: Database, other: Principal, work: Awaitable[T]) -> tuple[T, list[float]]:
+    """Run `work` while `other` saves an answer again and again; each save's latency in ms."""
+    task = asyncio.ensure_future(work)
+    latencies: list[float] = []
+    n = 0
+    while not task.done():
+        n += 1
+        started = time.perf_counter()
+        await workbook.answer(db, other, "1.1.1.v1", {"text": f"edit {n}"}, None)
+        latencies.append((time.perf_counter() - started) * 1000)
+        await asyncio.sleep(0.005)  # a reader typing, not a tight loop
+    return await task, latencies
 
 
 async def main(answers: int, tools: int) -> None:
@@ -75,39 +124,49 @@ async def main(answers: int, tools: int) -> None:
         build(path, answers)
         db = Database(path)
         await db.open()
-        loop = asyncio.get_running_loop()
         try:
             server = ServerKeys.derive(b"b" * 32, argon2=keys.Argon2Params.PRODUCTION)
-            ann, _ = await sessions.start_anonymous(db, server)
-            bob, _ = await sessions.start_anonymous(db, server)
-            carol, _ = await sessions.start_anonymous(db, server)
-            await portability.import_document(db, ann.user_id, ann.dek, document(answers, tools), password=None, dry_run=False)
+            readers = [(await sessions.start_anonymous(db, server))[0] for _ in range(5)]
+            ann, bob, carol, dave, other = readers
+            await portability.import_document(db, ann, document(answers, tools), password=None, dry_run=False)
+            await workbook.answer(db, other, "1.1.1.v1", {"text": "first"}, None)
 
-            def run(coro_fn):
-                return lambda: asyncio.run_coroutine_threadsafe(coro_fn(), loop).result()
+            plain = await timed(f"export, readable ({answers} answers + {tools} tool entries)",
+                                lambda: export_bytes(db, server, ann))
+            line("  file size", f"{len(plain) / 2**20:9.1f} MiB")
+            quiet = []
+            for _ in range(50):
+                started = time.perf_counter()
+                await workbook.answer(db, other, "1.1.1.v1", {"text": "quiet"}, None)
+                quiet.append((time.perf_counter() - started) * 1000)
+            line("another reader's answer save, idle: p50 / p99", f"{statistics.median(quiet):6.1f} / "
+                 f"{statistics.quantiles(quiet, n=100)[98]:.1f} ms")
 
-            async def in_thread(fn):
-                return await loop.run_in_executor(None, fn)
+            started = time.perf_counter()
+            report, latencies = await saves_during(db, other, portability.import_document(
+                db, bob, plain, password=None, dry_run=False))
+            line("import into an empty account", f"{(time.perf_counter() - started) * 1000:9.0f} ms")
+            assert report.counts.exercises.inserted == answers, report.counts
+            assert report.counts.tool_instances.inserted == tools, report.counts
+            p99 = statistics.quantiles(latencies, n=100)[98] if len(latencies) >= 2 else latencies[0]
+            line("  meanwhile, another reader's saves: n, p50 / p99 / max",
+                 f"{len(latencies):4d}, {statistics.median(latencies):.1f} / {p99:.1f} / {max(latencies):.1f} ms")
+            again = await timed("the same import again (all unchanged)", lambda: portability.import_document(
+                db, bob, plain, password=None, dry_run=False))
+            assert again.counts.tool_instances.unchanged == tools
 
-            plain = await in_thread(lambda: measure(
-                f"export, plaintext ({answers} + {tools})",
-                run(lambda: portability.export(db, ann.user_id, ann.dek, encrypted=False))))
-            size = len(msgspec.json.encode(plain))
-            print(f"{'  file size':<44} {size / 2**20:9.1f} MiB")
-            report = await in_thread(lambda: measure("import into an empty account", run(
-                lambda: portability.import_document(db, bob.user_id, bob.dek, plain, password=None, dry_run=False))))
-            assert report.counts["exercises"]["inserted"] == answers, report.counts
-            again = await in_thread(lambda: measure("the same import again (all unchanged)", run(
-                lambda: portability.import_document(db, bob.user_id, bob.dek, plain, password=None, dry_run=False))))
-            assert again.counts["tool_instances"]["unchanged"] == tools
-            sealed = await in_thread(lambda: measure("export, encrypted (incl. Argon2id m=128 MiB)", run(
-                lambda: portability.export(db, ann.user_id, ann.dek, encrypted=True, password="river lantern pocket moss"))))
-            await in_thread(lambda: measure("import of the encrypted file (incl. unwrap)", run(
-                lambda: portability.import_document(db, carol.user_id, carol.dek, sealed,
-                                                    password="river lantern pocket moss", dry_run=False))))
+            sealed = await timed("export, encrypted (incl. Argon2id m=128 MiB, MAC)", lambda: portability.export_account(
+                db, ann.user_id, ann.dek, password=PASSWORD))
+            sealed_bytes = msgspec.json.encode(sealed)
+            await timed("import of the encrypted file (incl. unwrap)", lambda: portability.import_document(
+                db, carol, sealed_bytes, password=PASSWORD, dry_run=False))
+
+            await heap("heap peak: export, readable", lambda: export_bytes(db, server, ann))
+            await heap("heap peak: import into an empty account", lambda: portability.import_document(
+                db, dave, plain, password=None, dry_run=False))
         finally:
             await db.close()
-    print(f"{'max resident size of the process':<44} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:9.0f} MiB")
+    line("max resident size of the process", f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:9.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -242,6 +242,10 @@ def validate_content(tool_type: str, content: Any) -> dict[str, Any]:
 
 
 
+_FIELD_NAMES: Final[dict[str, frozenset[str]]] = {
+    tool: frozenset(f.encode_name for f in msgspec.structs.fields(shape)) for tool, shape in SHAPES.items()}
+
+
 def unknown_fields(tool_type: str, content: Any) -> dict[str, Any]:
     """The top-level fields of `content` that the tool's shape does not know, as they are.
 
@@ -249,10 +253,9 @@ def unknown_fields(tool_type: str, content: Any) -> dict[str, Any]:
     newer version of this one): they are the reader's writing, so they are kept verbatim
     beside the shape's fields, exported again, shown read-only by the page, and carried over
     when the entry is edited (`with_kept`). The API itself never accepts them."""
-    shape = SHAPES.get(tool_type)
-    if shape is None or not isinstance(content, dict):
+    known = _FIELD_NAMES.get(tool_type)
+    if known is None or not isinstance(content, dict):
         return {}
-    known = {f.encode_name for f in msgspec.structs.fields(shape)}
     return {key: value for key, value in content.items() if key not in known}
 
 

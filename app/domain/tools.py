@@ -30,7 +30,7 @@ from app.domain import keys
 from app.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from app.domain.sessions import Principal
 from app.domain.skill_tags import check_skills, replace_tags, tags_of
-from app.domain.tool_shapes import content_schema, has_shape, validate_content
+from app.domain.tool_shapes import content_schema, has_shape, validate_content, with_kept
 from app.timeutil import now_iso
 
 MAX_INSTANCES_PER_TOOL: Final = 1000
@@ -158,7 +158,9 @@ async def edit_instance(db: Database, principal: Principal, instance_id: str, co
         if row is None:
             raise _no_instance(instance_id)
         # The shape depends on the row's tool, so this small CPU work runs inside the job.
-        normalised = validate_content(row["tool_type"], content)
+        # Fields an import kept that the shape does not know stay (tool_shapes.with_kept).
+        stored = keys.open_column(principal.dek, row["content_json"], table=TABLE, row_id=instance_id)
+        normalised = with_kept(row["tool_type"], validate_content(row["tool_type"], content), stored)
         tags = check_skills(conn, user, skills) if skills is not None else None
         sealed = keys.seal_column(principal.dek, normalised, table=TABLE, row_id=instance_id)
         content_hash = keys.content_hash(principal.dek, normalised)

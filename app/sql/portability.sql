@@ -199,8 +199,9 @@ FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS t
       FROM json_each(?2)) AS t
 WHERE NOT EXISTS (SELECT 1 FROM tool_instances WHERE id = t.id)
   AND NOT EXISTS (SELECT 1 FROM exercise_responses WHERE id = t.id)
-  AND NOT EXISTS (SELECT 1 FROM tool_instances
-                  WHERE user_id = ?1 AND tool_type = t.tool_type AND content_hash = t.content_hash);
+  AND NOT EXISTS (SELECT 1 FROM tool_instances  -- by content_hash's index (the unary + keep the
+                                                -- planner off user and type: thousands of rows)
+                  WHERE content_hash = t.content_hash AND +user_id = ?1 AND +tool_type = t.tool_type);
 
 -- name: import_update_tools
 -- ?2: a JSON array of [id, sealed content, content_hash, updated_at, the updated_at the merge

@@ -73,7 +73,7 @@ def merge_work(user_id: str, dek: keys.DataKey, stamp: str, book: Incoming | Non
     touched = merge_answers(ctx, book)
     merge_tools(ctx, book)
     if ctx.tags or ctx.retag:
-        ctx.writes += tag_statements_many(user_id, ctx.tags, stamp, replace=ctx.retag)
+        ctx.writes += tag_statements_many(user_id, ctx.tags, stamp, replace=ctx.retag, chunk_bytes=ctx.chunk_bytes)
     merge_modules(ctx, book, touched)
     report = ctx.report.build(dry_run)
     if dry_run or not (ctx.writes or removal):

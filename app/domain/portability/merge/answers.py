@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from app.db.engine import Stmt, changed
 from app.db.queries import Q
 from app.domain import keys
@@ -29,7 +31,10 @@ Place = tuple[str, str, str]
 
 
 def _same(a: Any, b: Any) -> bool:
-    return keys.canonical_json(a) == keys.canonical_json(b)
+    """Equal answers: the same JSON text with sorted keys (cheap), else equal once canonical
+    (Unicode form, number spelling)."""
+    sorted_a, sorted_b = msgspec.json.encode(a, order="sorted"), msgspec.json.encode(b, order="sorted")
+    return sorted_a == sorted_b or keys.canonical_json(a) == keys.canonical_json(b)
 
 
 def _chosen(ctx: Context, book: Incoming) -> dict[Place, tuple[Answer, str, int]]:
@@ -103,8 +108,8 @@ def merge_answers(ctx: Context, book: Incoming) -> dict[str, str]:
         ctx.after[place] = (full_id, answer.responded_at)
         module = f"{place[0]}.{place[1]}"
         touched[module] = max(touched.get(module, ""), answer.responded_at)
-    for chunk, count in json_chunks(inserts, 1_400_000):
+    for chunk, count in json_chunks(inserts, ctx.chunk_bytes):
         ctx.writes += [Stmt(Q.import_insert_answers, (ctx.user_id, chunk)), changed("answer_changed", count)]
-    for chunk, count in json_chunks(updates, 1_400_000):
+    for chunk, count in json_chunks(updates, ctx.chunk_bytes):
         ctx.writes += [Stmt(Q.import_update_answers, (ctx.user_id, chunk)), changed("answer_changed", count)]
     return touched

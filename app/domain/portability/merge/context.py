@@ -26,6 +26,9 @@ from app.domain.portability.report import ReportBuilder
 # confuse a reader of the database. Any other id is replaced by a fresh uuid.
 _KEEPABLE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
+CHUNK_BYTES = 1_400_000
+"""The most JSON one `json_each(?)` parameter of a write carries (D1 takes up to 2 MB a value)."""
+
 
 @dataclass
 class Held:
@@ -107,6 +110,7 @@ class Context:
     tags: dict[str, list[str]] = field(default_factory=dict)  # row written -> its tags
     retag: list[str] = field(default_factory=list)  # rows of the reader whose tags are replaced
     after: dict[tuple[str, str, str], tuple[str, str]] = field(default_factory=dict)  # place -> (full id, responded_at)
+    chunk_bytes: int = field(default_factory=lambda: CHUNK_BYTES)
 
     @classmethod
     def build(cls, user_id: str, dek: keys.DataKey, stamp: str, dry_run: bool, results: list[Result],

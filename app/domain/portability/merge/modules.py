@@ -54,5 +54,5 @@ def merge_modules(ctx: Context, book: Incoming, touched: dict[str, str]) -> None
             ctx.report.add("modules", "unchanged")
             continue
         rows.append([found.group(1), found.group(2), first, last])
-    for chunk, _ in json_chunks(rows, 1_400_000):
+    for chunk, _ in json_chunks(rows, ctx.chunk_bytes):
         ctx.writes.append(Stmt(Q.import_modules, (ctx.user_id, chunk)))

@@ -31,7 +31,7 @@ def merge_scores(ctx: Context, book: Incoming) -> None:
         else:
             updates.append([competency_id, score, assessed_at, held["assessed_at"]])
             ctx.report.add("competency_scores", "updated")
-    for chunk, count in json_chunks(inserts, 1_400_000):
+    for chunk, count in json_chunks(inserts, ctx.chunk_bytes):
         ctx.writes += [Stmt(Q.import_insert_scores, (ctx.user_id, chunk)), changed("score_changed", count)]
-    for chunk, count in json_chunks(updates, 1_400_000):
+    for chunk, count in json_chunks(updates, ctx.chunk_bytes):
         ctx.writes += [Stmt(Q.import_update_scores, (ctx.user_id, chunk)), changed("score_changed", count)]

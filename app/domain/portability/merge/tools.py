@@ -37,10 +37,10 @@ from app.domain.skill_tags import json_chunks
 from app.domain.tool_shapes import SHAPES, unknown_fields, validate_content, with_kept
 from app.domain.tools import MAX_INSTANCES_PER_TOOL, STANDALONE
 
-
-def _name_field(tool_type: str) -> str:
-    """The shape's one required field: what names an entry."""
-    return next(f.encode_name for f in msgspec.structs.fields(SHAPES[tool_type]) if f.required)
+# The shape's one required field, per tool: what names an entry (msgspec.structs.fields is
+# slow, so it is read once).
+_NAME_FIELD: dict[str, str] = {
+    tool: next(f.encode_name for f in msgspec.structs.fields(shape) if f.required) for tool, shape in SHAPES.items()}
 
 
 def _content(ctx: Context, tool: Tool, singular: str) -> dict[str, Any]:
@@ -49,7 +49,7 @@ def _content(ctx: Context, tool: Tool, singular: str) -> dict[str, Any]:
     if not isinstance(content, dict):
         return validate_content(tool.tool_type, content)  # raises, in the API's words
     check_json(content, what=f"{tool.tool_type} content", code="invalid_tool_content")
-    name = _name_field(tool.tool_type)
+    name = _NAME_FIELD[tool.tool_type]
     value = content.get(name)
     if value is None or (isinstance(value, str) and not value.strip()):
         filled = tool.created_at[:7] if name == "month" else singular
@@ -129,9 +129,9 @@ def merge_tools(ctx: Context, book: Incoming) -> None:
         tool_type, total = sorted(over.items())[0]
         raise Invalid(f"Importing this would give you {total} {tool_type} entries; at most {MAX_INSTANCES_PER_TOOL} "
                       "are possible per tool. Nothing was imported.", code="tool_instance_limit")
-    for chunk, count in json_chunks(inserts, 1_400_000):
+    for chunk, count in json_chunks(inserts, ctx.chunk_bytes):
         ctx.writes += [Stmt(Q.import_insert_tools, (ctx.user_id, chunk)), changed("tool_changed", count)]
-    for chunk, count in json_chunks(updates, 1_400_000):
+    for chunk, count in json_chunks(updates, ctx.chunk_bytes):
         ctx.writes += [Stmt(Q.import_update_tools, (ctx.user_id, chunk)), changed("tool_changed", count)]
     if added:
         ctx.writes.append(guard("tool_instance_limit", Q.tool_limit_holds.rstrip(";"),
