@@ -5,10 +5,11 @@ fills one account through the import path, then measures in-process, one run eac
 same event loop a server would use:
 
 - the readable export (the one read batch, opening every value, encoding the file);
-- the import of that file into an empty account, while another reader saves an answer
-  again and again on the same loop: each save's latency (p50/p99/max) tells how long the
-  import held the writer and the loop;
+- another reader's answer saves alone, then while the import of that file into an empty
+  account runs on the same loop (each save's latency, p50/p99/max, tells how long the import
+  held the writer and the loop);
 - the same import again (all unchanged: one read batch, no write);
+  (these three: `--runs` times each, the median shown with every run)
 - an encrypted export (including its Argon2id key slot and MAC) and its import into another
   empty account (including unwrapping);
 - the Python heap peak (tracemalloc, in a second run of the export and a third import, since
@@ -38,7 +39,7 @@ from typing import Any, TypeVar
 import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from app.db import migrations  # noqa: E402
+from app.db import connection, migrations  # noqa: E402
 from app.db.connection import Database, connect_sync, run_in_transaction  # noqa: E402
 from app.domain import keys, portability, seeding, sessions, workbook  # noqa: E402
 from app.domain.sessions import Principal, ServerKeys  # noqa: E402
@@ -118,50 +119,95 @@ async def saves_during(db: Database, other: Principal, work: Awaitable[T]) -> tu
     return await task, latencies
 
 
-async def main(answers: int, tools: int) -> None:
+WRITER_HELD: list[float] = []
+
+
+def hold_time(real: Callable[..., Any]) -> Callable[..., Any]:
+    """connection.run_batch, timing write batches (how long the writer is held)."""
+    def run_batch(conn: Any, statements: Any, write: bool) -> Any:
+        started = time.perf_counter()
+        try:
+            return real(conn, statements, write)
+        finally:
+            if write and len(statements) > 3:
+                WRITER_HELD.append((time.perf_counter() - started) * 1000)
+    return run_batch
+
+
+def p99(values: list[float]) -> float:
+    """The 99th percentile, nearest rank."""
+    ranked = sorted(values)
+    return ranked[max(0, -(-99 * len(ranked) // 100) - 1)]
+
+
+async def main(answers: int, tools: int, runs: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "bench.db"
         build(path, answers)
+        connection.run_batch = hold_time(connection.run_batch)  # type: ignore[assignment]
         db = Database(path)
         await db.open()
         try:
             server = ServerKeys.derive(b"b" * 32, argon2=keys.Argon2Params.PRODUCTION)
-            readers = [(await sessions.start_anonymous(db, server))[0] for _ in range(5)]
-            ann, bob, carol, dave, other = readers
+
+            async def reader() -> Principal:
+                return (await sessions.start_anonymous(db, server))[0]
+
+            ann, other = await reader(), await reader()
             await portability.import_document(db, ann, document(answers, tools), password=None, dry_run=False)
             await workbook.answer(db, other, "1.1.1.v1", {"text": "first"}, None)
+            print(f"{answers} answers + {tools} tool entries; median of {runs} runs where it says so")
 
-            plain = await timed(f"export, readable ({answers} answers + {tools} tool entries)",
-                                lambda: export_bytes(db, server, ann))
+            times, plain = [], b""
+            for _ in range(runs):
+                started = time.perf_counter()
+                plain = await export_bytes(db, server, ann)
+                times.append((time.perf_counter() - started) * 1000)
+            line("export, readable (read, open, encode)", f"{statistics.median(times):9.0f} ms  {_all(times)}")
             line("  file size", f"{len(plain) / 2**20:9.1f} MiB")
+
             quiet = []
-            for _ in range(50):
+            for _ in range(200):
                 started = time.perf_counter()
                 await workbook.answer(db, other, "1.1.1.v1", {"text": "quiet"}, None)
                 quiet.append((time.perf_counter() - started) * 1000)
-            line("another reader's answer save, idle: p50 / p99", f"{statistics.median(quiet):6.1f} / "
-                 f"{statistics.quantiles(quiet, n=100)[98]:.1f} ms")
+                await asyncio.sleep(0.005)
+            line("another reader's answer save, alone: p50 / p99", f"{statistics.median(quiet):6.1f} / {p99(quiet):.1f} ms")
 
-            started = time.perf_counter()
-            report, latencies = await saves_during(db, other, portability.import_document(
-                db, bob, plain, password=None, dry_run=False))
-            line("import into an empty account", f"{(time.perf_counter() - started) * 1000:9.0f} ms")
-            assert report.counts.exercises.inserted == answers, report.counts
-            assert report.counts.tool_instances.inserted == tools, report.counts
-            p99 = statistics.quantiles(latencies, n=100)[98] if len(latencies) >= 2 else latencies[0]
+            times, during, bob = [], [], ann
+            WRITER_HELD.clear()
+            for _ in range(runs):
+                bob = await reader()
+                started = time.perf_counter()
+                report, latencies = await saves_during(db, other, portability.import_document(
+                    db, bob, plain, password=None, dry_run=False))
+                times.append((time.perf_counter() - started) * 1000)
+                during += latencies
+                assert report.counts.exercises.inserted == answers, report.counts
+                assert report.counts.tool_instances.inserted == tools, report.counts
+            line("import into an empty account", f"{statistics.median(times):9.0f} ms  {_all(times)}")
+            line("  of which the writer is held (the write batch)", f"{statistics.median(WRITER_HELD):9.0f} ms  "
+                 f"{_all(WRITER_HELD)}")
             line("  meanwhile, another reader's saves: n, p50 / p99 / max",
-                 f"{len(latencies):4d}, {statistics.median(latencies):.1f} / {p99:.1f} / {max(latencies):.1f} ms")
-            again = await timed("the same import again (all unchanged)", lambda: portability.import_document(
-                db, bob, plain, password=None, dry_run=False))
-            assert again.counts.tool_instances.unchanged == tools
+                 f"{len(during):4d}, {statistics.median(during):.1f} / {p99(during):.1f} / {max(during):.1f} ms")
+
+            times = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                again = await portability.import_document(db, bob, plain, password=None, dry_run=False)
+                times.append((time.perf_counter() - started) * 1000)
+                assert again.counts.tool_instances.unchanged == tools
+            line("the same import again (all unchanged)", f"{statistics.median(times):9.0f} ms  {_all(times)}")
 
             sealed = await timed("export, encrypted (incl. Argon2id m=128 MiB, MAC)", lambda: portability.export_account(
                 db, ann.user_id, ann.dek, password=PASSWORD))
             sealed_bytes = msgspec.json.encode(sealed)
-            await timed("import of the encrypted file (incl. unwrap)", lambda: portability.import_document(
+            carol = await reader()
+            await timed("import of the encrypted file (incl. unwrap, MAC)", lambda: portability.import_document(
                 db, carol, sealed_bytes, password=PASSWORD, dry_run=False))
 
             await heap("heap peak: export, readable", lambda: export_bytes(db, server, ann))
+            dave = await reader()
             await heap("heap peak: import into an empty account", lambda: portability.import_document(
                 db, dave, plain, password=None, dry_run=False))
         finally:
@@ -169,9 +215,14 @@ async def main(answers: int, tools: int) -> None:
     line("max resident size of the process", f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:9.0f} MiB")
 
 
+def _all(times: list[float]) -> str:
+    return "(" + ", ".join(f"{t:.0f}" for t in times) + ")"
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--answers", type=int, default=2000)
     parser.add_argument("--tools", type=int, default=2000)
+    parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    asyncio.run(main(args.answers, args.tools))
+    asyncio.run(main(args.answers, args.tools, args.runs))

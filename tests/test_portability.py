@@ -728,6 +728,7 @@ def test_a_saved_account_exporting_without_a_password_is_told_so(ann: Reader) ->
     for body in (None, {}, {"password": ""}):
         refused = ann.post("/api/export", body)
         assert refused.status_code == 401 and refused.json()["code"] == "password_required", refused.text
+        assert refused.json()["title"] == "Password required"
     assert ann.get("/api/me").status_code == 200  # still signed in
 
 

@@ -35,16 +35,16 @@ class PortabilityController(Controller):
     async def export(
         self, request: Request[Any, Any, Any], db: NamedDependency[Engine], server_keys: NamedDependency[ServerKeys],
         throttle: NamedDependency[Throttle], principal: NamedDependency[Principal],
+        data: Annotated[ExportIn | None, Body(description="a saved account's password")] = None,
         readable: Annotated[bool, QueryParameter(description="a readable (unencrypted) copy")] = False,
     ) -> Response[ExportDoc]:
         """The encrypted file (a saved account's default) or, with `readable=true`, a copy in
         clear, marked `"encrypted": false` and named `…-unencrypted.json`; an anonymous
         workbook's export is always readable. Body: `{"password": "..."}` for a saved account."""
-        raw = await request.body()
-        data = msgspec.json.decode(raw, type=ExportIn) if raw.strip() else ExportIn()
-        if data.password:
+        password = data.password if data is not None else None
+        if password:
             throttle.hit("export", client_address(request))
-        exported = await portability.export(db, server_keys, principal, password=data.password, readable=readable)
+        exported = await portability.export(db, server_keys, principal, password=password, readable=readable)
         return Response(exported.document, media_type="application/json",
                         headers={"Content-Disposition": f'attachment; filename="{exported.filename}"'})
 
@@ -58,8 +58,7 @@ class PortabilityController(Controller):
         dry_run: FromQuery[bool] = False,
     ) -> ImportReport:
         throttle.hit("import", client_address(request))
-        document, file_password = portability.unwrap_upload(data, password)
-        return await portability.import_document(db, principal, document, password=file_password, dry_run=dry_run)
+        return await portability.import_upload(db, principal, data, header_password=password, dry_run=dry_run)
 
 
 PORTABILITY_CONTROLLERS = [PortabilityController]

@@ -31,7 +31,7 @@ from app.domain.portability.document import (
     unwrap_upload,
 )
 from app.domain.portability.export import Exported, export, export_account
-from app.domain.portability.importing import import_document, import_into, merge_anonymous
+from app.domain.portability.importing import import_document, import_into, import_upload, merge_anonymous
 from app.domain.portability.report import ImportReport
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "export_account",
     "import_document",
     "import_into",
+    "import_upload",
     "json_schema",
     "merge_anonymous",
     "unwrap_upload",

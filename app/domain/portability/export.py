@@ -18,6 +18,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import anyio.to_thread
@@ -134,6 +135,13 @@ async def sealed(document: ExportDoc, dek: keys.DataKey, password: str) -> Expor
     return await anyio.to_thread.run_sync(_with_mac, with_key, dek, export_id)
 
 
+class PasswordRequired(Unauthorized):
+    """A saved account asked for its export without re-entering its password (401: the
+    session is fine, the password is what is missing)."""
+
+    code, title = "password_required", "Password required"
+
+
 @dataclass(frozen=True, slots=True)
 class Exported:
     document: ExportDoc
@@ -153,7 +161,7 @@ async def export(db: Engine, server: ServerKeys, principal: Principal, *, passwo
     encrypted = not principal.is_anonymous and not readable
     if not principal.is_anonymous:
         if not password:
-            raise Unauthorized("Enter your password to download your workbook.", code="password_required")
+            raise PasswordRequired("Enter your password to download your workbook.")
         credentials = stored.credentials
         if credentials is None:
             raise Unauthorized("This account has no password to confirm.", code="invalid_credentials")
@@ -165,7 +173,8 @@ async def export(db: Engine, server: ServerKeys, principal: Principal, *, passwo
             raise Unauthorized("The password is not right.", code="invalid_credentials") from None
     exported_at = now_iso()
     document = await anyio.to_thread.run_sync(
-        lambda: document_of(stored, principal.dek, encrypted=encrypted, exported_at=exported_at))
+        partial(document_of, stored, principal.dek, encrypted=encrypted, exported_at=exported_at))
+    del stored  # the rows as stored are not needed once the document holds the values
     if encrypted:
         assert password is not None
         document = await sealed(document, principal.dek, password)

@@ -16,7 +16,7 @@ from app.db.engine import ChangedConcurrently, Engine
 from app.domain import keys
 from app.domain.errors import Conflict
 from app.domain.kdf import run_kdf
-from app.domain.portability.document import decode_document, decode_json
+from app.domain.portability.document import decode_document, decode_json, unwrap_upload
 from app.domain.portability.incoming import Incoming, file_key, open_file
 from app.domain.portability.merge import merge_work
 from app.domain.portability.report import ImportReport
@@ -56,6 +56,14 @@ async def import_document(db: Engine, principal: Principal, raw: bytes | Any, *,
     """POST /api/import: the reader's own workbook receives the file."""
     return await import_into(db, principal.user_id, principal.dek, raw, password=password, dry_run=dry_run,
                              gate=principal)
+
+
+async def import_upload(db: Engine, principal: Principal, body: Any, *, header_password: str | None,
+                        dry_run: bool) -> ImportReport:
+    """POST /api/import's body, decoded: the file as it is (its password from the
+    `X-Export-Password` header) or the older wrapper `{"document", "password"}`."""
+    document, password = unwrap_upload(body, header_password)
+    return await import_document(db, principal, document, password=password, dry_run=dry_run)
 
 
 async def merge_anonymous(db: Engine, anonymous: Principal, user_id: str, dek: keys.DataKey) -> ImportReport:

@@ -67,8 +67,9 @@ def reads(user_id: str, book: Incoming | None) -> list[Stmt]:
     """The receiving reader's side of the merge's one read batch (`Context.build` reads them
     back in this order). The ids the incoming rows propose are checked across both tables of
     every reader: exercise_skills points at answers and tool entries with one id."""
-    row_ids = [] if book is None else [a.id for a in book.answers if a.id] + [t.id for t in book.tools]
-    skill_ids = [] if book is None else [s[0] for s in book.custom_skills]
+    row_ids = [] if book is None else [i for i in [a.id for a in book.answers] + [t.id for t in book.tools]
+                                       if i and _KEEPABLE_ID.fullmatch(i)]
+    skill_ids = [] if book is None else [s[0] for s in book.custom_skills if _KEEPABLE_ID.fullmatch(s[0])]
     return [
         Stmt(Q.settings_of_user, (user_id,)),
         Stmt(Q.scores_of_user, (user_id,)),
