@@ -84,10 +84,12 @@ SELECT code FROM personality_types;
 
 -- name: row_ids_taken
 -- Of the ids in ?1, those any reader's answer or tool entry already has: exercise_skills
--- points at both tables with one id, so an id is free only when neither holds it.
+-- points at both tables with one id, so an id is free only when neither holds it (nor a
+-- stray tag row names it).
 SELECT value FROM json_each(?1)
 WHERE value IN (SELECT id FROM exercise_responses)
-   OR value IN (SELECT id FROM tool_instances);
+   OR value IN (SELECT id FROM tool_instances)
+   OR value IN (SELECT exercise_instance_id FROM exercise_skills);
 
 -- name: skill_ids_taken
 SELECT id FROM skills WHERE id IN (SELECT value FROM json_each(?1));

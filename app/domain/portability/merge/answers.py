@@ -48,15 +48,15 @@ def _chosen(ctx: Context, book: Incoming) -> dict[Place, tuple[Answer, str, int]
         if current is None:
             ctx.report.skip("exercises", f"unknown exercise {answer.full_exercise_id!r} skipped")
             continue
+        if current["is_required"] and is_empty(answer.response):
+            ctx.report.skip("exercises", f"{answer.full_exercise_id}: an empty answer to a required exercise "
+                                         "was not kept")
+            continue
         full_id, version = answer.full_exercise_id, int(number)
         if full_id not in ctx.known.versions:
             ctx.report.warn("exercises", f"{full_id} does not exist here; the answer was kept as the answer to "
                                          f"{current['full_exercise_id']}")
             full_id, version = current["full_exercise_id"], current["version"]
-        if current["is_required"] and is_empty(answer.response):
-            ctx.report.skip("exercises", f"{answer.full_exercise_id}: an empty answer to a required exercise "
-                                         "was not kept")
-            continue
         earlier = chosen.get(place)
         if earlier is not None:
             older, newer = sorted((earlier, (answer, full_id, version)), key=lambda c: c[0].responded_at)

@@ -44,23 +44,26 @@ _NAME_FIELD: dict[str, str] = {
 
 
 def _content(ctx: Context, tool: Tool, singular: str) -> dict[str, Any]:
-    """The content to store, or Invalid saying why the entry cannot be kept."""
+    """The content to store, or Invalid saying why the entry cannot be kept (what was named or
+    kept on the way is told only for an entry that is kept)."""
     content = tool.content
     if not isinstance(content, dict):
         return validate_content(tool.tool_type, content)  # raises, in the API's words
     check_json(content, what=f"{tool.tool_type} content", code="invalid_tool_content")
+    notes = []
     name = _NAME_FIELD[tool.tool_type]
-    value = content.get(name)
-    if value is None or (isinstance(value, str) and not value.strip()):
+    given = content.get(name)
+    if given is None or (isinstance(given, str) and not given.strip()):
         filled = tool.created_at[:7] if name == "month" else singular
-        ctx.report.warn("tool_instances", f"{tool.id}: no {name}; it was named {filled!r}")
+        notes.append(f"{tool.id}: no {name}; it was named {filled!r}")
         content = {**content, name: filled}
     kept = unknown_fields(tool.tool_type, content)
     known = {key: value for key, value in content.items() if key not in kept}
     stored = with_kept(tool.tool_type, validate_content(tool.tool_type, known), content)
     if kept:
-        ctx.report.warn("tool_instances", f"{tool.id}: fields this installation does not know "
-                                          f"({', '.join(kept)}) were kept as they are")
+        notes.append(f"{tool.id}: fields this installation does not know ({', '.join(kept)}) were kept as they are")
+    for note in notes:
+        ctx.report.warn("tool_instances", note)
     return stored
 
 
