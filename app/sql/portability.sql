@@ -238,6 +238,9 @@ WHERE m.latest IS NOT NULL
     SELECT 1
     FROM exercise_sequence es
     WHERE es.part_id = m.part_id AND es.module_id = m.module_id AND es.is_required = 1
+      -- an answer at the current version (one index seek) is an answer at the place
+      AND NOT EXISTS (SELECT 1 FROM exercise_responses er
+                      WHERE er.user_id = ?1 AND er.full_exercise_id = es.full_exercise_id)
       AND NOT EXISTS (
         SELECT 1 FROM exercise_responses er
         WHERE er.user_id = ?1 AND er.part_id = es.part_id AND er.module_id = es.module_id
