@@ -238,29 +238,21 @@ def _ask_password(prompt: str, from_stdin: bool) -> str:
     return str(click.prompt(prompt, hide_input=True))
 
 
-def _with_account(settings: Settings, email: str, password: str, work: Callable[..., Any]) -> Any:
-    """Open the database, unlock a claimed account's data key with its password, run `work`.
+def _with_account(settings: Settings, email: str, password: str, work: Callable[..., Awaitable[T]]) -> T:
+    """Open the storage engine, unlock a claimed account's data key with its password, run `work`.
 
     The CLI has no other way to a reader's key: an anonymous workbook's key lives only in its
     browser cookie, so only claimed accounts can be exported or imported here.
     """
-    import asyncio
-
-    from app.db.connection import Database
     from app.domain import accounts
     from app.domain.throttle import Throttle
 
-    async def run() -> Any:
-        database = Database(settings.db_path, strict=settings.d1_strict)
-        await database.open()
-        try:
-            user_id, dek = await accounts.verify_credentials(
-                database, _server_keys(settings), Throttle(enabled=False), email, password)
-            return await work(database, user_id, dek)
-        finally:
-            await database.close()
+    async def run(engine: Any) -> T:
+        user_id, dek = await accounts.verify_credentials(
+            engine, _server_keys(settings), Throttle(enabled=False), email, password)
+        return await work(engine, user_id, dek)
 
-    return asyncio.run(run())
+    return run_with_engine(settings, run)
 
 
 @main.command("export")
@@ -279,13 +271,13 @@ def export_cmd(db: Path | None, email: str, password_stdin: bool, file: Path) ->
     existing_database(settings.db_path)
     password = _ask_password("Account password", password_stdin)
 
-    async def work(database: Any, user_id: str, dek: Any) -> Any:
-        return await portability.export(database, user_id, dek, encrypted=True, password=password)
+    async def work(engine: Any, user_id: str, dek: Any) -> portability.ExportDoc:
+        return await portability.export_account(engine, user_id, dek, password=password)
 
     document = _with_account(settings, email, password, work)
     file.write_bytes(msgspec.json.encode(document))
-    answers = sum(len(m["exercises"]) for m in document["modules"].values())
-    click.echo(f"wrote {file}: {answers} answers, {len(document['tool_instances'])} tool entries "
+    answers = sum(len(m.exercises) for m in document.modules.values())
+    click.echo(f"wrote {file}: {answers} answers, {len(document.tool_instances)} tool entries "
                "(encrypted: the account password opens it)")
 
 
@@ -305,22 +297,23 @@ def import_cmd(db: Path | None, email: str, password_stdin: bool, dry_run: bool,
 
     settings = settings_for(db)
     existing_database(settings.db_path)
+    raw = file.read_bytes()
     try:
-        document = msgspec.json.decode(file.read_bytes())
+        msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
         raise UserError(f"{file}: not valid JSON ({exc})") from None
     password = _ask_password("Account password", password_stdin)
 
-    async def work(database: Any, user_id: str, dek: Any) -> Any:
-        return await portability.import_document(database, user_id, dek, document, password=password, dry_run=dry_run)
+    async def work(engine: Any, user_id: str, dek: Any) -> portability.ImportReport:
+        return await portability.import_into(engine, user_id, dek, raw, password=password, dry_run=dry_run, gate=None)
 
     report = _with_account(settings, email, password, work)
-    for kind, c in report.counts.items():
-        click.echo(f"{kind:<18} inserted {c['inserted']:>5}  updated {c['updated']:>5}  "
-                   f"unchanged {c['unchanged']:>5}  skipped {c['skipped']:>5}")
+    for kind, c in msgspec.structs.asdict(report.counts).items():
+        click.echo(f"{kind:<18} inserted {c.inserted:>5}  updated {c.updated:>5}  "
+                   f"unchanged {c.unchanged:>5}  skipped {c.skipped:>5}")
     for warning in report.warnings:
         click.echo(f"warning: {warning}")
-    click.echo("dry run: nothing written" if dry_run else "merged in one transaction")
+    click.echo("dry run: nothing written" if dry_run else "merged in one write batch")
 
 
 @main.command()
