@@ -18,12 +18,12 @@ import click
 from app import __version__
 from app.config import ConfigError, Settings, check_cpu, parse_trusted_proxies
 from app.db import migrations
-from app.db.checks import verdict
+from app.db.checks import pending_migrations, verdict_on
 from app.db.connection import NotADatabase, connect_sync
-from app.db.engine import Engine, EngineAuthFailed, EngineUnavailable
+from app.db.engine import ChangedConcurrently, Engine, EngineAuthFailed, EngineUnavailable
 from app.domain import seeding
 from app.domain.errors import DomainError
-from app.domain.seed_files import SEED_DIR, SeedInvalid
+from app.domain.seeding import SEED_DIR, SeedInvalid
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -153,15 +153,26 @@ def migrate_database(path: Path) -> list[str]:
         conn.close()
 
 
-def seed_if_empty(path: Path) -> None:
-    """A database with no workbook yet gets the sample workbook, once (the README's first command)."""
-    conn = connect_sync(path)
-    try:
-        if seeding.is_unseeded(conn):
-            result = seeding.seed(conn)
-            click.echo(f"seeded the sample workbook ({result.plan.changes} rows)")
-    finally:
-        conn.close()
+def seed_if_empty(target: Settings | Path, *, directory: Path = SEED_DIR) -> None:
+    """A database with no workbook yet gets the sample workbook, once (the README's first command).
+
+    Safe when several processes start at once: the seed's write is guarded, so the ones that
+    lose the race find the workbook there and write nothing."""
+    settings = target if isinstance(target, Settings) else settings_for(target)
+
+    async def work(engine: Engine) -> seeding.SeedResult | None:
+        if not await seeding.is_unseeded(engine):
+            return None
+        return await seeding.seed_on(engine, directory=directory)
+
+    result = run_with_engine(settings, work)
+    if result is not None and result.written:
+        click.echo(f"seeded the sample workbook ({result.plan.changes} rows)")
+
+
+def _on_sqlite(settings: Settings) -> bool:
+    # Settings gains `engine` ("sqlite" | "d1") with the d1 engine; until then it is sqlite.
+    return getattr(settings, "engine", "sqlite") == "sqlite"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -219,11 +230,22 @@ def seed(db: Path | None, dry_run: bool, only: str | None, emit_sql: Path | None
         emit_sql.write_text(text, encoding="utf-8")
         click.echo(f"wrote {emit_sql} ({text.count(chr(10)) - 2} statements)")
         return
-    path = settings_for(db).db_path
-    with open_existing(path) as conn:
-        if migrations.status(conn).pending:
-            raise UserError(f"{path}: migrations are pending; run `dreamtree migrate --db {path}` first")
-        result = seeding.seed(conn, directory=seed_dir, dry_run=dry_run, only=only)
+    settings = settings_for(db)
+    path, on_sqlite = settings.db_path, _on_sqlite(settings)
+    if on_sqlite:
+        existing_database(path)
+
+    async def work(engine: Engine) -> seeding.SeedResult:
+        if await pending_migrations(engine):
+            where, migrate = (path, f"dreamtree migrate --db {path}") if on_sqlite else ("D1", "wrangler d1 migrations apply")
+            raise UserError(f"{where}: migrations are pending; run `{migrate}` first")
+        return await seeding.seed_on(engine, directory=seed_dir, dry_run=dry_run, only=only)
+
+    try:
+        result = run_with_engine(settings, work)
+    except ChangedConcurrently:
+        raise UserError("the content kept changing while the seed was written (another seed running?); "
+                        "nothing was written, run it again") from None
     for line in result.plan.lines():
         click.echo(line)
     if result.plan.changes == 0:
@@ -231,7 +253,7 @@ def seed(db: Path | None, dry_run: bool, only: str | None, emit_sql: Path | None
     elif dry_run:
         click.echo(f"dry run: {result.plan.changes} change(s) planned, nothing written")
     else:
-        click.echo(f"seeded: {result.plan.changes} change(s) written in one transaction")
+        click.echo(f"seeded: {result.plan.changes} change(s) written in one atomic batch")
 
 
 def _server_keys(settings: Settings) -> Any:
@@ -248,29 +270,21 @@ def _ask_password(prompt: str, from_stdin: bool) -> str:
     return str(click.prompt(prompt, hide_input=True))
 
 
-def _with_account(settings: Settings, email: str, password: str, work: Callable[..., Any]) -> Any:
-    """Open the database, unlock a claimed account's data key with its password, run `work`.
+def _with_account(settings: Settings, email: str, password: str, work: Callable[..., Awaitable[T]]) -> T:
+    """Open the storage engine, unlock a claimed account's data key with its password, run `work`.
 
     The CLI has no other way to a reader's key: an anonymous workbook's key lives only in its
     browser cookie, so only claimed accounts can be exported or imported here.
     """
-    import asyncio
-
-    from app.db.connection import Database
     from app.domain import accounts
     from app.domain.throttle import Throttle
 
-    async def run() -> Any:
-        database = Database(settings.db_path, strict=settings.d1_strict)
-        await database.open()
-        try:
-            user_id, dek = await accounts.verify_credentials(
-                database, _server_keys(settings), Throttle(enabled=False), email, password)
-            return await work(database, user_id, dek)
-        finally:
-            await database.close()
+    async def run(engine: Any) -> T:
+        user_id, dek = await accounts.verify_credentials(
+            engine, _server_keys(settings), Throttle(enabled=False), email, password)
+        return await work(engine, user_id, dek)
 
-    return asyncio.run(run())
+    return run_with_engine(settings, run)
 
 
 @main.command("export")
@@ -289,13 +303,13 @@ def export_cmd(db: Path | None, email: str, password_stdin: bool, file: Path) ->
     existing_database(settings.db_path)
     password = _ask_password("Account password", password_stdin)
 
-    async def work(database: Any, user_id: str, dek: Any) -> Any:
-        return await portability.export(database, user_id, dek, encrypted=True, password=password)
+    async def work(engine: Any, user_id: str, dek: Any) -> portability.ExportDoc:
+        return await portability.export_account(engine, user_id, dek, password=password)
 
     document = _with_account(settings, email, password, work)
     file.write_bytes(msgspec.json.encode(document))
-    answers = sum(len(m["exercises"]) for m in document["modules"].values())
-    click.echo(f"wrote {file}: {answers} answers, {len(document['tool_instances'])} tool entries "
+    answers = sum(len(m.exercises) for m in document.modules.values())
+    click.echo(f"wrote {file}: {answers} answers, {len(document.tool_instances)} tool entries "
                "(encrypted: the account password opens it)")
 
 
@@ -315,22 +329,23 @@ def import_cmd(db: Path | None, email: str, password_stdin: bool, dry_run: bool,
 
     settings = settings_for(db)
     existing_database(settings.db_path)
+    raw = file.read_bytes()
     try:
-        document = msgspec.json.decode(file.read_bytes())
+        msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
         raise UserError(f"{file}: not valid JSON ({exc})") from None
     password = _ask_password("Account password", password_stdin)
 
-    async def work(database: Any, user_id: str, dek: Any) -> Any:
-        return await portability.import_document(database, user_id, dek, document, password=password, dry_run=dry_run)
+    async def work(engine: Any, user_id: str, dek: Any) -> portability.ImportReport:
+        return await portability.import_into(engine, user_id, dek, raw, password=password, dry_run=dry_run, gate=None)
 
     report = _with_account(settings, email, password, work)
-    for kind, c in report.counts.items():
-        click.echo(f"{kind:<18} inserted {c['inserted']:>5}  updated {c['updated']:>5}  "
-                   f"unchanged {c['unchanged']:>5}  skipped {c['skipped']:>5}")
+    for kind, c in msgspec.structs.asdict(report.counts).items():
+        click.echo(f"{kind:<18} inserted {c.inserted:>5}  updated {c.updated:>5}  "
+                   f"unchanged {c.unchanged:>5}  skipped {c.skipped:>5}")
     for warning in report.warnings:
         click.echo(f"warning: {warning}")
-    click.echo("dry run: nothing written" if dry_run else "merged in one transaction")
+    click.echo("dry run: nothing written" if dry_run else "merged in one write batch")
 
 
 @main.command()
@@ -341,6 +356,8 @@ def backup(db: Path | None, file: Path) -> None:
     """A consistent online snapshot of the database to FILE (safe while the service serves)."""
     from app.domain import backups
 
+    if not _on_sqlite(settings_for(db)):
+        raise UserError(backups.refusal_on_d1("backup"))
     path = existing_database(db)
     if file.exists():
         raise UserError(f"{file} exists; choose a new file name")
@@ -357,7 +374,10 @@ def restore(db: Path | None, file: Path, yes: bool) -> None:
     """Replace the database with the snapshot FILE, once FILE passes every check."""
     from app.domain import backups
 
-    path = settings_for(db).db_path
+    settings = settings_for(db)
+    if not _on_sqlite(settings):
+        raise UserError(backups.refusal_on_d1("restore"))
+    path = settings.db_path
     if not yes and path.exists() and not click.confirm(f"Replace {path} with {file}?", default=False):
         raise UserError("nothing changed")
     try:
@@ -375,6 +395,8 @@ def export_d1(db: Path | None, file: Path) -> None:
     """The whole database as SQL for `wrangler d1 execute --file` (D1's export format)."""
     from app.domain import backups
 
+    if not _on_sqlite(settings_for(db)):
+        raise UserError(backups.refusal_on_d1("export-d1"))
     path = existing_database(db)
     count = backups.export_d1(path, file)
     click.echo(f"wrote {file} ({count} statements)")
@@ -388,7 +410,10 @@ def import_d1(db: Path | None, file: Path) -> None:
     """Load a `wrangler d1 export` dump (or ours) into a new database file."""
     from app.domain import backups
 
-    path = settings_for(db).db_path
+    settings = settings_for(db)
+    if not _on_sqlite(settings):
+        raise UserError(backups.refusal_on_d1("import-d1"))
+    path = settings.db_path
     try:
         count = backups.import_d1(file, path)
     except backups.RestoreRefused as exc:
@@ -522,13 +547,13 @@ def review_skills(db: Path | None, approve: tuple[str, ...], reject: tuple[str, 
 @friendly_errors
 def check(db: Path | None) -> None:
     """Integrity check, foreign-key check, pending migrations and schema drift against schema.sql."""
-    path = settings_for(db).db_path
-    with open_existing(path) as conn:
-        result = verdict(conn)
-        applied = len(migrations.status(conn).applied)
+    settings = settings_for(db)
+    if _on_sqlite(settings):
+        existing_database(settings.db_path)
+    result = run_with_engine(settings, verdict_on)
     problems = 0
     if result.integrity == ["ok"]:
-        click.echo("integrity:    ok")
+        click.echo("integrity:    ok" + (" (quick_check)" if result.integrity_pragma == "quick_check" else ""))
     else:
         problems += 1
         click.echo(f"integrity:    FAILED ({len(result.integrity)} problems)")
@@ -543,7 +568,7 @@ def check(db: Path | None) -> None:
         problems += 1
         click.echo(f"migrations:   FAILED ({len(result.pending)} pending: {', '.join(result.pending)})")
     else:
-        click.echo(f"migrations:   ok ({applied} applied)")
+        click.echo(f"migrations:   ok ({len(result.applied)} applied)")
     if result.drift:
         problems += 1
         click.echo(f"schema:       FAILED ({len(result.drift)} differences from schema.sql)")

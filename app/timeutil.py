@@ -25,11 +25,18 @@ def now_iso() -> str:
 
 
 def normalize(text: str) -> str:
-    """Any ISO 8601 timestamp with a zone (Z or ±HH:MM) → the canonical form; ValueError otherwise."""
+    """Any ISO 8601 timestamp with a zone (Z or ±HH:MM) → the canonical form; ValueError otherwise.
+
+    ValueError also for a moment that exists in its own zone but not in UTC's range of years
+    (`0001-01-01T00:00:00+14:00`, `9999-12-31T23:59:59-14:00`): Python raises OverflowError
+    for those, which callers would not expect from a parse."""
     value = text.strip()
     if value.endswith(("Z", "z")):
         value = value[:-1] + "+00:00"
     moment = datetime.fromisoformat(value)
     if moment.tzinfo is None:
         raise ValueError(f"timestamp without a time zone: {text!r}")
-    return iso(moment)
+    try:
+        return iso(moment)
+    except OverflowError:
+        raise ValueError(f"timestamp outside the years 1 to 9999 once in UTC: {text!r}") from None

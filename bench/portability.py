@@ -1,11 +1,22 @@
-"""Export and import of a large account: 2,000 answers and 2,000 tool instances.
+"""Export and import of a large account: 2,000 answers and 2,000 tool entries.
 
 Builds a database whose workbook has 2,000 exercises (synthetic places, like a long course),
-fills one account through the import path, then measures in-process, one run each:
-anonymous (plaintext) export, import of that file into an empty account, the same import
-again (all unchanged), a claimed-style encrypted export (including its Argon2id key slot),
-and the import of the encrypted file (including unwrapping). Peak memory is the Python heap
-peak (tracemalloc) of each step, and the process's maximum resident size at the end.
+fills one account through the import path, then measures in-process, one run each, on the
+same event loop a server would use:
+
+- the readable export (the one read batch, opening every value, encoding the file);
+- another reader's answer saves alone, then while the import of that file into an empty
+  account runs on the same loop (each save's latency, p50/p99/max, tells how long the import
+  held the writer and the loop);
+- the same import again (all unchanged: one read batch, no write);
+  (these three: `--runs` times each, the median shown with every run)
+- an encrypted export (including its Argon2id key slot and MAC) and its import into another
+  empty account (including unwrapping);
+- the Python heap peak (tracemalloc, in a second run of the export and a third import, since
+  tracing slows Python down) and the process's maximum resident size at the end.
+
+The 2,000 tool entries are split between two tools: a reader holds at most 1,000 entries of
+one tool, and the import obeys that limit.
 
     .venv/bin/python bench/portability.py [--answers 2000] [--tools 2000]
 """
@@ -15,22 +26,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import resource
+import statistics
 import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Awaitable, Callable
 from contextlib import closing
 from pathlib import Path
+from typing import Any, TypeVar
 
 import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from app.db import migrations  # noqa: E402
+from app.db import connection, migrations  # noqa: E402
 from app.db.connection import Database, connect_sync, run_in_transaction  # noqa: E402
-from app.domain import keys, portability, seeding, sessions  # noqa: E402
-from app.domain.sessions import ServerKeys  # noqa: E402
+from app.domain import keys, portability, seeding, sessions, workbook  # noqa: E402
+from app.domain.sessions import Principal, ServerKeys  # noqa: E402
 
+T = TypeVar("T")
 TEXT = "I led the migration of our records system, and what I learned is " * 4
+PASSWORD = "river lantern pocket moss"
 
 
 def build(path: Path, answers: int) -> None:
@@ -43,8 +59,17 @@ def build(path: Path, answers: int) -> None:
             "INSERT INTO exercise_sequence VALUES (?, ?, ?, ?, ?, ?, ?, ?)", places), True)
 
 
-def document(answers: int, tools: int) -> dict:
-    modules: dict = {}
+def tool_entry(i: int, tools: int) -> dict[str, Any]:
+    if i < tools // 2:
+        tool_type, content = "list-builder", {"title": f"List {i}", "items": [TEXT, TEXT]}
+    else:
+        tool_type, content = "flow-tracker", {"activity": f"Activity {i}", "energy": 1 + i % 5, "notes": TEXT * 2}
+    return {"id": f"t{i}", "tool_type": tool_type, "origin": "standalone", "content_json": content,
+            "created_at": "2026-01-02T10:00:00.000Z", "updated_at": "2026-01-02T10:00:00.000Z", "skills": []}
+
+
+def document(answers: int, tools: int) -> dict[str, Any]:
+    modules: dict[str, Any] = {}
     for i in range(answers):
         module = f"9.{1 + i // 50}"
         modules.setdefault(module, {"first_completed_at": None, "last_modified_at": None, "exercises": {}})
@@ -52,67 +77,152 @@ def document(answers: int, tools: int) -> dict:
             "response_json": {"text": f"{TEXT} ({i})"}, "responded_at": "2026-01-01T10:00:00.000Z", "skills": []}
     return {"version": "1.1", "exported_at": "2026-06-01T00:00:00.000Z", "encrypted": False, "settings": None,
             "competency_scores": [], "modules": modules, "custom_skills": [],
-            "tool_instances": [{"id": f"t{i}", "tool_type": "list-builder", "origin": "standalone",
-                                "content_json": {"title": f"List {i}", "items": [TEXT, TEXT]},
-                                "created_at": "2026-01-02T10:00:00.000Z", "updated_at": "2026-01-02T10:00:00.000Z",
-                                "skills": []} for i in range(tools)]}
+            "tool_instances": [tool_entry(i, tools) for i in range(tools)]}
 
 
-def measure(name: str, fn) -> object:
-    tracemalloc.start()
+def line(name: str, text: str) -> None:
+    print(f"{name:<52} {text}")
+
+
+async def timed(name: str, fn: Callable[[], Awaitable[T]]) -> T:
     started = time.perf_counter()
-    result = fn()
-    elapsed = time.perf_counter() - started
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    print(f"{name:<44} {elapsed * 1000:9.0f} ms   heap peak {peak / 2**20:7.1f} MiB")
+    result = await fn()
+    line(name, f"{(time.perf_counter() - started) * 1000:9.0f} ms")
     return result
 
 
-async def main(answers: int, tools: int) -> None:
+async def heap(name: str, fn: Callable[[], Awaitable[Any]]) -> None:
+    tracemalloc.start()
+    await fn()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    line(name, f"{peak / 2**20:9.1f} MiB")
+
+
+async def export_bytes(db: Database, server: ServerKeys, reader: Principal, password: str | None = None) -> bytes:
+    """What POST /api/export does: the export, then the file's bytes."""
+    exported = await portability.export(db, server, reader, password=password)
+    return msgspec.json.encode(exported.document)
+
+
+async def saves_during(db: Database, other: Principal, work: Awaitable[T]) -> tuple[T, list[float]]:
+    """Run `work` while `other` saves an answer again and again; each save's latency in ms."""
+    task = asyncio.ensure_future(work)
+    latencies: list[float] = []
+    n = 0
+    while not task.done():
+        n += 1
+        started = time.perf_counter()
+        await workbook.answer(db, other, "1.1.1.v1", {"text": f"edit {n}"}, None)
+        latencies.append((time.perf_counter() - started) * 1000)
+        await asyncio.sleep(0.005)  # a reader typing, not a tight loop
+    return await task, latencies
+
+
+WRITER_HELD: list[float] = []
+
+
+def hold_time(real: Callable[..., Any]) -> Callable[..., Any]:
+    """connection.run_batch, timing write batches (how long the writer is held)."""
+    def run_batch(conn: Any, statements: Any, write: bool) -> Any:
+        started = time.perf_counter()
+        try:
+            return real(conn, statements, write)
+        finally:
+            if write and len(statements) > 3:
+                WRITER_HELD.append((time.perf_counter() - started) * 1000)
+    return run_batch
+
+
+def p99(values: list[float]) -> float:
+    """The 99th percentile, nearest rank."""
+    ranked = sorted(values)
+    return ranked[max(0, -(-99 * len(ranked) // 100) - 1)]
+
+
+async def main(answers: int, tools: int, runs: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "bench.db"
         build(path, answers)
+        connection.run_batch = hold_time(connection.run_batch)  # type: ignore[assignment]
         db = Database(path)
         await db.open()
-        loop = asyncio.get_running_loop()
         try:
             server = ServerKeys.derive(b"b" * 32, argon2=keys.Argon2Params.PRODUCTION)
-            ann, _ = await sessions.start_anonymous(db, server)
-            bob, _ = await sessions.start_anonymous(db, server)
-            carol, _ = await sessions.start_anonymous(db, server)
-            await portability.import_document(db, ann.user_id, ann.dek, document(answers, tools), password=None, dry_run=False)
 
-            def run(coro_fn):
-                return lambda: asyncio.run_coroutine_threadsafe(coro_fn(), loop).result()
+            async def reader() -> Principal:
+                return (await sessions.start_anonymous(db, server))[0]
 
-            async def in_thread(fn):
-                return await loop.run_in_executor(None, fn)
+            ann, other = await reader(), await reader()
+            await portability.import_document(db, ann, document(answers, tools), password=None, dry_run=False)
+            await workbook.answer(db, other, "1.1.1.v1", {"text": "first"}, None)
+            print(f"{answers} answers + {tools} tool entries; median of {runs} runs where it says so")
 
-            plain = await in_thread(lambda: measure(
-                f"export, plaintext ({answers} + {tools})",
-                run(lambda: portability.export(db, ann.user_id, ann.dek, encrypted=False))))
-            size = len(msgspec.json.encode(plain))
-            print(f"{'  file size':<44} {size / 2**20:9.1f} MiB")
-            report = await in_thread(lambda: measure("import into an empty account", run(
-                lambda: portability.import_document(db, bob.user_id, bob.dek, plain, password=None, dry_run=False))))
-            assert report.counts["exercises"]["inserted"] == answers, report.counts
-            again = await in_thread(lambda: measure("the same import again (all unchanged)", run(
-                lambda: portability.import_document(db, bob.user_id, bob.dek, plain, password=None, dry_run=False))))
-            assert again.counts["tool_instances"]["unchanged"] == tools
-            sealed = await in_thread(lambda: measure("export, encrypted (incl. Argon2id m=128 MiB)", run(
-                lambda: portability.export(db, ann.user_id, ann.dek, encrypted=True, password="river lantern pocket moss"))))
-            await in_thread(lambda: measure("import of the encrypted file (incl. unwrap)", run(
-                lambda: portability.import_document(db, carol.user_id, carol.dek, sealed,
-                                                    password="river lantern pocket moss", dry_run=False))))
+            times, plain = [], b""
+            for _ in range(runs):
+                started = time.perf_counter()
+                plain = await export_bytes(db, server, ann)
+                times.append((time.perf_counter() - started) * 1000)
+            line("export, readable (read, open, encode)", f"{statistics.median(times):9.0f} ms  {_all(times)}")
+            line("  file size", f"{len(plain) / 2**20:9.1f} MiB")
+
+            quiet = []
+            for _ in range(200):
+                started = time.perf_counter()
+                await workbook.answer(db, other, "1.1.1.v1", {"text": "quiet"}, None)
+                quiet.append((time.perf_counter() - started) * 1000)
+                await asyncio.sleep(0.005)
+            line("another reader's answer save, alone: p50 / p99", f"{statistics.median(quiet):6.1f} / {p99(quiet):.1f} ms")
+
+            times, during, bob = [], [], ann
+            WRITER_HELD.clear()
+            for _ in range(runs):
+                bob = await reader()
+                started = time.perf_counter()
+                report, latencies = await saves_during(db, other, portability.import_document(
+                    db, bob, plain, password=None, dry_run=False))
+                times.append((time.perf_counter() - started) * 1000)
+                during += latencies
+                assert report.counts.exercises.inserted == answers, report.counts
+                assert report.counts.tool_instances.inserted == tools, report.counts
+            line("import into an empty account", f"{statistics.median(times):9.0f} ms  {_all(times)}")
+            line("  of which the writer is held (the write batch)", f"{statistics.median(WRITER_HELD):9.0f} ms  "
+                 f"{_all(WRITER_HELD)}")
+            line("  meanwhile, another reader's saves: n, p50 / p99 / max",
+                 f"{len(during):4d}, {statistics.median(during):.1f} / {p99(during):.1f} / {max(during):.1f} ms")
+
+            times = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                again = await portability.import_document(db, bob, plain, password=None, dry_run=False)
+                times.append((time.perf_counter() - started) * 1000)
+                assert again.counts.tool_instances.unchanged == tools
+            line("the same import again (all unchanged)", f"{statistics.median(times):9.0f} ms  {_all(times)}")
+
+            sealed = await timed("export, encrypted (incl. Argon2id m=128 MiB, MAC)", lambda: portability.export_account(
+                db, ann.user_id, ann.dek, password=PASSWORD))
+            sealed_bytes = msgspec.json.encode(sealed)
+            carol = await reader()
+            await timed("import of the encrypted file (incl. unwrap, MAC)", lambda: portability.import_document(
+                db, carol, sealed_bytes, password=PASSWORD, dry_run=False))
+
+            await heap("heap peak: export, readable", lambda: export_bytes(db, server, ann))
+            dave = await reader()
+            await heap("heap peak: import into an empty account", lambda: portability.import_document(
+                db, dave, plain, password=None, dry_run=False))
         finally:
             await db.close()
-    print(f"{'max resident size of the process':<44} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:9.0f} MiB")
+    line("max resident size of the process", f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:9.0f} MiB")
+
+
+def _all(times: list[float]) -> str:
+    return "(" + ", ".join(f"{t:.0f}" for t in times) + ")"
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--answers", type=int, default=2000)
     parser.add_argument("--tools", type=int, default=2000)
+    parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    asyncio.run(main(args.answers, args.tools))
+    asyncio.run(main(args.answers, args.tools, args.runs))

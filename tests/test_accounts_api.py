@@ -538,8 +538,12 @@ def test_recovery_and_anonymous_sign_out_are_a_read_and_a_write(reader: Reader, 
     assert db_jobs.seen == [read, write]
 
 
-def test_a_sign_in_that_merges_is_a_read_and_one_write(seeded: Path, new_reader, db_jobs) -> None:
+def test_a_sign_in_that_merges_is_two_units_of_work_after_its_read(seeded: Path, new_reader, db_jobs) -> None:
+    """The one request of more than two batches (docs/engines.md): the credentials' read,
+    then the merge (a read and a write of its own, which removes the anonymous workbook),
+    then the sign-in's write."""
     from app.domain import accounts
+    from app.domain.portability import merge
 
     owner = new_reader()
     owner.start()
@@ -551,7 +555,8 @@ def test_a_sign_in_that_merges_is_a_read_and_one_write(seeded: Path, new_reader,
     merged = phone.login("ann@example.com", merge_anonymous=True)
     assert merged.status_code == 200 and merged.json()["merge"]["counts"]["exercises"]["inserted"] == 1
     assert set(merged.json()) == {"user", "merge"} and merged.json()["merge"]["dry_run"] is False
-    assert db_jobs.seen == [("read", accounts.__name__), ("write", accounts.__name__)]
+    assert db_jobs.seen == [("read", accounts.__name__), ("read", merge.__name__), ("write", merge.__name__),
+                            ("write", accounts.__name__)]
 
 
 # --- two readers ---------------------------------------------------------------------------------

@@ -6,10 +6,12 @@ import sqlite3
 import threading
 from contextlib import closing
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
 
+from app import cli
 from app.cli import main
 from app.db.connection import connect_sync
 from app.domain import backups
@@ -97,3 +99,39 @@ def test_d1_dump_round_trip_in_python(busy_db: Path, tmp_path: Path) -> None:
         assert rows(copy, f'SELECT * FROM "{table}" ORDER BY 1') == rows(busy_db, f'SELECT * FROM "{table}" ORDER BY 1'), table
     again = invoke("import-d1", "--db", str(copy), str(dump))
     assert again.exit_code == 1 and "not empty" in again.output
+
+
+@pytest.mark.parametrize("command", ["backup", "restore", "export-d1", "import-d1"])
+def test_file_commands_refuse_on_the_d1_engine_in_one_line(
+    busy_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    snap = tmp_path / "snap.db"
+    backups.backup(busy_db, snap)
+    before = rows(busy_db, "SELECT count(*) FROM users")
+    real = cli.settings_for
+    # The settings of a service on the d1 engine (Settings gains its `engine` field with that engine).
+    monkeypatch.setattr(cli, "settings_for", lambda db, **flags: SimpleNamespace(**{**vars(real(db, **flags)), "engine": "d1"}))
+    target = {"backup": tmp_path / "new.db", "restore": snap, "export-d1": tmp_path / "dump.sql",
+              "import-d1": snap}[command]
+    result = invoke(command, "--db", str(busy_db), str(target), *(["--yes"] if command == "restore" else []))
+    assert result.exit_code == 1
+    (line,) = result.output.strip().splitlines()
+    assert f"`dreamtree {command}` works on the SQLite file only" in line
+    assert "wrangler d1 time-travel restore" in line and "wrangler d1 export" in line
+    assert not (tmp_path / "new.db").exists() and not (tmp_path / "dump.sql").exists()
+    assert rows(busy_db, "SELECT count(*) FROM users") == before
+
+
+def test_restore_names_every_failed_check(busy_db: Path, tmp_path: Path) -> None:
+    snap = tmp_path / "snap.db"
+    backups.backup(busy_db, snap)
+    with closing(sqlite3.connect(snap)) as conn:
+        conn.execute("PRAGMA foreign_keys = OFF")
+        conn.execute("INSERT INTO sessions VALUES ('s1', 'no-such-user', 'x', 'x')")
+        conn.execute("DELETE FROM d1_migrations")
+        conn.commit()
+    with pytest.raises(backups.RestoreRefused) as refused:
+        backups.restore(snap, busy_db)
+    assert refused.value.code == "restore_refused"
+    assert "1 rows point at missing parents" in refused.value.detail
+    assert "migrations pending: 0001_initial.sql" in refused.value.detail

@@ -10,10 +10,11 @@ import pytest
 import sqlite_utils
 
 from app.db import migrations
-from app.db.connection import connect_sync
+from app.db.checks import verdict_work
+from app.db.connection import connect_sync, run_work
 from app.db.migrations import MIGRATIONS_DIR
 from app.domain import backups, seeding
-from app.domain.seed_files import SEED_DIR
+from app.domain.seeding import SEED_DIR
 from tests import d1util
 from tests.d1util import BINDING, find_state_file
 
@@ -56,9 +57,12 @@ def test_emitted_seed_runs_on_d1_and_matches_the_python_seed(tmp_path: Path) -> 
     for name in seeding.SEED_TABLES:
         assert len(from_d1[name]) == len(from_python[name]) > 0, name
         assert from_d1[name] == from_python[name], name
-    # And the D1 database passes our own checks afterwards.
+    # And the D1 database passes our own checks afterwards: the seed finds nothing to change,
+    # and the verdict D1 can compute (quick_check, foreign keys, ledger, schema) is clean.
     with closing(connect_sync(state)) as conn:
-        assert seeding.plan(conn, seeding.read_seed(SEED_DIR)).changes == 0
+        assert seeding.seed(conn, directory=SEED_DIR, dry_run=True).plan.changes == 0
+        found = run_work(conn, verdict_work, None, writes=False)
+    assert found.ok and found.integrity_pragma == "quick_check", found
 
 
 def test_whole_database_dump_round_trips_through_d1(seeded: Path, new_reader, tmp_path: Path) -> None:

@@ -47,3 +47,19 @@ def test_cli_wrong_password_is_one_line(seeded: Path, new_reader, tmp_path: Path
     assert result.exit_code == 1
     assert result.output.strip().splitlines()[-1] == "dreamtree: error: The email or password is not right."
     assert not (tmp_path / "x.json").exists()
+
+
+def test_cli_import_of_a_file_over_a_limit_is_one_line_and_writes_nothing(seeded: Path, new_reader,
+                                                                          tmp_path: Path) -> None:
+    bob: Reader = new_reader()
+    bob.start()
+    bob.claim("bob@example.com")
+    entries = [{"id": f"t{i}", "tool_type": "list-builder", "origin": "standalone", "content_json": {"title": f"L{i}"},
+                "created_at": "2026-01-02T10:00:00Z", "updated_at": "2026-01-02T10:00:00Z"} for i in range(1001)]
+    file = tmp_path / "big.json"
+    file.write_text(json.dumps({"version": "1.1", "exported_at": "2026-06-01T00:00:00Z", "tool_instances": entries}))
+    result = CliRunner().invoke(main, ["import", "--db", str(seeded), "--user", "bob@example.com", "--password-stdin",
+                                       str(file)], input=PASSWORD + "\n", env=ENV)
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1].startswith("dreamtree: error: Importing this would give you 1001")
+    assert bob.get("/api/tools/list-builder/instances").json() == []

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import anyio
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,8 +16,10 @@ from app.db.connection import Database
 from app.domain import keys, portability, sessions
 from app.domain.sessions import ServerKeys
 from app.domain.tool_shapes import validate_content
+from app.domain.workbook import is_empty
 
 PLACES = ["1.1.1.v1", "1.1.2.v1", "1.2.1.v1", "1.2.2.v1"]
+REQUIRED = {"1.1.1.v1", "1.2.1.v1", "1.2.2.v1"}  # tests/fixtures/seed_small: 1.1.2 is optional
 SKILLS = ["active-listening", "composure", "bookkeeping"]
 
 stamps = st.datetimes(
@@ -93,6 +96,11 @@ def test_round_trip_and_idempotence(database: Path, book_answers, book_scores, b
             seen.add(key)
             unique_tools.append(t)
     source["tool_instances"] = unique_tools
+    # An empty answer to a required exercise is skipped with a warning (tests/test_portability.py
+    # shows it): the round trip is about everything that is kept.
+    for module in source["modules"].values():
+        module["exercises"] = {k: v for k, v in module["exercises"].items()
+                               if not (k in REQUIRED and is_empty(v["response_json"]))}
 
     async def scenario() -> None:
         db = Database(database)
@@ -101,16 +109,22 @@ def test_round_trip_and_idempotence(database: Path, book_answers, book_scores, b
             server = ServerKeys.derive(b"k" * 32)
             ann, _ = await sessions.start_anonymous(db, server)
             bob, _ = await sessions.start_anonymous(db, server)
-            first = await portability.import_document(db, ann.user_id, ann.dek, source, password=None, dry_run=False)
+            first = await portability.import_into(db, ann.user_id, ann.dek, source, password=None, dry_run=False,
+                                                  gate=None)
             assert first.warnings == []
-            exported = await portability.export(db, ann.user_id, ann.dek, encrypted=False)
-            await portability.import_document(db, bob.user_id, bob.dek, exported, password=None, dry_run=False)
-            again = await portability.export(db, bob.user_id, bob.dek, encrypted=False)
+
+            async def export(reader: sessions.Principal) -> dict:
+                exported = await portability.export(db, server, reader, password=None)
+                return msgspec.to_builtins(exported.document)
+
+            exported = await export(ann)
+            await portability.import_document(db, bob, exported, password=None, dry_run=False)
+            again = await export(bob)
             assert comparable(again) == comparable(exported)
-            second = await portability.import_document(db, bob.user_id, bob.dek, exported, password=None, dry_run=False)
-            for kind, counts in second.counts.items():
-                assert counts["inserted"] == counts["updated"] == 0, (kind, counts)
-            assert comparable(await portability.export(db, bob.user_id, bob.dek, encrypted=False)) == comparable(again)
+            second = await portability.import_document(db, bob, exported, password=None, dry_run=False)
+            for kind, counts in msgspec.structs.asdict(second.counts).items():
+                assert counts.inserted == counts.updated == 0, (kind, counts)
+            assert comparable(await export(bob)) == comparable(again)
         finally:
             await db.close()
 

@@ -177,7 +177,7 @@ def test_usage_types_are_the_seeds() -> None:
     from typing import get_args
 
     from app.domain.reference import UsageType
-    from app.domain.seed_files import USAGE_TYPES
+    from app.domain.seeding.shapes import USAGE_TYPES
 
     assert get_args(UsageType) == USAGE_TYPES
 

@@ -6,11 +6,14 @@ import re
 import sqlite3
 from pathlib import Path
 
+import anyio
 import pytest
 
-from app.db.connection import GuardedConnection, configure, connect_sync
+from app.db.checks import Verdict, verdict_on, verdict_work
+from app.db.connection import Database, GuardedConnection, configure, connect_sync
 from app.db.migrations import split_statements
-from app.db.schema import SCHEMA_SQL, diff, expected_shape, shape
+from app.db.schema import SCHEMA_SQL, diff, drift, expected_shape, shape, shape_of_objects
+from app.db.upsert import quote_identifier
 
 ROOT = Path(__file__).resolve().parents[1]
 # The schema document the project implements, kept in the repository so a clean checkout can
@@ -115,3 +118,64 @@ def test_schema_sql_runs_statement_by_statement_in_d1_strict_mode(tmp_path: Path
         assert diff(expected_shape(), shape(conn)) == []
     finally:
         conn.close()
+
+
+# --- the verdict of `dreamtree check`, through an engine --------------------------------------
+
+
+def engine_verdict(path: Path, *, quick_check: bool) -> Verdict:
+    async def main() -> Verdict:
+        db = Database(path)  # D1-strict: every statement of the work must be one D1 allows
+        await db.open()
+        try:
+            if quick_check:  # what the d1 engine runs
+                return await db.query(verdict_work, None)
+            return await verdict_on(db)
+        finally:
+            await db.close()
+
+    return anyio.run(main)
+
+
+def test_the_verdict_is_a_read_only_work_d1_allows(db_path: Path) -> None:
+    quick = engine_verdict(db_path, quick_check=True)
+    assert quick.ok and quick.integrity == ["ok"] and quick.integrity_pragma == "quick_check"
+    assert quick.applied == ["0001_initial.sql"] and quick.pending == []
+    full = engine_verdict(db_path, quick_check=False)  # the sqlite engine adds the full integrity_check
+    assert full.ok and full.integrity_pragma == "integrity_check"
+
+
+def test_the_verdict_sees_drift_orphans_and_a_missing_ledger(tmp_path: Path, db_path: Path) -> None:
+    conn = connect_sync(db_path, strict=False)
+    conn.execute("CREATE INDEX idx_extra ON users(created_at)")
+    conn.execute("CREATE VIEW v_users AS SELECT id FROM users")
+    conn.execute("ALTER TABLE users ADD COLUMN nickname TEXT")
+    conn.execute("PRAGMA foreign_keys = OFF")
+    conn.execute("INSERT INTO sessions VALUES ('s1', 'no-such-user', 'x', 'x')")
+    conn.close()
+    found = engine_verdict(db_path, quick_check=True)
+    assert not found.ok and found.orphans == 1
+    assert found.drift[0].startswith("users.columns: ") and "'nickname'" in found.drift[0]
+    assert found.drift[1:] == ["unexpected index idx_extra", "unexpected view v_users"]
+    empty = tmp_path / "empty.db"
+    connect_sync(empty).close()
+    bare = engine_verdict(empty, quick_check=True)
+    assert bare.applied == [] and bare.pending == ["0001_initial.sql"]
+    assert len([line for line in bare.drift if line.startswith("missing table ")]) == 19
+
+
+def test_replaying_sqlite_schema_gives_the_shape_of_the_database(conn: sqlite3.Connection) -> None:
+    objects = [tuple(row) for row in conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY rowid")]
+    replayed, unreadable = shape_of_objects(objects)
+    assert unreadable == [] and replayed == shape(conn)
+    assert drift(objects) == []
+
+
+@pytest.mark.parametrize("name", ["users", "references", 'odd "name"', "with space", "ümlaut", ""])
+def test_there_is_one_way_to_quote_an_identifier(conn: sqlite3.Connection, name: str) -> None:
+    """Ours, for the SQL the project builds, is the rule of sqlite-utils' inspection."""
+    from sqlite_utils.db import quote_identifier as sqlite_utils_quote
+
+    assert quote_identifier(name) == sqlite_utils_quote(name)
+    if name:
+        assert conn.execute(f"SELECT 1 AS {quote_identifier(name)}").description[0][0] == name

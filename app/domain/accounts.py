@@ -22,7 +22,6 @@ layer says who the client is, the domain decides.
 from __future__ import annotations
 
 import re
-import sqlite3
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -31,13 +30,13 @@ from typing import Any, Generic, TypeVar
 import msgspec
 
 from app import timeutil
-from app.db.connection import Database, run_statements
 from app.db.engine import ConstraintFailed, Engine, GuardFailed, Read, Row, Stmt, Work, Write, changed, guard
 from app.db.queries import Q
 from app.domain import keys, portability
 from app.domain.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unauthorized
 from app.domain.kdf import run_kdf
 from app.domain.passwords import check_password
+from app.domain.portability.report import ImportReport
 from app.domain.sessions import (
     IssuedCookie,
     Principal,
@@ -105,26 +104,11 @@ class Recovered(msgspec.Struct, frozen=True):
     recovery_code: str
 
 
-class MergeCounts(msgspec.Struct, frozen=True):
-    inserted: int
-    updated: int
-    unchanged: int
-    skipped: int
-
-
-class MergeReport(msgspec.Struct, frozen=True):
-    """What merging this device's anonymous workbook into the account did (import's report)."""
-
-    dry_run: bool
-    counts: dict[str, MergeCounts]
-    warnings: list[str]
-
-
 class SignedIn(msgspec.Struct, frozen=True):
     """The account signed in on this device; `merge` only when its anonymous workbook was merged."""
 
     user: Me
-    merge: MergeReport | msgspec.UnsetType = msgspec.UNSET
+    merge: ImportReport | msgspec.UnsetType = msgspec.UNSET
 
 
 class Device(msgspec.Struct, frozen=True):
@@ -470,35 +454,16 @@ async def sign_in(
         server, unlocked, device.session_id if device is not None else None, anonymous,
         not seen.anonymous_has_answers, stamp)
     if anonymous is not None and seen.anonymous_has_answers and merge_anonymous:
-        account, merged = await sign_in_merging_anonymous_workbook(db, before, after, unlocked, anonymous, stamp)
-        return Issued(SignedIn(account, merged), issued)
+        # The merge is a unit of work of its own (portability.merge_anonymous): the anonymous
+        # workbook is re-sealed under the account's key, merged, and removed (its session with
+        # it) in one write batch guarded on it being what was read. The sign-in's write then
+        # finds it gone. Should that second write fail, nothing is lost: the answers are in
+        # the account, and signing in again finishes it.
+        merged = await portability.merge_anonymous(db, anonymous, unlocked.user_id, unlocked.dek)
+        before, after, issued = sign_in_statements(server, unlocked, None, None, True, stamp)
+        signed = await db.change(lambda: sign_in_write_work(before, after, issued), None)
+        return Issued(SignedIn(signed.body.user, merged), signed.cookie)
     return await db.change(lambda: sign_in_write_work(before, after, issued), None)
-
-
-async def sign_in_merging_anonymous_workbook(db: Engine, before: list[Stmt], after: list[Stmt], unlocked: Unlocked,
-                                             anonymous: Principal, stamp: str) -> tuple[Me, MergeReport]:
-    """The sign-in's write when this device's anonymous workbook is merged into the account.
-
-    The merge is app/domain/portability's, which still works on a connection: so this one
-    case stays on the sqlite engine's job API, one transaction on the writer with the same
-    statements as the other sign-ins around the merge (credentials guard, old session out;
-    anonymous workbook out, new session in). It moves to a unit of work with portability."""
-    if not isinstance(db, Database):
-        raise NotImplementedError("merging an anonymous workbook at sign-in needs the sqlite engine for now")
-
-    def write(conn: sqlite3.Connection) -> tuple[Row | None, dict[str, Any]]:
-        run_statements(conn, before)
-        book = portability.workbook_from_rows(portability.read_rows(conn, anonymous.user_id), anonymous.dek, stamp)
-        merged = portability.Report(dry_run=False)
-        portability.merge(conn, unlocked.user_id, unlocked.dek, book, merged)
-        results = run_statements(conn, after)
-        return results[-1].one(), merged.as_dict()
-
-    try:
-        row, report = await db.write(write)
-    except GuardFailed as failed:
-        raise _refusal(failed) from None
-    return me_from_row(row), msgspec.convert(report, MergeReport)
 
 
 # --- password change and recovery -------------------------------------------------------------

@@ -1,153 +1,71 @@
-"""Backups and whole-database dumps: online snapshots, verified restores, D1's SQL format.
+"""Backups, verified restores and whole-database dumps: the operator's rules around them.
 
-- `backup(db, target)`: SQLite's online backup API; consistent while the service serves
-  (readers and the writer keep going; the copy restarts pages a concurrent write touched).
-- `restore(source, db)`: only after the snapshot passes the same checks as `dreamtree check`
-  (integrity, foreign keys, no pending migrations, no schema drift); then copied in with the
-  backup API, so the live file is replaced in one step and never half-written.
-- `export_d1(db)` / `import_d1(text, db)`: the whole database as SQL in the shape
-  `wrangler d1 export` writes and `wrangler d1 execute --file` accepts (no BEGIN/COMMIT,
-  `PRAGMA defer_foreign_keys=TRUE` first, tables in creation order with their rows, indexes
-  last, `d1_migrations` included so the migration state travels, `_cf_` tables never).
-Snapshots and dumps hold what readers wrote: they are created with mode 0600 (app/db/files.py).
+They work on the SQLite file (app/db/snapshots.py does the work), so on the d1 engine they
+refuse: D1 keeps its own history (Time Travel: any minute of the last 30 days, 7 on the
+free plan) and `wrangler d1 export` writes the same dump format. The rules here:
+
+- a backup never overwrites a file;
+- a restore happens only after the snapshot passes every check of `dreamtree check`
+  (integrity, foreign keys, no pending migrations, no schema drift); otherwise nothing changes;
+- a dump is imported only into an empty database file.
 """
 
 from __future__ import annotations
 
-import re
-import sqlite3
-from collections.abc import Iterator
-from contextlib import closing
 from pathlib import Path
 
-from app.db import migrations
-from app.db.checks import Verdict, verdict
-from app.db.connection import connect_sync, guard_of, run_in_transaction
-from app.db.files import create_private, open_private_text
-from app.db.sqltext import sql_literal
-
-_SKIP = re.compile(r"^(sqlite_|_cf_|_litestream_)", re.I)
+from app.db import snapshots
+from app.db.checks import Verdict
+from app.domain.errors import Invalid
 
 
-class RestoreRefused(Exception):
-    """The snapshot did not pass the checks; nothing was changed."""
+class RestoreRefused(Invalid):
+    """The snapshot or dump did not pass the checks; nothing was changed."""
+
+    code = "restore_refused"
+
+
+def refusal_on_d1(command: str) -> str:
+    """The one-line answer of a file command asked on the d1 engine."""
+    load = "; `wrangler d1 execute <db> --remote --file <file>` loads a dump" if command == "import-d1" else ""
+    return (f"`dreamtree {command}` works on the SQLite file only; on D1 use Time Travel "
+            "(`wrangler d1 time-travel restore <db> --timestamp <when>`) to go back and "
+            f"`wrangler d1 export <db> --remote --output <file>` for a copy{load}")
 
 
 def backup(db: Path, target: Path) -> int:
-    """A consistent online snapshot of `db` at `target`; returns its size in bytes."""
-    if target.exists():
-        raise FileExistsError(f"{target} exists; choose a new file name")
-    create_private(target)  # 0600, like the database it copies
-    with closing(connect_sync(db, strict=False, readonly=True)) as source, closing(sqlite3.connect(target)) as copy:
-        source.backup(copy, pages=0)  # one step under one read snapshot: never restarts
-    return target.stat().st_size
+    """A consistent online snapshot of `db` at `target` (a new file); returns its size."""
+    return snapshots.backup(db, target)
+
+
+def _accept(found: Verdict) -> None:
+    if found.ok:
+        return
+    problems = []
+    if found.integrity != ["ok"]:
+        problems.append(f"integrity check failed ({found.integrity[0]})")
+    if found.orphans:
+        problems.append(f"{found.orphans} rows point at missing parents")
+    if found.pending:
+        problems.append(f"migrations pending: {', '.join(found.pending)}")
+    if found.drift:
+        problems.append(f"schema differs from schema.sql ({found.drift[0]}…)")
+    raise RestoreRefused("; ".join(problems))
 
 
 def restore(source: Path, db: Path) -> Verdict:
     """Replace `db` with the snapshot `source` once the snapshot passes every check."""
-    with closing(connect_sync(source, strict=False, readonly=True)) as snapshot:
-        result = verdict(snapshot)
-        if not result.ok:
-            raise RestoreRefused(_describe(result))
-        with closing(connect_sync(db, strict=False)) as live:
-            snapshot.backup(live, pages=0)
-    return result
-
-
-def _describe(result: Verdict) -> str:
-    problems = []
-    if result.integrity != ["ok"]:
-        problems.append(f"integrity check failed ({result.integrity[0]})")
-    if result.orphans:
-        problems.append(f"{result.orphans} rows point at missing parents")
-    if result.pending:
-        problems.append(f"migrations pending: {', '.join(result.pending)}")
-    if result.drift:
-        problems.append(f"schema differs from schema.sql ({result.drift[0]}…)")
-    return "; ".join(problems)
-
-
-# --- D1's SQL dump format -----------------------------------------------------------------------
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def dump_d1(conn: sqlite3.Connection) -> Iterator[str]:
-    """Statements of a whole-database dump, one per line, in `wrangler d1 export`'s order."""
-    yield "PRAGMA defer_foreign_keys=TRUE;"
-    objects = conn.execute(
-        "SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE sql IS NOT NULL ORDER BY rowid"
-    ).fetchall()
-    later = []
-    for kind, name, _table, sql in objects:
-        if _SKIP.match(name):
-            continue
-        if kind != "table":
-            later.append(sql)
-            continue
-        create = sql
-        if create.startswith('CREATE TABLE "'):
-            create = "CREATE TABLE IF NOT EXISTS " + create[len("CREATE TABLE "):]
-        yield create + ";"
-        columns = [row[1] for row in conn.execute(f"PRAGMA table_info({_quote(name)})")]
-        select = f"SELECT {', '.join(_quote(c) for c in columns)} FROM {_quote(name)}"
-        for row in conn.execute(select):
-            yield f"INSERT INTO {_quote(name)} VALUES({','.join(sql_literal(v) for v in row)});"
-    with guard_of(conn).trusted():
-        sequence = conn.execute(
-            "SELECT name, seq FROM sqlite_sequence" if _has_table(conn, "sqlite_sequence") else "SELECT 1 WHERE 0"
-        ).fetchall()
-    if sequence:
-        yield "DELETE FROM sqlite_sequence;"
-        for name, seq in sequence:
-            yield f"INSERT INTO \"sqlite_sequence\" VALUES({sql_literal(name)},{seq});"
-    for sql in later:
-        yield sql + ";"
-
-
-def _has_table(conn: sqlite3.Connection, name: str) -> bool:
-    return bool(conn.execute("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?", (name,)).fetchone()[0])
+    return snapshots.restore(source, db, _accept)
 
 
 def export_d1(db: Path, target: Path) -> int:
-    """Write the whole database as a D1 SQL dump; returns the number of statements."""
-    count = 0
-    with closing(connect_sync(db, strict=False, readonly=True)) as conn, open_private_text(target) as out:
-        conn.execute("BEGIN")  # one snapshot for the whole dump
-        try:
-            for statement in dump_d1(conn):
-                out.write(statement + "\n")
-                count += 1
-        finally:
-            conn.execute("COMMIT")
-    return count
+    """The whole database as a D1 SQL dump at `target`; returns the number of statements."""
+    return snapshots.export_d1(db, target)
 
 
 def import_d1(source: Path, db: Path) -> int:
-    """Load a D1 SQL dump (ours or `wrangler d1 export`'s) into an empty database file."""
-    text = source.read_text(encoding="utf-8")
-    statements = migrations.split_statements(text, source.name)
-    with closing(connect_sync(db, strict=False)) as conn:
-        if conn.execute("SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'").fetchone()[0]:
-            raise RestoreRefused(f"{db} is not empty; import a dump into a new database file")
-
-        def load(c: sqlite3.Connection) -> int:
-            c.execute("PRAGMA defer_foreign_keys = ON")
-            done = 0
-            for statement in statements:
-                body = statement.sql.lstrip()
-                upper = body.upper()
-                if upper.startswith(("PRAGMA DEFER_FOREIGN_KEYS", "BEGIN", "COMMIT")):
-                    continue
-                if re.match(r'(CREATE TABLE( IF NOT EXISTS)?|INSERT INTO)\s+"?_cf_', body, re.I):
-                    continue  # D1's own bookkeeping tables are never copied
-                try:
-                    c.execute(body)
-                except sqlite3.Error as exc:
-                    raise RestoreRefused(f"{source.name}:{statement.line}: {exc}") from exc
-                done += 1
-            return done
-
-        return run_in_transaction(conn, load, True)
+    """Load a D1 SQL dump into an empty database file; returns the number of statements."""
+    try:
+        return snapshots.import_d1(source, db)
+    except snapshots.DumpRefused as refused:
+        raise RestoreRefused(str(refused)) from None

@@ -1,19 +1,37 @@
 """Limits on what a reader may store as JSON: depth and numbers every JSON reader agrees on.
 
-Answers, tool entries and imported values are canonicalised (RFC 8785) for hashing and must
-survive a round trip through any JSON implementation (the browser's included): integers
-within ±(2^53 − 1), finite numbers, at most MAX_DEPTH levels of nesting.
+Answers, tool entries and imported values are canonicalised (RFC 8785, strings in Unicode
+NFC) for hashing and sealing, and must survive a round trip through any JSON implementation
+(the browser's included): integers within ±(2^53 − 1), finite numbers, at most MAX_DEPTH
+levels of nesting, and no object with two keys that are the same text once normalised to
+NFC (`"é"` precomposed and `"e" + U+0301` are one key after canonicalisation: which value
+would win is undefined, so such an object is refused instead of silently losing one).
 """
 
 from __future__ import annotations
 
 import math
+import unicodedata
 from typing import Any
 
 from app.domain.errors import Invalid
 
 MAX_DEPTH = 32
 MAX_SAFE_INTEGER = 2**53 - 1
+
+
+def _keys_collide(obj: dict[Any, Any]) -> bool:
+    """True when two keys of `obj` are equal after NFC normalisation (cheap when every key is
+    already NFC, the usual case: no set is built then)."""
+    if all(isinstance(k, str) and unicodedata.is_normalized("NFC", k) for k in obj):
+        return False
+    seen: set[str] = set()
+    for key in obj:
+        norm = unicodedata.normalize("NFC", key) if isinstance(key, str) else key
+        if norm in seen:
+            return True
+        seen.add(norm)
+    return False
 
 
 def check_json(value: Any, *, what: str = "The value", code: str = "validation_failed", max_depth: int = MAX_DEPTH) -> None:
@@ -23,6 +41,9 @@ def check_json(value: Any, *, what: str = "The value", code: str = "validation_f
         if depth > max_depth:
             raise Invalid(f"{what} nests deeper than {max_depth} levels.", code=code)
         if isinstance(item, dict):
+            if _keys_collide(item):
+                raise Invalid(f"{what} has an object with two keys that are the same text once written in one "
+                              "Unicode form (NFC), such as a precomposed and a combining “é”.", code=code)
             stack.extend((v, depth + 1) for v in item.values())
         elif isinstance(item, list):
             stack.extend((v, depth + 1) for v in item)

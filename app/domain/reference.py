@@ -20,7 +20,7 @@ from app.db.engine import Engine, Read, Stmt, Work
 from app.db.queries import Q
 from app.domain.competencies import Category
 
-# How a source is used (the seed's USAGE_TYPES, app/domain/seed_files.py): the first four are
+# How a source is used (the seed's USAGE_TYPES, app/domain/seeding/shapes.py): the first four are
 # credited next to exercises, "inspiration" only on the credits page.
 UsageType = Literal["direct_quote", "framework", "concept", "adaptation", "inspiration"]
 

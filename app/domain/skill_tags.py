@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from typing import Any
 
-from app.db.engine import Result, Stmt
+import msgspec
+
+from app.db.engine import Result, Stmt, changed
 from app.db.queries import Q
 from app.domain.errors import Invalid
 
@@ -53,6 +56,37 @@ def tag_statements(owner: str, instance_id: str, skill_ids: list[str], stamp: st
     if skill_ids:
         statements.append(Stmt(Q.insert_own_tags, (instance_id, pairs, stamp, owner)))
     return statements
+
+
+def tag_statements_many(owner: str, tags: dict[str, list[str]], stamp: str, *, replace: list[str],
+                        chunk_bytes: int = 1_400_000) -> list[Stmt]:
+    """`tag_statements` for many answers and tool entries at once (an import): the tags of the
+    rows in `replace` are deleted, then every (row, skill) of `tags` is inserted, each
+    statement acting only on rows that are the owner's, as `tag_statements` does. A few
+    statements over `json_each` instead of two per row (D1 counts statements per batch); each
+    insert is followed by a `changed` guard, so no tag meant for an owner's row is ever
+    silently dropped. Parameters are cut into chunks of at most `chunk_bytes` of JSON."""
+    statements = [Stmt(Q.delete_own_tags_many, (chunk, owner)) for chunk, _ in json_chunks(replace, chunk_bytes)]
+    triples = [[str(uuid.uuid4()), instance_id, skill] for instance_id, skills in tags.items() for skill in skills]
+    for chunk, count in json_chunks(triples, chunk_bytes):
+        statements += [Stmt(Q.insert_own_tags_many, (chunk, stamp, owner)), changed("tags_not_owned", count)]
+    return statements
+
+
+def json_chunks(items: list[Any], limit: int) -> Iterator[tuple[str, int]]:
+    """`items` as JSON arrays of at most `limit` bytes each (one item may exceed it alone), with
+    how many items each holds: parameters for statements over `json_each(?)`."""
+    parts: list[bytes] = []
+    size = 2
+    for item in items:
+        encoded = msgspec.json.encode(item)
+        if parts and size + len(encoded) + 1 > limit:
+            yield (b"[" + b",".join(parts) + b"]").decode(), len(parts)
+            parts, size = [], 2
+        parts.append(encoded)
+        size += len(encoded) + 1
+    if parts:
+        yield (b"[" + b",".join(parts) + b"]").decode(), len(parts)
 
 
 def check_skills(conn: sqlite3.Connection, user_id: str, skill_ids: list[str]) -> list[str]:

@@ -240,3 +240,34 @@ def validate_content(tool_type: str, content: Any) -> dict[str, Any]:
                       code="tool_content_too_large")
     return normalised
 
+
+
+_FIELD_NAMES: Final[dict[str, frozenset[str]]] = {
+    tool: frozenset(f.encode_name for f in msgspec.structs.fields(shape)) for tool, shape in SHAPES.items()}
+
+
+def unknown_fields(tool_type: str, content: Any) -> dict[str, Any]:
+    """The top-level fields of `content` that the tool's shape does not know, as they are.
+
+    Only an import can bring such fields (a file from the original DreamTree app, or from a
+    newer version of this one): they are the reader's writing, so they are kept verbatim
+    beside the shape's fields, exported again, shown read-only by the page, and carried over
+    when the entry is edited (`with_kept`). The API itself never accepts them."""
+    known = _FIELD_NAMES.get(tool_type)
+    if known is None or not isinstance(content, dict):
+        return {}
+    return {key: value for key, value in content.items() if key not in known}
+
+
+def with_kept(tool_type: str, normalised: dict[str, Any], kept_from: Any) -> dict[str, Any]:
+    """`normalised` content (from `validate_content`) with the unknown fields of `kept_from`
+    (an imported file's content, or the entry as stored) kept beside it; the whole stays
+    within MAX_CONTENT_BYTES."""
+    kept = unknown_fields(tool_type, kept_from)
+    if not kept:
+        return normalised
+    combined = {**normalised, **kept}
+    if len(keys.canonical_json(combined)) > MAX_CONTENT_BYTES:
+        raise Invalid(f"{tool_type} content can be at most {MAX_CONTENT_BYTES // 1024} KiB.",
+                      code="tool_content_too_large")
+    return combined

@@ -43,7 +43,7 @@ from app.domain import keys
 from app.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from app.domain.sessions import Principal
 from app.domain.skill_tags import checked_skills, tag_statements, usable_skills
-from app.domain.tool_shapes import content_schema, has_shape, validate_content
+from app.domain.tool_shapes import content_schema, has_shape, validate_content, with_kept
 from app.timeutil import now_iso
 
 MAX_INSTANCES_PER_TOOL: Final = 1000
@@ -241,14 +241,16 @@ def edit_work(principal: Principal, instance_id: str, content: Any, skills: list
     """Read the entry, validate the content against its tool, seal and hash it, then write the
     content and the tags (when given) only over the row that was read."""
     user = principal.user_id
-    reads = [Stmt(Q.tool_instance_head, (instance_id, user))]
+    reads = [Stmt(Q.tool_instance_to_edit, (instance_id, user))]
     if skills:
         reads.append(usable_skills(user, skills))
     found = yield Read(*reads)
     row = found[0].one()
     if row is None:
         raise _no_instance(instance_id)
-    normalised = validate_content(row["tool_type"], content)
+    # Fields an import kept that the tool's shape does not know stay with the entry.
+    stored = keys.open_column(principal.dek, row["content_json"], table=TABLE, row_id=instance_id)
+    normalised = with_kept(row["tool_type"], validate_content(row["tool_type"], content), stored)
     tags = checked_skills(skills, found[1] if skills else None)
     sealed = keys.seal_column(principal.dek, normalised, table=TABLE, row_id=instance_id)
     content_hash = keys.content_hash(principal.dek, normalised)

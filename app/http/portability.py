@@ -1,4 +1,4 @@
-"""Export and import (API.md "Portability")."""
+"""Export and import (docs/portability.md)."""
 
 from __future__ import annotations
 
@@ -7,25 +7,23 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, Response, post
 from litestar.di import NamedDependency
-from litestar.params import FromQuery, JSONBody
+from litestar.params import Body, FromQuery, HeaderParameter, QueryParameter
 
-from app.db.connection import Database
-from app.domain import accounts, portability
-from app.domain.errors import Unauthorized
+from app.db.engine import Engine
+from app.domain import portability
+from app.domain.portability import ExportDoc, ImportReport
+from app.domain.portability.document import MAX_PASSWORD
 from app.domain.sessions import Principal, ServerKeys
 from app.domain.throttle import Throttle
 from app.http.auth import client_address
-from app.timeutil import now_iso
 
-Password = Annotated[str, msgspec.Meta(max_length=1024)]
+Password = Annotated[str, msgspec.Meta(max_length=MAX_PASSWORD)]
 
 
 class ExportIn(msgspec.Struct, forbid_unknown_fields=True):
-    password: Password | None = None
+    """A saved account re-enters its password: it protects the encrypted file's key copy, and
+    it is asked before a readable copy too."""
 
-
-class ImportIn(msgspec.Struct, forbid_unknown_fields=True):
-    document: Any
     password: Password | None = None
 
 
@@ -34,31 +32,33 @@ class PortabilityController(Controller):
     tags = ["portability"]
 
     @post("/export", status_code=200, summary="Download everything that is mine (spec §9, format 1.1)")
-    async def export(self, request: Request[Any, Any, Any], db: NamedDependency[Database],
-                     server_keys: NamedDependency[ServerKeys], throttle: NamedDependency[Throttle],
-                     principal: NamedDependency[Principal]) -> Response[bytes]:
-        """A claimed account gives its password: it protects the file's copy of the data key."""
-        raw = await request.body()
-        data = msgspec.json.decode(raw, type=ExportIn) if raw.strip() else ExportIn()
-        if not principal.is_anonymous:
+    async def export(
+        self, request: Request[Any, Any, Any], db: NamedDependency[Engine], server_keys: NamedDependency[ServerKeys],
+        throttle: NamedDependency[Throttle], principal: NamedDependency[Principal],
+        data: Annotated[ExportIn | None, Body(description="a saved account's password")] = None,
+        readable: Annotated[bool, QueryParameter(description="a readable (unencrypted) copy")] = False,
+    ) -> Response[ExportDoc]:
+        """The encrypted file (a saved account's default) or, with `readable=true`, a copy in
+        clear, marked `"encrypted": false` and named `…-unencrypted.json`; an anonymous
+        workbook's export is always readable. Body: `{"password": "..."}` for a saved account."""
+        password = data.password if data is not None else None
+        if password:
             throttle.hit("export", client_address(request))
-            if not data.password:
-                raise Unauthorized("Give your password to export an encrypted copy.", code="invalid_credentials")
-            await accounts.confirm_password(db, server_keys, principal, data.password)
-        document = await portability.export(db, principal.user_id, principal.dek,
-                                            encrypted=not principal.is_anonymous, password=data.password)
-        name = f"dreamtree-export-{now_iso()[:10]}.json"
-        return Response(msgspec.json.encode(document), media_type="application/json",
-                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+        exported = await portability.export(db, server_keys, principal, password=password, readable=readable)
+        return Response(exported.document, media_type="application/json",
+                        headers={"Content-Disposition": f'attachment; filename="{exported.filename}"'})
 
     @post("/import", status_code=200, summary="Merge an export into my workbook")
-    async def import_(self, request: Request[Any, Any, Any], data: JSONBody[ImportIn], db: NamedDependency[Database],
-                      throttle: NamedDependency[Throttle], principal: NamedDependency[Principal],
-                      dry_run: FromQuery[bool] = False) -> dict[str, Any]:
+    async def import_(
+        self, request: Request[Any, Any, Any],
+        data: Annotated[Any, Body(description="The file that export downloads, as it is (or the older "
+                                              "wrapper {document, password})")],
+        db: NamedDependency[Engine], throttle: NamedDependency[Throttle], principal: NamedDependency[Principal],
+        password: Annotated[Password | None, HeaderParameter(name="X-Export-Password")] = None,
+        dry_run: FromQuery[bool] = False,
+    ) -> ImportReport:
         throttle.hit("import", client_address(request))
-        report = await portability.import_document(db, principal.user_id, principal.dek, data.document,
-                                                   password=data.password, dry_run=dry_run)
-        return report.as_dict()
+        return await portability.import_upload(db, principal, data, header_password=password, dry_run=dry_run)
 
 
 PORTABILITY_CONTROLLERS = [PortabilityController]

@@ -45,3 +45,22 @@ WHERE t.exercise_instance_id = ?1
   AND (EXISTS (SELECT 1 FROM exercise_responses WHERE id = ?1 AND user_id = ?2)
        OR EXISTS (SELECT 1 FROM tool_instances WHERE id = ?1 AND user_id = ?2))
 ORDER BY t.created_at, t.skill_id;
+
+-- name: delete_own_tags_many
+-- The tags of the answers and tool entries whose ids are in ?1 (a JSON array), only for the
+-- rows that are reader ?2's.
+DELETE FROM exercise_skills
+WHERE exercise_instance_id IN (SELECT value FROM json_each(?1))
+  AND (exercise_instance_id IN (SELECT id FROM exercise_responses WHERE user_id = ?2)
+       OR exercise_instance_id IN (SELECT id FROM tool_instances WHERE user_id = ?2));
+
+-- name: insert_own_tags_many
+-- Tags from ?1, a JSON array of [tag id, answer or tool entry id, skill id], each only when
+-- that row is reader ?3's.
+INSERT INTO exercise_skills (id, exercise_instance_id, skill_id, created_at)
+SELECT t.tag_id, t.instance_id, t.skill_id, ?2
+FROM (SELECT json_extract(value, '$[0]') AS tag_id, json_extract(value, '$[1]') AS instance_id,
+             json_extract(value, '$[2]') AS skill_id
+      FROM json_each(?1)) AS t
+WHERE t.instance_id IN (SELECT id FROM exercise_responses WHERE user_id = ?3)
+   OR t.instance_id IN (SELECT id FROM tool_instances WHERE user_id = ?3);

@@ -88,6 +88,13 @@ SELECT id, tool_type, origin, created_at, updated_at
 FROM tool_instances
 WHERE id = ?1 AND user_id = ?2;
 
+-- name: tool_instance_to_edit
+-- Entry ?1 of reader ?2 with its stored content: an edit keeps the fields an import kept
+-- that the tool's shape does not know (tool_shapes.with_kept).
+SELECT id, tool_type, origin, content_json, created_at, updated_at
+FROM tool_instances
+WHERE id = ?1 AND user_id = ?2;
+
 -- name: tool_origin_answered
 -- An origin names an exercise this reader answered: at its place (?2 part, ?3 module,
 -- ?4 exercise), under the version they answered or the place's current version (?5).

@@ -38,33 +38,43 @@ function fileName(response) {
   return match ? match[1] : "dreamtree-export.json";
 }
 
+function download(response) {
+  return response.blob().then((blob) => {
+    const url = URL.createObjectURL(blob);
+    const link = h("a", { href: url, download: fileName(response), class: "visually-hidden" }, "download");
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  });
+}
+
 function exportSection(app) {
   const anonymous = app.me.is_anonymous;
   const password = h("input", { type: "password", name: "password", autocomplete: "current-password", required: true });
   const status = h("span", { class: "saved-note", role: "status" });
+  const encryptedButton = h("button", { type: "submit", value: "encrypted" }, "Download my workbook");
+  const readableButton = h("button", { type: "submit", value: "readable", class: "secondary" }, "Download a readable copy");
   const form = h("form", { class: "export-form" },
     anonymous
       ? h("p", { class: "notice" }, "This workbook isn't saved to an account, so the file is not encrypted: anyone who opens it can read your answers. Keep it somewhere private.")
-      : [h("p", {}, "The file is encrypted: your password protects it, and it opens only with that password."),
-        usernameField(app.me.email), field("Your password", password)],
-    h("div", { class: "form-actions" }, h("button", { type: "submit" }, "Download my workbook"), status));
+      : [h("ul", { class: "export-kinds" },
+          h("li", {}, h("strong", {}, "Encrypted file"), " (the usual choice, to move your workbook to another account or another DreamTree): it opens only with your password."),
+          h("li", {}, h("strong", {}, "Readable copy"), " (to keep or read yourself): ", h("em", {}, "not encrypted"), ". Anyone who opens it can read everything you wrote; its name ends in “unencrypted”.")),
+        usernameField(app.me.email), field("Your password", password, "Asked again for either file.")],
+    h("div", { class: "form-actions" }, encryptedButton, anonymous ? null : readableButton, status));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     status.textContent = "";
+    const readable = !anonymous && event.submitter && event.submitter.value === "readable";
     const done = await submitting(form, async () => {
-      const response = await request("POST", "/api/export", anonymous ? {} : { password: password.value });
-      const blob = await response.blob();
-      const url = URL.createObjectURL(blob);
-      const link = h("a", { href: url, download: fileName(response), class: "visually-hidden" }, "download");
-      document.body.append(link);
-      link.click();
-      link.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+      const path = readable ? "/api/export?readable=true" : "/api/export";
+      await download(await request("POST", path, anonymous ? {} : { password: password.value }));
       return true;
     });
     if (done) {
       password.value = "";
-      status.textContent = "Your file is downloading.";
+      status.textContent = readable ? "Your readable (unencrypted) copy is downloading." : "Your file is downloading.";
     }
   });
   const id = newId("section");
@@ -80,8 +90,8 @@ function importSection(app) {
   const checkButton = h("button", { type: "submit", class: "secondary", value: "check" }, "Check the file first");
   const importButton = h("button", { type: "submit", value: "import" }, "Import");
   const form = h("form", { class: "import-form" },
-    field("Export file", file, "A .json file downloaded from DreamTree."),
-    field("Password for the file", password, "Only for a file from a saved account: that account's password."),
+    field("Export file", file, "A .json file downloaded from DreamTree, as it is."),
+    field("Password for the file", password, "Only for an encrypted file: the password of the account that downloaded it."),
     h("div", { class: "form-actions" }, checkButton, importButton));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();

@@ -291,3 +291,21 @@ function showValue(schema, value, defs) {
   if (isMonth(schema)) return formatMonth(value);
   return String(value);
 }
+
+/** Fields of `content` that the tool's schema does not know: kept from an imported file. */
+export function keptFields(rootSchema, content) {
+  const root = resolve(rootSchema, rootSchema.$defs || {});
+  const known = new Set(Object.keys(root.properties || {}));
+  return Object.entries(content || {}).filter(([key]) => !known.has(key));
+}
+
+/** Those fields, read-only and as they are (they stay when the entry is edited), or null. */
+export function keptView(rootSchema, content) {
+  const kept = keptFields(rootSchema, content);
+  if (!kept.length) return null;
+  return h("div", { class: "kept-fields" },
+    h("p", { class: "hint" }, "Kept from an imported file. DreamTree has no field for these here, so they are shown as they are and stay when you edit:"),
+    h("dl", { class: "content-view" }, kept.flatMap(([key, value]) => [
+      h("dt", {}, humanize(key)),
+      h("dd", {}, typeof value === "string" ? value : JSON.stringify(value))])));
+}

@@ -3,7 +3,7 @@
 
 import { del, get, post, put, seg } from "../api.js";
 import { clear, confirmChoice, h, icon, newId, submitting, when } from "../dom.js";
-import { contentView, describeTool, entryName, nameField, schemaFields } from "./schema-form.js";
+import { contentView, describeTool, entryName, keptView, nameField, schemaFields } from "./schema-form.js";
 
 export async function toolsView() {
   const tools = await get("/api/tools");
@@ -91,6 +91,7 @@ class ToolPage {
       h("h2", { id: titleId }, instance ? `Edit ${this.tool.singular_name.toLowerCase()}` : `New ${this.tool.singular_name.toLowerCase()}`),
       h("p", { class: "hint" }, "Fields marked * are needed; everything else is up to you."),
       fields.node,
+      instance ? keptView(this.schema, instance.content) : null,
       h("div", { class: "form-actions" },
         h("button", { type: "submit" }, "Save"),
         h("button", { type: "button", class: "secondary", onclick: cancel }, "Cancel")));
@@ -119,6 +120,7 @@ class ToolPage {
         h("h3", {}, name),
         h("p", { class: "hint" }, `Updated ${when(instance.updated_at)}`),
         contentView(this.schema, Object.fromEntries(Object.entries(instance.content || {}).filter(([k]) => k !== this.nameKey))),
+        keptView(this.schema, instance.content),
         h("div", { class: "form-actions" },
           h("button", { type: "button", class: "secondary", "aria-label": `Edit ${name}`, onclick: edit }, "Edit"),
           h("button", { type: "button", class: "danger", "aria-label": `Delete ${name}`, onclick: remove }, "Delete")));
