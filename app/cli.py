@@ -84,22 +84,6 @@ def settings_for(db: Path | None, **flags: Any) -> Settings:
     return Settings.from_env().with_(db_path=db, **flags)
 
 
-def on_engine(settings: Settings, fn: Callable[[Engine], Awaitable[T]]) -> T:
-    """Open the engine the settings name, run `fn` on it, close it (for CLI commands)."""
-    import anyio
-
-    from app.db.engines import open_engine
-
-    async def run() -> T:
-        engine = await open_engine(settings)
-        try:
-            return await fn(engine)
-        finally:
-            await engine.close()
-
-    return anyio.run(run)
-
-
 @contextmanager
 def open_existing(path: Path, *, strict: bool = True) -> Iterator[Any]:
     if not path.exists():
@@ -124,14 +108,14 @@ def run_with_engine(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> 
     """Open the configured storage engine, run `await work(engine)` on it, close it.
 
     Every command that reads or writes readers' data goes through here, so it runs on the
-    same engine (and the same domain functions) as the server."""
+    same engine (and the same domain functions) as the server: the sqlite file, or D1
+    through the Worker (`--engine d1` / DREAMTREE_ENGINE=d1; app/db/engines.py)."""
     import asyncio
 
-    from app.db.connection import Database
+    from app.db.engines import open_engine
 
     async def run() -> T:
-        engine = Database(settings.db_path, strict=settings.d1_strict)
-        await engine.open()
+        engine = await open_engine(settings)
         try:
             return await work(engine)
         finally:
@@ -171,8 +155,7 @@ def seed_if_empty(target: Settings | Path, *, directory: Path = SEED_DIR) -> Non
 
 
 def _on_sqlite(settings: Settings) -> bool:
-    # Settings gains `engine` ("sqlite" | "d1") with the d1 engine; until then it is sqlite.
-    return getattr(settings, "engine", "sqlite") == "sqlite"
+    return settings.engine == "sqlite"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -193,7 +176,7 @@ def migrate(db: Path | None, engine: str | None, status: bool) -> None:
     where = f"D1 via {settings.d1_target()[0]}" if d1 else str(settings.db_path)
     if status:
         if d1:
-            state = on_engine(settings, migrations.status_on)
+            state = run_with_engine(settings, migrations.status_on)
         else:
             with open_existing(settings.db_path) as conn:
                 state = migrations.status(conn)
@@ -204,7 +187,7 @@ def migrate(db: Path | None, engine: str | None, status: bool) -> None:
         if not state.pending:
             click.echo("up to date")
         return
-    applied = on_engine(settings, migrations.apply_on) if d1 else migrate_database(settings.db_path)
+    applied = run_with_engine(settings, migrations.apply_on) if d1 else migrate_database(settings.db_path)
     for name in applied:
         click.echo(f"applied {name}")
     click.echo(f"{where}: up to date" if applied else f"{where}: already up to date, nothing applied")
@@ -237,7 +220,7 @@ def seed(db: Path | None, dry_run: bool, only: str | None, emit_sql: Path | None
 
     async def work(engine: Engine) -> seeding.SeedResult:
         if await pending_migrations(engine):
-            where, migrate = (path, f"dreamtree migrate --db {path}") if on_sqlite else ("D1", "wrangler d1 migrations apply")
+            where, migrate = (path, f"dreamtree migrate --db {path}") if on_sqlite else ("D1", "dreamtree migrate --engine d1")
             raise UserError(f"{where}: migrations are pending; run `{migrate}` first")
         return await seeding.seed_on(engine, directory=seed_dir, dry_run=dry_run, only=only)
 
@@ -666,15 +649,13 @@ def serve(
     if settings.engine == "d1":
         database = f"D1 via {settings.d1_target()[0]}"
         # Through the Worker: reachability and the token are checked here, before granian starts.
-        for name in on_engine(settings, migrations.apply_on):
-            click.echo(f"applied {name}")
-        click.echo("d1: serve seeds only sqlite files; load the sample workbook into D1 with "
-                   "`dreamtree seed --emit-sql FILE` and `wrangler d1 execute DB --file FILE`")
+        applied = run_with_engine(settings, migrations.apply_on)
     else:
         database = str(settings.db_path)
-        for name in migrate_database(settings.db_path):
-            click.echo(f"applied {name}")
-        seed_if_empty(settings.db_path)
+        applied = migrate_database(settings.db_path)
+    for name in applied:
+        click.echo(f"applied {name}")
+    seed_if_empty(settings)  # either engine: an empty database gets the sample workbook, once
     settings.server_secret()  # create or check the key file before the worker starts
     # The worker process builds the app from the environment (create_app reads Settings.from_env).
     os.environ.update(settings.to_env())

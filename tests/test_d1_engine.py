@@ -747,3 +747,20 @@ def test_the_app_on_d1_keeps_the_readers_bookmark_in_a_cookie(d1_settings: Setti
         me = client.get("/api/me")
         assert me.status_code == 200, me.text
         assert d1_round_trips.bookmarks and all(b is not None and b >= bookmark for b in d1_round_trips.bookmarks)
+
+
+@pytest.mark.anyio
+async def test_the_sample_workbook_seeds_through_the_worker_in_one_read_and_one_write(
+    engine: D1Engine, d1_round_trips: RoundTrips
+) -> None:
+    """What `serve` does on an empty D1 (seed_if_empty): the seed's own batches, as D1 takes them."""
+    from app.domain import seeding
+
+    assert await seeding.is_unseeded(engine)
+    d1_round_trips.clear()
+    result = await seeding.seed_on(engine)
+    assert result.written and result.plan.changes > 0
+    assert d1_round_trips.modes == ["read", "write"]
+    assert not await seeding.is_unseeded(engine)
+    again = await seeding.seed_on(engine)  # a re-run finds nothing to change
+    assert again.plan.changes == 0 and not again.written
