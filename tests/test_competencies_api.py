@@ -386,8 +386,7 @@ def sql(db_path: Path, statement: str, params: tuple[Any, ...] = ()) -> list[sql
         conn.close()
 
 
-@pytest.mark.parametrize("name", ["competency_scores_of_user", "competency_reassessment", "upsert_score",
-                                  "known_competencies"])
+@pytest.mark.parametrize("name", ["competency_scores_of_user", "competency_reassessment", "known_competencies"])
 def test_competency_queries_never_scan_a_user_table(conn: sqlite3.Connection, name: str) -> None:
     plan = query_plan(conn, Q[name])
     assert scanned_user_tables(Q[name], plan) == [], plan

@@ -471,7 +471,7 @@ def test_a_file_over_the_tool_entry_limit_is_refused_whole(seeded, new_reader, d
     doc["tool_instances"] = many_tools(1500)
     before = counts(db_path)
     refused = do_import(r, doc)
-    assert refused.status_code == 422 and refused.json()["code"] == "tool_instance_limit", refused.text
+    assert refused.status_code == 422 and refused.json()["code"] == "import_over_limit", refused.text
     assert "1500" in refused.json()["detail"] and "1000" in refused.json()["detail"]
     assert counts(db_path) == before
 
@@ -485,7 +485,7 @@ def test_the_tool_entry_limit_counts_what_the_reader_already_has(seeded, new_rea
     doc["tool_instances"] = many_tools(10, prefix="more")
     before = counts(db_path)
     refused = do_import(r, doc)
-    assert refused.status_code == 422 and refused.json()["code"] == "tool_instance_limit"
+    assert refused.status_code == 422 and refused.json()["code"] == "import_over_limit"
     assert "1005" in refused.json()["detail"]
     assert counts(db_path) == before
     doc["tool_instances"] = many_tools(5, prefix="more")
@@ -499,7 +499,7 @@ def test_a_file_with_more_custom_skills_than_allowed_is_refused_whole(seeded, ne
     doc["custom_skills"] = [{"id": f"s{i}", "name": f"Made-up skill {i}", "category": None} for i in range(1000)]
     before = counts(db_path)
     refused = do_import(r, doc)
-    assert refused.status_code == 422 and refused.json()["code"] == "too_many_custom_skills", refused.text
+    assert refused.status_code == 422 and refused.json()["code"] == "import_over_limit", refused.text
     assert counts(db_path) == before
     assert query(db_path, "SELECT count(*) FROM skills WHERE review_status = 'pending'")[0][0] == 0
     doc["custom_skills"] = doc["custom_skills"][:200]

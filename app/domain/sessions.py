@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from app import timeutil
-from app.db.engine import Engine, Read, Refused, Result, Stmt, Work, Write, guard
+from app.db.engine import Engine, Refused, Result, Stmt, Work, Write, guard
 from app.db.queries import Q
 from app.domain import keys
 from app.domain.errors import Unauthorized
@@ -204,13 +204,3 @@ def standing(principal: Principal, result: Result) -> bool:
     return True
 
 
-def _session_only() -> Work[None]:
-    yield Read()
-
-
-async def authenticate(db: Engine, server: ServerKeys, cookie: str | None) -> Principal:
-    """The principal behind a cookie, checked: Unauthorized for forged, unknown, moved or
-    expired cookies alike (an expired session's row is deleted)."""
-    principal = principal_of(server, cookie)
-    await db.query(_session_only, principal)
-    return principal

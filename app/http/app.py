@@ -92,7 +92,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=API_CONTROLLERS,
         # Everything under /api is the reader's own data: never cached.
         cache_control=CacheControlHeader(no_store=True),
-        dependencies={"principal": Provide(provide_principal)},
+        dependencies={"principal": Provide(provide_principal, sync_to_thread=False)},
     )
     return Litestar(
         route_handlers=[healthz, metrics_endpoint, *PAGE_HANDLERS, api],

@@ -6,11 +6,8 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.datastructures import Cookie, State
-from litestar.di import NamedDependency
 
-from app.db.connection import Database
-from app.db.engine import Engine
-from app.domain.sessions import COOKIE_NAME, IssuedCookie, Principal, ServerKeys, authenticate
+from app.domain.sessions import COOKIE_NAME, IssuedCookie, Principal, ServerKeys, principal_of
 from app.domain.throttle import Throttle
 
 
@@ -22,24 +19,12 @@ def provide_throttle(state: State) -> Throttle:
     return state.throttle
 
 
-async def provide_principal(request: Request[Any, Any, Any], state: State, db: NamedDependency[Engine]) -> Principal:
-    """The signed-in reader; 401 problem details when there is none.
-
-    It takes `db` as a dependency (not from `state`) on purpose: Litestar resolves a batch of
-    two or more independent dependencies in an anyio task group, which costs more than the
-    whole Daily Dos query; with `principal` depending on `db`, a handler's dependencies form
-    two batches of one and are awaited directly."""
-    return await authenticate(db, state.server_keys, request.cookies.get(COOKIE_NAME))
-
-
-async def optional_principal(request: Request[Any, Any, Any], state: State) -> Principal | None:
-    cookie = request.cookies.get(COOKIE_NAME)
-    if not cookie:
-        return None
-    try:
-        return await authenticate(state.db, state.server_keys, cookie)
-    except Exception:  # noqa: BLE001 - an unusable cookie is simply no session here
-        return None
+def provide_principal(request: Request[Any, Any, Any], state: State) -> Principal:
+    """The reader the session cookie names; 401 problem details when there is none or it is
+    forged. Whether the session still stands is checked inside the request's own first read
+    batch (the `Principal` is the gate of every work it runs: docs/engines.md), so checking
+    it costs no round trip of its own."""
+    return principal_of(state.server_keys, request.cookies.get(COOKIE_NAME))
 
 
 def client_address(request: Request[Any, Any, Any]) -> str:
@@ -71,4 +56,4 @@ def with_session(content: Any, request: Request[Any, Any, Any], issued: IssuedCo
     return Response(content, status_code=status_code, cookies=[session_cookie(request, issued)])
 
 
-__all__ = ["Database", "client_address", "optional_principal", "provide_principal", "with_session"]
+__all__ = ["client_address", "provide_principal", "with_session"]

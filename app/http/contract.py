@@ -76,6 +76,8 @@ CODES: dict[str, int] = {
     "invalid_tool_content": 422,
     "tool_content_too_large": 422,
     "import_invalid": 422,
+    "import_kdf_unsupported": 422,
+    "import_over_limit": 422,
     "invalid_score": 422,
     "too_many_scores": 422,
     "unknown_competency": 422,

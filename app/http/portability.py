@@ -16,6 +16,7 @@ from app.domain.portability.document import MAX_PASSWORD
 from app.domain.sessions import Principal, ServerKeys
 from app.domain.throttle import Throttle
 from app.http.auth import client_address
+from app.http.contract import BODY, CHANGE, READER, problems
 
 Password = Annotated[str, msgspec.Meta(max_length=MAX_PASSWORD)]
 
@@ -27,11 +28,23 @@ class ExportIn(msgspec.Struct, forbid_unknown_fields=True):
     password: Password | None = None
 
 
+IMPORT_BODY: dict[str, Any] = {
+    "oneOf": [
+        {"$ref": "#/components/schemas/ExportDoc"},
+        {"type": "object", "title": "ImportWrapper", "required": ["document"], "additionalProperties": False,
+         "properties": {"document": {"$ref": "#/components/schemas/ExportDoc"},
+                        "password": {"type": ["string", "null"], "maxLength": MAX_PASSWORD}}},
+    ],
+}
+
+
 class PortabilityController(Controller):
     path = "/api"
     tags = ["portability"]
 
-    @post("/export", status_code=200, summary="Download everything that is mine (spec §9, format 1.1)")
+    @post("/export", status_code=200, summary="Download everything that is mine (spec §9, format 1.1)",
+          responses=problems(READER, BODY, CHANGE, "password_required", "invalid_credentials", "too_many_attempts",
+                             "unavailable"))
     async def export(
         self, request: Request[Any, Any, Any], db: NamedDependency[Engine], server_keys: NamedDependency[ServerKeys],
         throttle: NamedDependency[Throttle], principal: NamedDependency[Principal],
@@ -48,11 +61,17 @@ class PortabilityController(Controller):
         return Response(exported.document, media_type="application/json",
                         headers={"Content-Disposition": f'attachment; filename="{exported.filename}"'})
 
-    @post("/import", status_code=200, summary="Merge an export into my workbook")
+    @post("/import", status_code=200, summary="Merge an export into my workbook",
+          responses=problems(READER, BODY, CHANGE, "import_invalid", "import_too_large", "import_kdf_unsupported",
+                             "invalid_credentials", "response_too_large", "import_over_limit",
+                             "too_many_attempts", "unavailable"))
     async def import_(
         self, request: Request[Any, Any, Any],
-        data: Annotated[Any, Body(description="The file that export downloads, as it is (or the older "
-                                              "wrapper {document, password})")],
+        # Decoded by the domain (it names what is wrong in a file and keeps what the original
+        # app wrote); the document describes the two forms it takes.
+        data: Annotated[Any, Body(description="The file that export downloads, as it is (its password in "
+                                              "X-Export-Password), or the older wrapper {document, password}",
+                                  schema_extra=IMPORT_BODY)],
         db: NamedDependency[Engine], throttle: NamedDependency[Throttle], principal: NamedDependency[Principal],
         password: Annotated[Password | None, HeaderParameter(name="X-Export-Password")] = None,
         dry_run: FromQuery[bool] = False,

@@ -6,8 +6,6 @@
 -- statement at 100 bound parameters). Every write names the reader, so no row id a file
 -- proposes can reach another reader's rows, and is followed by a `changed` guard where it
 -- must touch an exact number of rows, so a decision made on stale reads never writes.
--- `upsert_score`, `update_settings_all`, `insert_tool_row` and `update_tool_row` (at the end)
--- serve competencies.py, settings.py and tools.py.
 
 -- name: settings_of_user
 SELECT background_color, text_color, font, personality_type, created_at, updated_at
@@ -59,10 +57,6 @@ SELECT password_hash, wrapped_data_key FROM auth WHERE user_id = ? AND type = 'p
 SELECT id, name, category, is_custom, review_status, coalesce(created_by = ?1, 0) AS mine
 FROM skills
 WHERE is_custom = 0 OR review_status = 'approved' OR created_by = ?1;
-
--- name: insert_custom_skill
-INSERT INTO skills (id, name, category, is_custom, created_by, review_status, created_at)
-VALUES (?, ?, ?, 1, ?, 'pending', ?);
 
 -- name: places_all
 SELECT full_exercise_id, part_id, module_id, exercise_id, version, is_required FROM exercise_sequence;
@@ -260,22 +254,3 @@ SELECT NOT EXISTS (
 
 -- name: custom_skill_limit_holds
 SELECT (SELECT count(*) FROM skills WHERE is_custom = 1 AND created_by = ?1) <= ?2;
-
--- name: upsert_score
-INSERT INTO user_competency_scores (id, user_id, competency_id, score, assessed_at)
-VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (user_id, competency_id) DO UPDATE SET score = excluded.score, assessed_at = excluded.assessed_at;
-
--- name: update_settings_all
-UPDATE user_settings
-SET background_color = ?, text_color = ?, font = ?, personality_type = ?, updated_at = ?
-WHERE user_id = ?;
-
--- name: insert_tool_row
-INSERT INTO tool_instances (id, user_id, tool_type, origin, content_json, content_hash, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?);
-
--- name: update_tool_row
-UPDATE tool_instances
-SET tool_type = ?, origin = ?, content_json = ?, content_hash = ?, created_at = ?, updated_at = ?
-WHERE id = ? AND user_id = ?;

@@ -8,13 +8,6 @@ FROM skills s
 WHERE s.id IN (SELECT value FROM json_each(?1))
   AND (s.is_custom = 0 OR s.review_status = 'approved' OR s.created_by = ?2);
 
--- name: delete_tags
-DELETE FROM exercise_skills WHERE exercise_instance_id = ?;
-
--- name: insert_tag
-INSERT INTO exercise_skills (id, exercise_instance_id, skill_id, created_at)
-VALUES (?, ?, ?, ?);
-
 -- name: tags_of
 SELECT exercise_instance_id, skill_id
 FROM exercise_skills

@@ -137,11 +137,6 @@ SELECT id, full_exercise_id, version, response_json, responded_at
 FROM exercise_responses
 WHERE user_id = ? AND part_id = ? AND module_id = ? AND exercise_id = ?;
 
--- name: insert_response
-INSERT INTO exercise_responses
-  (id, user_id, part_id, module_id, exercise_id, version, full_exercise_id, response_json, responded_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?);
-
 -- name: insert_first_response
 -- A reader's first answer at a place: written only while they have none there (one current
 -- answer per reader and place; the schema has no unique index to say it).
@@ -168,27 +163,6 @@ SELECT EXISTS (
   WHERE er.user_id = ?
     AND es.unlocks_tool = ?
 ) AS is_unlocked;
-
--- name: module_required_left
--- spec §4.2: a module is complete when every is_required exercise in it has a response.
-SELECT count(*)
-FROM exercise_sequence es
-WHERE es.part_id = ?2 AND es.module_id = ?3 AND es.is_required = 1
-  AND NOT EXISTS (
-    SELECT 1 FROM exercise_responses er
-    WHERE er.user_id = ?1 AND er.part_id = es.part_id AND er.module_id = es.module_id
-      AND er.exercise_id = es.exercise_id
-  );
-
--- name: workbook_required_left
-SELECT count(*)
-FROM exercise_sequence es
-WHERE es.is_required = 1
-  AND NOT EXISTS (
-    SELECT 1 FROM exercise_responses er
-    WHERE er.user_id = ?1 AND er.part_id = es.part_id AND er.module_id = es.module_id
-      AND er.exercise_id = es.exercise_id
-  );
 
 -- name: touch_module
 -- A later answer in a completed module (spec §4.2 last_modified_at).
@@ -230,9 +204,6 @@ FROM (
   ) AS done
 ) AS state
 WHERE users.id = ?2 AND users.workbook_complete <> state.done;
-
--- name: set_workbook_complete
-UPDATE users SET workbook_complete = ?, updated_at = ? WHERE id = ? AND workbook_complete <> ?;
 
 -- name: workbook_state
 -- After an answer: whether the workbook is complete, and the reader's next exercise.

@@ -48,7 +48,7 @@ def merge_custom_skills(ctx: Context, book: Incoming) -> None:
         return
     if ctx.held.custom_skills + len(new) > MAX_CUSTOM_SKILLS:
         raise Invalid(f"Importing this would give you {ctx.held.custom_skills + len(new)} skills of your own; "
-                      f"at most {MAX_CUSTOM_SKILLS} are possible. Nothing was imported.", code="too_many_custom_skills")
+                      f"at most {MAX_CUSTOM_SKILLS} are possible. Nothing was imported.", code="import_over_limit")
     for chunk, count in json_chunks(new, ctx.chunk_bytes):
         ctx.writes += [Stmt(Q.import_insert_skills, (ctx.user_id, ctx.stamp, chunk)), changed("skill_taken", count)]
     ctx.writes.append(guard("custom_skill_limit", Q.custom_skill_limit_holds.rstrip(";"),

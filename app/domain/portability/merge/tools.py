@@ -15,7 +15,7 @@
   already there; otherwise it is added, under its own id when no answer or entry of anyone
   has it.
 - At most MAX_INSTANCES_PER_TOOL entries per reader and tool after the merge: a file that
-  would go over is refused whole (422 `tool_instance_limit`), and the write batch checks it
+  would go over is refused whole (422 `import_over_limit`), and the write batch checks it
   again.
 """
 
@@ -131,7 +131,7 @@ def merge_tools(ctx: Context, book: Incoming) -> None:
     if over:
         tool_type, total = sorted(over.items())[0]
         raise Invalid(f"Importing this would give you {total} {tool_type} entries; at most {MAX_INSTANCES_PER_TOOL} "
-                      "are possible per tool. Nothing was imported.", code="tool_instance_limit")
+                      "are possible per tool. Nothing was imported.", code="import_over_limit")
     for chunk, count in json_chunks(inserts, ctx.chunk_bytes):
         ctx.writes += [Stmt(Q.import_insert_tools, (ctx.user_id, chunk)), changed("tool_changed", count)]
     for chunk, count in json_chunks(updates, ctx.chunk_bytes):
