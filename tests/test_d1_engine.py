@@ -764,3 +764,32 @@ async def test_the_sample_workbook_seeds_through_the_worker_in_one_read_and_one_
     assert not await seeding.is_unseeded(engine)
     again = await seeding.seed_on(engine)  # a re-run finds nothing to change
     assert again.plan.changes == 0 and not again.written
+
+
+READ_ENDPOINTS = ["/healthz", "/api/me", "/api/settings", "/api/daily-dos", "/api/workbook/next", "/api/tools",
+                  "/api/competencies", "/api/skills?q=a"]
+
+
+def test_endpoints_on_d1_keep_to_one_round_trip_per_read_and_two_per_write(
+    d1_settings: Settings, d1_round_trips: RoundTrips
+) -> None:
+    """How to use d1_round_trips on the app: every read endpoint one batch (the session checked
+    inside it), every write at most a read batch and a write batch."""
+    from litestar.testing import TestClient
+
+    from app.http.app import create_app
+
+    with TestClient(create_app(d1_settings), base_url="https://testserver.local") as client:
+        client.get("/healthz")  # picks up the CSRF cookie
+        assert client.post("/api/session").status_code == 201
+        for path in READ_ENDPOINTS:
+            d1_round_trips.clear()
+            response = client.get(path)
+            assert response.status_code == 200, (path, response.text)
+            d1_round_trips.assert_read_endpoint()
+        d1_round_trips.clear()
+        changed = client.patch("/api/settings", json={"font": "serif"},
+                               headers={"x-csrftoken": client.cookies.get("csrftoken") or ""})
+        assert changed.status_code == 200, changed.text
+        d1_round_trips.assert_write_endpoint()
+        assert client.get("/api/settings").json()["font"] == "serif"
