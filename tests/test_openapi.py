@@ -116,3 +116,15 @@ def test_the_check_refuses_what_the_document_does_not_say(client: TestClient) ->
         answer("GET", "/api/workbook", 200, {"parts": "no"}, "application/json")
     with pytest.raises(ContractViolation, match="content type"):
         answer("GET", "/api/workbook", 401, {**problem, "status": 401, "code": "no_session"}, "application/json")
+
+
+def test_a_change_without_a_body_refuses_a_form_as_its_document_says(new_reader) -> None:
+    """Any POST/PUT/PATCH/DELETE sent a body that is not JSON is refused with 415 before it
+    runs, also when the operation reads no body: the document says so (the client fixture's
+    check fails the test otherwise)."""
+    reader = new_reader()
+    reader.start()
+    for method, path in [("POST", "/api/session"), ("DELETE", "/api/account/sessions/x"),
+                         ("DELETE", "/api/tool-instances/x"), ("DELETE", "/api/session")]:
+        refused = reader.request(method, path, content=b"a=1", headers={"content-type": "application/x-www-form-urlencoded"})
+        assert (refused.status_code, refused.json()["code"]) == (415, "unsupported_media_type"), (method, path)

@@ -111,8 +111,9 @@ READER = ("no_session", "invalid_session", "session_expired")
 BODY = ("invalid_json", "unsupported_media_type", "validation_failed", "too_large")
 # An operation with query parameters.
 QUERY = ("validation_failed",)
-# An operation that changes something (CSRF applies; guards may keep failing under contention).
-CHANGE = ("csrf_failed", "changed_concurrently")
+# An operation that changes something (CSRF applies, a body it is sent must be JSON even when it
+# reads none, and guards may keep failing under contention).
+CHANGE = ("csrf_failed", "unsupported_media_type", "changed_concurrently")
 
 
 def problem_schema_name(status: int, codes: tuple[str, ...]) -> str:
