@@ -102,9 +102,9 @@ CODES: dict[str, int] = {
     "database_unavailable": 503,
 }
 
-# What every operation can answer: a request it cannot read, a fault on our side, or a
-# database that cannot answer now.
-ANY = ("bad_request", "internal_error", "database_busy", "database_unavailable")
+# What every operation can answer: a request it cannot read, a fault on our side (a stored
+# value that fails its integrity check is one), or a database that cannot answer now.
+ANY = ("bad_request", "internal_error", "integrity_error", "database_busy", "database_unavailable")
 # An operation for a signed-in reader (their session is checked with the operation's first read).
 READER = ("no_session", "invalid_session", "session_expired")
 # An operation that reads a JSON body.
