@@ -15,6 +15,7 @@ import httpx
 import pytest
 from litestar.testing import TestClient
 
+from app.db.connection import connect_sync
 from app.http.contract import CODES
 from tests.contract import ContractCheck, ContractViolation
 
@@ -116,3 +117,37 @@ def test_the_check_refuses_what_the_document_does_not_say(client: TestClient) ->
         answer("GET", "/api/workbook", 200, {"parts": "no"}, "application/json")
     with pytest.raises(ContractViolation, match="content type"):
         answer("GET", "/api/workbook", 401, {**problem, "status": 401, "code": "no_session"}, "application/json")
+
+
+def test_a_change_without_a_body_refuses_a_form_as_its_document_says(new_reader) -> None:
+    """Any POST/PUT/PATCH/DELETE sent a body that is not JSON is refused with 415 before it
+    runs, also when the operation reads no body: the document says so (the client fixture's
+    check fails the test otherwise)."""
+    reader = new_reader()
+    reader.start()
+    for method, path in [("POST", "/api/session"), ("DELETE", "/api/account/sessions/x"),
+                         ("DELETE", "/api/tool-instances/x"), ("DELETE", "/api/session")]:
+        refused = reader.request(method, path, content=b"a=1", headers={"content-type": "application/x-www-form-urlencoded"})
+        assert (refused.status_code, refused.json()["code"]) == (415, "unsupported_media_type"), (method, path)
+
+
+def test_a_stored_value_that_fails_its_check_is_a_declared_500(new_reader, seeded, db_path) -> None:
+    """Two of a reader's sealed answers swapped in the database: reading one is 500
+    `integrity_error`, a code the document declares (the client fixture's check fails the
+    test otherwise)."""
+    from tests.helpers import query
+
+    reader = new_reader()
+    reader.start()
+    for place in ("1.1.1.v1", "1.1.2.v1"):
+        assert reader.put(f"/api/exercises/{place}/response", {"response": {"text": place}}).status_code == 200
+    rows = query(db_path, "SELECT id, response_json FROM exercise_responses ORDER BY full_exercise_id")
+    conn = connect_sync(db_path, strict=False)
+    try:
+        with conn:
+            for (row_id, _), (_, sealed) in zip(rows, reversed(rows)):
+                conn.execute("UPDATE exercise_responses SET response_json = ? WHERE id = ?", (sealed, row_id))
+    finally:
+        conn.close()
+    read = reader.get("/api/exercises/1.1.1.v1")
+    assert (read.status_code, read.json()["code"]) == (500, "integrity_error")

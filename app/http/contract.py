@@ -102,17 +102,18 @@ CODES: dict[str, int] = {
     "database_unavailable": 503,
 }
 
-# What every operation can answer: a request it cannot read, a fault on our side, or a
-# database that cannot answer now.
-ANY = ("bad_request", "internal_error", "database_busy", "database_unavailable")
+# What every operation can answer: a request it cannot read, a fault on our side (a stored
+# value that fails its integrity check is one), or a database that cannot answer now.
+ANY = ("bad_request", "internal_error", "integrity_error", "database_busy", "database_unavailable")
 # An operation for a signed-in reader (their session is checked with the operation's first read).
 READER = ("no_session", "invalid_session", "session_expired")
 # An operation that reads a JSON body.
 BODY = ("invalid_json", "unsupported_media_type", "validation_failed", "too_large")
 # An operation with query parameters.
 QUERY = ("validation_failed",)
-# An operation that changes something (CSRF applies; guards may keep failing under contention).
-CHANGE = ("csrf_failed", "changed_concurrently")
+# An operation that changes something (CSRF applies, a body it is sent must be JSON even when it
+# reads none, and guards may keep failing under contention).
+CHANGE = ("csrf_failed", "unsupported_media_type", "changed_concurrently")
 
 
 def problem_schema_name(status: int, codes: tuple[str, ...]) -> str:
