@@ -725,6 +725,21 @@ def test_the_downloaded_file_uploads_as_it_is(ann: Reader, new_reader) -> None:
     assert bob.get("/api/exercises/1.1.1.v1").json()["response"]["response"] == {"text": "first answer"}
 
 
+def test_a_file_with_default_settings_never_replaces_settings_the_reader_chose(ann: Reader, new_reader) -> None:
+    """A file's settings are dated by when it was exported, not when they were chosen: ones
+    that are exactly the defaults say nothing was chosen, however new the file."""
+    bob = new_reader()
+    bob.start()
+    assert bob.patch("/api/settings", {"font": "serif", "background_color": "night"}).status_code == 200
+    untouched = ann.post("/api/export").json()  # ann never touched her settings: the defaults
+    report = bob.post("/api/import", untouched).json()
+    assert report["counts"]["settings"] == {"inserted": 0, "updated": 0, "unchanged": 1, "skipped": 0}
+    assert bob.get("/api/settings").json()["font"] == "serif"
+    chosen = {**untouched, "settings": {**untouched["settings"], "font": "mono"}}
+    assert bob.post("/api/import", chosen).json()["counts"]["settings"]["updated"] == 1
+    assert bob.get("/api/settings").json()["font"] == "mono"
+
+
 def test_a_saved_account_can_download_a_readable_copy(ann: Reader, new_reader) -> None:
     ann.claim("ann@example.com")
     missing = ann.post("/api/export?readable=true")

@@ -1,5 +1,8 @@
 """Settings: the incoming ones when the reader never changed theirs, else the newer side. A
-personality type this installation does not know is left out with a warning."""
+file's settings carry no date of their own (they are dated by the file's `exported_at`), so
+settings that are exactly the defaults say nothing was chosen: they never replace settings
+the reader chose. A personality type this installation does not know is left out with a
+warning."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from app.db.engine import Stmt, changed
 from app.db.queries import Q
 from app.domain.portability.incoming import Incoming
 from app.domain.portability.merge.context import Context
-from app.domain.settings import FIELDS, later_stamp
+from app.domain.settings import DEFAULTS, FIELDS, later_stamp
 
 
 def merge_settings(ctx: Context, book: Incoming) -> None:
@@ -25,7 +28,9 @@ def merge_settings(ctx: Context, book: Incoming) -> None:
         ctx.report.add("settings", "inserted")
         return
     never_changed = held["created_at"] == held["updated_at"]
-    if {name: held[name] for name in FIELDS} == wanted or not (never_changed or book.settings_at > held["updated_at"]):
+    nothing_chosen = wanted == DEFAULTS
+    if ({name: held[name] for name in FIELDS} == wanted or nothing_chosen
+            or not (never_changed or book.settings_at > held["updated_at"])):
         ctx.report.add("settings", "unchanged")
         return
     # A change in the row's first millisecond must still read as one (created_at != updated_at).
