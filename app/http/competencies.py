@@ -38,8 +38,7 @@ class CompetencyScoresController(Controller):
         return await competencies.scores(db, principal)
 
     @put("/scores", summary="Save scores (1–5); returns all the reader's scores",
-         responses=problems(READER, BODY, CHANGE, "invalid_score", "too_many_scores", "unknown_competency",
-                            "duplicate_competency"))
+         responses=problems(READER, BODY, CHANGE, "unknown_competency", "duplicate_competency"))
     async def save(self, data: JSONBody[ScoresIn], db: NamedDependency[Engine],
                    principal: NamedDependency[Principal]) -> list[CompetencyScore]:
         return await competencies.save_scores(db, principal, [(s.competency_id, s.score) for s in data.scores])

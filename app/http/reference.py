@@ -53,8 +53,7 @@ class SettingsController(Controller):
         return await settings.read_settings(db, principal)
 
     @patch("/", summary="Change some settings; the full settings come back",
-           responses=problems(READER, BODY, CHANGE, "unknown_setting", "unknown_personality_type",
-                              "invalid_background_color", "invalid_text_color", "invalid_font"))
+           responses=problems(READER, BODY, CHANGE, "unknown_personality_type"))
     async def change(self, data: JSONBody[SettingsPatch], db: NamedDependency[Engine],
                      principal: NamedDependency[Principal]) -> ReaderSettings:
         changes = {name: getattr(data, name) for name in settings.FIELDS if getattr(data, name) is not UNSET}

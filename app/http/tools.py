@@ -17,7 +17,7 @@ from app.domain.tools import ToolInfo, ToolInstance
 from app.http.contract import BODY, CHANGE, READER, problems
 
 # What a tool entry's content can be refused for (its shape, its size, its tags).
-CONTENT = ("invalid_tool_content", "tool_content_too_large", "unknown_skill", "too_many_skills")
+CONTENT = ("invalid_tool_content", "tool_content_too_large", "unknown_skill")
 
 SkillIds = Annotated[list[Annotated[str, msgspec.Meta(max_length=100)]], msgspec.Meta(max_length=50)]
 

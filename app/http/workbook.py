@@ -41,7 +41,7 @@ class WorkbookController(Controller):
 
     @put("/exercises/{full_exercise_id:str}/response", summary="Save or edit the answer",
          responses=problems(READER, BODY, CHANGE, "exercise_locked", "not_found", "empty_answer", "response_too_large",
-                            "unknown_skill", "too_many_skills"))
+                            "unknown_skill"))
     async def answer(self, full_exercise_id: FromPath[str], data: JSONBody[AnswerIn], db: NamedDependency[Engine],
                      principal: NamedDependency[Principal]) -> AnswerSaved:
         return await workbook.answer(db, principal, full_exercise_id, data.response, data.skills)
