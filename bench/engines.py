@@ -547,6 +547,18 @@ def cpu_text(cpu: dict[str, float]) -> str:
     return f"{sum(cpu.values()):,.0f} ({', '.join(f'{k} {v:,.0f}' for k, v in sorted(cpu.items()) if v >= 1)})"
 
 
+def d1_round_trips_hold(all_results: dict[str, Any], levels: tuple[int, ...]) -> bool:
+    """The d1 engine's promise (docs/engines.md): one Worker request per read endpoint, at most
+    two per write, for every request answered."""
+    for name in LOADS:
+        for c in levels:
+            for shape in all_results["d1"][f"{name} c{c}"]["shapes"]:
+                reads, writes = map(int, re.fullmatch(r"\S+ \d+r\d+w calls (\d+)r(\d+)w", shape).groups())  # type: ignore[union-attr]
+                if (name in READS and (reads, writes) != (1, 0)) or reads + writes > 2:
+                    return False
+    return True
+
+
 def report(all_results: dict[str, Any], args: argparse.Namespace) -> None:
     m = all_results["machine"]
     print(f"\n{m['date']}; {m['cpu']}, {m['memory']}; Python {m['python']}, SQLite {m['sqlite']}, Litestar "
@@ -582,6 +594,7 @@ def report(all_results: dict[str, Any], args: argparse.Namespace) -> None:
                 shapes.update(all_results[engine][f"{name} c{c}"]["shapes"])
             cells.append("; ".join(f"{shape}: {count:,}" for shape, count in sorted(shapes.items())))
         print(f"| {name} | {cells[0]} | {cells[1]} |")
+    print(f"d1: every read one HTTP request to the Worker, every write at most two: {d1_round_trips_hold(all_results, levels)}")
 
     c = args.connections[-1]
     print(f"\nPer request at {c} connections:")
