@@ -246,7 +246,7 @@ def _problem(response: httpx.Response) -> _Problem:
         return _Problem(status=response.status_code, detail=response.text[:200])
 
 
-class _Retry(Exception):  # noqa: N818 - a signal inside _send
+class _Retry(Exception):  # a signal inside _send
     def __init__(self, reason: str, *, unsent: bool) -> None:
         super().__init__(reason)
         self.reason = reason

@@ -106,6 +106,19 @@ def _validation(exc: ValidationException) -> Response[dict[str, Any]]:
 
 
 def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    if isinstance(exc, NotFoundException) and wants_page(request):
+        return page_not_found()  # type: ignore[return-value]
+    answer = _request_problem(exc)
+    if answer is None:
+        answer = _server_problem(request, exc)
+    if answer is not None:
+        return answer
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return problem(500, "Something went wrong on our side. Nothing was changed.")
+
+
+def _request_problem(exc: Exception) -> Response[dict[str, Any]] | None:
+    """What was wrong with the request (a 4xx), or None when the exception says nothing of it."""
     if isinstance(exc, DomainError):
         return domain_problem(exc)
     if isinstance(exc, ValidationException):
@@ -114,46 +127,54 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         return problem(422, str(exc))
     if isinstance(exc, msgspec.DecodeError):
         return problem(400, "The request body is not valid JSON.", code="invalid_json")
-    if isinstance(exc, NotFoundException) and wants_page(request):
-        return page_not_found()  # type: ignore[return-value]
     if isinstance(exc, HTTPException):
-        detail = str(exc.detail) if exc.detail else _CODES.get(exc.status_code, ("", "Error"))[1]
-        headers = dict(exc.headers or {})
-        code = None
-        if exc.status_code == 403 and "csrf" in detail.lower():
-            code = "csrf_failed"
-        if exc.status_code == 400 and (isinstance(exc.__cause__, SerializationException) or "malformed" in detail.lower()):
-            # Litestar wraps a body that msgspec cannot decode (truncated, a lone surrogate,
-            # trailing bytes) in a ClientException.
-            return problem(400, "The request body is not valid JSON.", code="invalid_json")
-        return problem(exc.status_code, detail, code=code, headers=headers)
+        return _http_problem(exc)
     if isinstance(exc, RecursionError):
         return problem(400, "The request body nests too deeply to read.", code="invalid_json")
     if isinstance(exc, UnicodeDecodeError):
         return problem(400, "The request body is not valid UTF-8.", code="invalid_json")
+    return None
+
+
+def _http_problem(exc: HTTPException) -> Response[dict[str, Any]]:
+    """Litestar's own exceptions (routing, CSRF, rate limits, bodies it cannot read)."""
+    detail = str(exc.detail) if exc.detail else _CODES.get(exc.status_code, ("", "Error"))[1]
+    headers = dict(exc.headers or {})
+    code = None
+    if exc.status_code == 403 and "csrf" in detail.lower():
+        code = "csrf_failed"
+    if exc.status_code == 400 and (isinstance(exc.__cause__, SerializationException) or "malformed" in detail.lower()):
+        # Litestar wraps a body that msgspec cannot decode (truncated, a lone surrogate,
+        # trailing bytes) in a ClientException.
+        return problem(400, "The request body is not valid JSON.", code="invalid_json")
+    return problem(exc.status_code, detail, code=code, headers=headers)
+
+
+def _server_problem(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]] | None:
+    """What kept us from answering (the database, a stored value), logged, or None when unknown."""
+    where = (request.method, request.url.path)
     if isinstance(exc, (ChangedConcurrently, ConstraintFailed)):
         # Others kept changing the same rows (or a row this write needed went meanwhile):
         # nothing was written; the same request again will see the new state.
-        log.warning("%s on %s %s", type(exc).__name__, request.method, request.url.path)
+        log.warning("%s on %s %s", type(exc).__name__, *where)
         return problem(409, "This changed while we were saving it; nothing was saved. Please try again.",
                        code="changed_concurrently")
     if isinstance(exc, CryptoFailure):
         # A stored value that does not open under its owner's key: refused, never shown as is.
-        log.error("integrity failure on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        log.error("integrity failure on %s %s: %s", *where, type(exc).__name__)
         return problem(500, "A stored value failed its integrity check; it was not shown.", code="integrity_error")
     if isinstance(exc, EngineUnavailable):
-        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        log.warning("database unavailable on %s %s: %s", *where, exc)
         return problem(503, "The database does not answer right now; try again in a moment.",
                        code="database_unavailable", headers={"Retry-After": "2"})
     if isinstance(exc, EngineAuthFailed):
-        log.error("database refused our credentials on %s %s: %s", request.method, request.url.path, exc)
+        log.error("database refused our credentials on %s %s: %s", *where, exc)
         return problem(500, "Something went wrong on our side. Nothing was changed.")
     if isinstance(exc, sqlite3.OperationalError) and is_busy(exc):
-        log.warning("database busy past the timeout on %s %s", request.method, request.url.path)
+        log.warning("database busy past the timeout on %s %s", *where)
         return problem(503, "The database is busy; try again in a moment.", code="database_busy",
                        headers={"Retry-After": "1"})
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return problem(500, "Something went wrong on our side. Nothing was changed.")
+    return None
 
 
 exception_handlers = {Exception: handle_exception}

@@ -8,7 +8,7 @@ happens before the merge reads anything; a file that fails any step changes noth
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,11 +111,38 @@ def open_file(doc: ExportDoc, raw: Any, file_dek: keys.DataKey | None) -> Incomi
     every answer held to the API's rules for an answer (size, JSON limits): a file with an
     answer the API would refuse is refused whole, naming the exercise (CPU: run it in a thread)."""
     if file_dek is not None:
-        assert isinstance(raw, dict) and doc.export_id and doc.mac
-        try:
-            keys.verify_export_mac(file_dek, doc.export_id, {k: v for k, v in raw.items() if k != "mac"}, doc.mac)
-        except keys.SealBroken:
-            raise _bad("The file was changed after it was exported (its MAC does not match).") from None
+        _check_mac(doc, raw, file_dek)
+    opened = _opener(file_dek)
+    book = Incoming(as_of=doc.exported_at)
+    if doc.settings is not None:
+        s = doc.settings
+        book.settings = {"background_color": s.background_color, "text_color": s.text_color, "font": s.font,
+                         "personality_type": s.personality_type}
+        book.settings_at = doc.exported_at
+    book.scores = [(s.competency_id, s.score, s.assessed_at) for s in doc.competency_scores]
+    _bring_modules(book, doc, opened)
+    for t in doc.tool_instances:
+        content = opened(t.content_json, TOOLS, t.id, f"tool entry {t.id}")
+        book.tools.append(Tool(t.id, t.tool_type, t.origin, content, t.created_at, t.updated_at, list(t.skills)))
+    book.custom_skills = [(s.id, s.name, s.category) for s in doc.custom_skills]
+    return book
+
+
+def _check_mac(doc: ExportDoc, raw: Any, file_dek: keys.DataKey) -> None:
+    """The MAC over the whole file (all but the MAC itself), under the file's key."""
+    assert isinstance(raw, dict) and doc.export_id and doc.mac
+    try:
+        keys.verify_export_mac(file_dek, doc.export_id, {k: v for k, v in raw.items() if k != "mac"}, doc.mac)
+    except keys.SealBroken:
+        raise _bad("The file was changed after it was exported (its MAC does not match).") from None
+
+
+Opener = Callable[[Any, str, "str | None", str], Any]
+
+
+def _opener(file_dek: keys.DataKey | None) -> Opener:
+    """How a value of the file is read: as it is in a readable file, opened under the file's key
+    in an encrypted one (where it must carry the id it was sealed under)."""
 
     def opened(value: Any, table: str, row_id: str | None, where: str) -> Any:
         if file_dek is None:
@@ -127,13 +154,11 @@ def open_file(doc: ExportDoc, raw: Any, file_dek: keys.DataKey | None) -> Incomi
         except (keys.CryptoFailure, ValueError):
             raise _bad(f"{where}: an encrypted value in the file does not open (tampered or moved).") from None
 
-    book = Incoming(as_of=doc.exported_at)
-    if doc.settings is not None:
-        s = doc.settings
-        book.settings = {"background_color": s.background_color, "text_color": s.text_color, "font": s.font,
-                         "personality_type": s.personality_type}
-        book.settings_at = doc.exported_at
-    book.scores = [(s.competency_id, s.score, s.assessed_at) for s in doc.competency_scores]
+    return opened
+
+
+def _bring_modules(book: Incoming, doc: ExportDoc, opened: Opener) -> None:
+    """The file's module completions and answers, each answer held to the API's size rules."""
     for module_id, module in doc.modules.items():
         if module.first_completed_at or module.last_modified_at:
             book.modules[module_id] = (module.first_completed_at, module.last_modified_at)
@@ -144,11 +169,6 @@ def open_file(doc: ExportDoc, raw: Any, file_dek: keys.DataKey | None) -> Incomi
             except Invalid as exc:
                 raise Invalid(f"{full_id}: {exc.detail}", code=exc.instance_code) from None
             book.answers.append(Answer(full_id, response, exercise.responded_at, list(exercise.skills), exercise.id))
-    for t in doc.tool_instances:
-        content = opened(t.content_json, TOOLS, t.id, f"tool entry {t.id}")
-        book.tools.append(Tool(t.id, t.tool_type, t.origin, content, t.created_at, t.updated_at, list(t.skills)))
-    book.custom_skills = [(s.id, s.name, s.category) for s in doc.custom_skills]
-    return book
 
 
 def from_rows(dek: keys.DataKey, as_of: str, *, settings: Row | None, scores: Sequence[Row], modules: Sequence[Row],
