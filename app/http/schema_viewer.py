@@ -143,7 +143,7 @@ class SchemaViewer(OpenAPIRenderPlugin):
     def __init__(self) -> None:
         super().__init__(path=["/", "/swagger"], media_type=MediaType.HTML)
 
-    def render(self, request: Request, openapi_schema: dict[str, Any]) -> bytes:
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
         return PAGE.body
 
     def receive_router(self, router: Router) -> None:
