@@ -158,7 +158,13 @@ def _on_sqlite(settings: Settings) -> bool:
     return settings.engine == "sqlite"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# The help is laid out for 100 columns whatever the terminal, so that it reads the same on every
+# machine and the README's command reference (app/cli_reference.py) can be generated from it.
+HELP_WIDTH = 100
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "terminal_width": HELP_WIDTH,
+                               "max_content_width": HELP_WIDTH})
 @click.version_option(__version__, prog_name="dreamtree")
 def main() -> None:
     """DreamTree store: the service behind the DreamTree career workbook."""
@@ -170,7 +176,11 @@ def main() -> None:
 @click.option("--status", is_flag=True, help="List applied and pending migrations; change nothing.")
 @friendly_errors
 def migrate(db: Path | None, engine: str | None, status: bool) -> None:
-    """Apply pending migrations (wrangler's ledger: d1_migrations), to the file or through the D1 Worker."""
+    """Apply pending migrations, to the file or through the D1 Worker.
+
+    The ledger is wrangler's (the d1_migrations table), so wrangler and this command agree on
+    what is applied. A database file that does not exist yet is created.
+    """
     settings = settings_for(db, engine=engine)
     d1 = settings.engine == "d1"
     where = f"D1 via {settings.d1_target()[0]}" if d1 else str(settings.db_path)
@@ -196,7 +206,8 @@ def migrate(db: Path | None, engine: str | None, status: bool) -> None:
 @main.command()
 @db_option
 @click.option("--dry-run", is_flag=True, help="Print the plan (per table) and write nothing.")
-@click.option("--only", type=click.Choice(seeding.SEED_TABLES), help="Seed one table (its dependencies must be there).")
+@click.option("--only", type=click.Choice(seeding.SEED_TABLES), metavar="TABLE",
+              help=f"Seed one table (its dependencies must be there): {', '.join(seeding.SEED_TABLES)}.")
 @click.option(
     "--emit-sql",
     "emit_sql",
@@ -207,7 +218,12 @@ def migrate(db: Path | None, engine: str | None, status: bool) -> None:
               help="Folder of seed files (default: the project's seed/).")
 @friendly_errors
 def seed(db: Path | None, dry_run: bool, only: str | None, emit_sql: Path | None, seed_dir: Path) -> None:
-    """Load reference data and the workbook from seed/; safe to re-run on a live database."""
+    """Load the reference data and the workbook from seed/ into the database.
+
+    Idempotent and versioned: safe to re-run on a live database; only rows that differ from the
+    files are written, all in one atomic batch. With --emit-sql nothing is touched: the same seed
+    is written as SQL for `wrangler d1 execute --file`.
+    """
     if emit_sql is not None:
         text = seeding.emit_sql(seed_dir, only=only)
         emit_sql.write_text(text, encoding="utf-8")
@@ -272,12 +288,22 @@ def _with_account(settings: Settings, email: str, password: str, work: Callable[
 
 @main.command("export")
 @db_option
-@click.option("--user", "email", required=True, help="The claimed account's email.")
-@click.option("--password-stdin", is_flag=True, help="Read the account password from standard input.")
+@click.option("--user", "email", required=True, metavar="EMAIL", help="The claimed account's email.")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the account password from the first line of standard input instead of asking for it "
+                   "(for scripts: `dreamtree export --user EMAIL --password-stdin FILE < password.txt`). Only "
+                   "the line's ending newline is removed; spaces are part of the password.")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @friendly_errors
 def export_cmd(db: Path | None, email: str, password_stdin: bool, file: Path) -> None:
-    """Write a reader's export (spec §9, format 1.1), protected by their password, to FILE."""
+    """Write a claimed account's export to FILE, encrypted with its password.
+
+    The file is spec §9's export, format 1.1 (`dreamtree export-schema` prints its JSON Schema).
+    Only a claimed account can be exported here: an anonymous workbook's key lives in its
+    browser's cookie. The command asks for the account password, or reads it with
+    --password-stdin; the same password opens the file again (`dreamtree import`, or the
+    import page).
+    """
     import msgspec
 
     from app.domain import portability
@@ -298,14 +324,22 @@ def export_cmd(db: Path | None, email: str, password_stdin: bool, file: Path) ->
 
 @main.command("import")
 @db_option
-@click.option("--user", "email", required=True, help="The claimed account that receives the data.")
-@click.option("--password-stdin", is_flag=True, help="Read the account password from standard input "
-              "(it also opens the file when the file was exported with the same password).")
+@click.option("--user", "email", required=True, metavar="EMAIL", help="The claimed account that receives the data.")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the account password from the first line of standard input instead of asking for it "
+                   "(for scripts: `dreamtree import --user EMAIL --password-stdin FILE < password.txt`). Only "
+                   "the line's ending newline is removed; spaces are part of the password. The same password "
+                   "opens an encrypted FILE, so it must be the one the file was exported with.")
 @click.option("--dry-run", is_flag=True, help="Report what would change; write nothing.")
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @friendly_errors
 def import_cmd(db: Path | None, email: str, password_stdin: bool, dry_run: bool, file: Path) -> None:
-    """Merge an export FILE into a claimed account (the same merge as the API)."""
+    """Merge an export FILE into a claimed account.
+
+    The same merge as the API's import: nothing a reader already has is lost, and the whole
+    merge is one write batch. The command asks for the account password, or reads it with
+    --password-stdin; with --dry-run it reports what would change and writes nothing.
+    """
     import msgspec
 
     from app.domain import portability
@@ -336,7 +370,11 @@ def import_cmd(db: Path | None, email: str, password_stdin: bool, dry_run: bool,
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @friendly_errors
 def backup(db: Path | None, file: Path) -> None:
-    """A consistent online snapshot of the database to FILE (safe while the service serves)."""
+    """Write a consistent snapshot of the database to FILE, online.
+
+    SQLite's backup API: safe while the service serves. The server secret (the database's .key
+    file) is not in the snapshot: back it up apart. The sqlite engine only.
+    """
     from app.domain import backups
 
     if not _on_sqlite(settings_for(db)):
@@ -354,7 +392,11 @@ def backup(db: Path | None, file: Path) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @friendly_errors
 def restore(db: Path | None, file: Path, yes: bool) -> None:
-    """Replace the database with the snapshot FILE, once FILE passes every check."""
+    """Replace the database with the snapshot FILE, once FILE passes every check.
+
+    The checks are `dreamtree check`'s: integrity, foreign keys, migrations and schema. Asks
+    before replacing an existing database unless --yes. The sqlite engine only.
+    """
     from app.domain import backups
 
     settings = settings_for(db)
@@ -375,7 +417,11 @@ def restore(db: Path | None, file: Path, yes: bool) -> None:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @friendly_errors
 def export_d1(db: Path | None, file: Path) -> None:
-    """The whole database as SQL for `wrangler d1 execute --file` (D1's export format)."""
+    """Write the whole database as SQL to FILE, in D1's export format.
+
+    The dump loads into D1 with `wrangler d1 execute --file`, and back into a file with
+    `dreamtree import-d1`. The sqlite engine only.
+    """
     from app.domain import backups
 
     if not _on_sqlite(settings_for(db)):
@@ -390,7 +436,11 @@ def export_d1(db: Path | None, file: Path) -> None:
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @friendly_errors
 def import_d1(db: Path | None, file: Path) -> None:
-    """Load a `wrangler d1 export` dump (or ours) into a new database file."""
+    """Load a D1 dump FILE into a new database file.
+
+    FILE is what `wrangler d1 export` or `dreamtree export-d1` writes. Run `dreamtree check`
+    on the result before serving it.
+    """
     from app.domain import backups
 
     settings = settings_for(db)
@@ -406,7 +456,10 @@ def import_d1(db: Path | None, file: Path) -> None:
 
 @main.command("export-schema")
 def export_schema() -> None:
-    """Print the JSON Schema of the export format (docs/export-format.schema.json)."""
+    """Print the JSON Schema of the export format.
+
+    The schema docs/export-format.schema.json holds.
+    """
     import json
 
     from app.domain.portability import json_schema
@@ -426,7 +479,11 @@ def users() -> None:
 @click.option("--apply", "apply_", is_flag=True, help="Really delete (the default is a dry run).")
 @friendly_errors
 def purge_anonymous(db: Path | None, idle_days: int, apply_: bool) -> None:
-    """Delete anonymous workbooks nobody has opened for a while (their cookies are long gone)."""
+    """Delete long-idle anonymous workbooks (a dry run without --apply).
+
+    An anonymous workbook nobody has opened for --idle-days days: its cookie, the only key to
+    it, is long gone.
+    """
     from app.domain import accounts
 
     settings = settings_for(db)
@@ -445,7 +502,12 @@ def purge_anonymous(db: Path | None, idle_days: int, apply_: bool) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @friendly_errors
 def reset_login(db: Path | None, email: str, yes: bool) -> None:
-    """Reset a reader's login when password AND recovery code are lost: erases their answers' content."""
+    """Reset a reader's login when password and recovery code are both lost.
+
+    The last resort: it ERASES what the reader wrote (answers keep their place, their content
+    is deleted; tool entries are deleted), ends all their sessions and prints a new one-time
+    recovery code, with which they set a new password. Asks first unless --yes.
+    """
     from app.domain import accounts, keys
     from app.domain.errors import NotFound
     from app.domain.sessions import ServerKeys
@@ -486,7 +548,11 @@ def _printable(text: str) -> str:
 @click.option("--list", "list_only", is_flag=True, help="Only list the skills waiting for review.")
 @friendly_errors
 def review_skills(db: Path | None, approve: tuple[str, ...], reject: tuple[str, ...], list_only: bool) -> None:
-    """Approve or reject readers' custom skills; without --approve/--reject, asks for each one."""
+    """Approve or reject readers' custom skills waiting for review.
+
+    An approved skill joins the shared list; a rejected one stays only with the reader who
+    wrote it (docs/skills.md). Without --approve, --reject or --list, asks for each one.
+    """
     from functools import partial
 
     from app.domain import skills as skill_list
@@ -529,7 +595,11 @@ def review_skills(db: Path | None, approve: tuple[str, ...], reject: tuple[str, 
 @db_option
 @friendly_errors
 def check(db: Path | None) -> None:
-    """Integrity check, foreign-key check, pending migrations and schema drift against schema.sql."""
+    """Check the database: integrity, foreign keys, migrations and schema.
+
+    The integrity check, the foreign-key check, pending migrations and drift from schema.sql;
+    exits with status 1 on any problem.
+    """
     settings = settings_for(db)
     if _on_sqlite(settings):
         existing_database(settings.db_path)
@@ -619,7 +689,9 @@ def secure_cookie_notice(settings: Settings) -> str | None:
                    "comma-separated (default: $DREAMTREE_TRUSTED_PROXIES, else none).")
 @click.option("--no-rate-limits", "no_rate_limits", is_flag=True, help="Turn rate limits off (load tests).")
 @click.option("--cpu", default=None, help="Core to run on: auto (default: the last core), none, or a number.")
-@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]),
+              show_default=True, help="How much the server logs: warning and error also turn off the app's line per request; "
+                   "debug adds granian's own access log.")
 @friendly_errors
 def serve(
     db: Path | None,
@@ -632,7 +704,12 @@ def serve(
     cpu: str | None,
     log_level: str,
 ) -> None:
-    """Migrate (and on an empty database seed) it, then serve the API with granian, one worker."""
+    """Migrate the database, seed it if empty, and serve the app.
+
+    The server is granian, one worker, its event loop and database threads on one core (--cpu).
+    It stops at once with "address already in use" when something listens on the port. With
+    --engine d1 it migrates and seeds through the D1 Worker (docs/d1.md).
+    """
     import os
 
     from granian import Granian
@@ -673,5 +750,7 @@ def serve(
         log_level=log_level,  # type: ignore[arg-type]
         log_access=log_level == "debug",
     ).serve()
-if __name__ == '__main__':
+
+
+if __name__ == "__main__":
     main()
