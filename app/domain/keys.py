@@ -1,6 +1,6 @@
 """Every key in DreamTree store, and the only module that touches one.
 
-The design is docs `research/security.md` §2-§5 as amended by DESIGN.md "Accounts and keys":
+The design (docs/security.md tells it, with the reasons):
 
 - Each user has a random 256-bit data key (DEK) named by a random 128-bit `kid`. Every user-written
   document is one AES-256-GCM envelope under it, bound to (kid, table, row, JSON pointer).

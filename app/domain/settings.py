@@ -3,10 +3,10 @@
 The options are defined here once (the Literal types and their tuples); the HTTP layer and
 the export format should both take them from here, so a sixth colour is added in one place.
 
-Rules (API.md "Settings and reference data"):
+Rules:
 - a change is partial: only the fields given change;
 - `updated_at` moves only when a value really changed. Import's merge reads
-  `created_at != updated_at` as "the reader changed their settings" (app/domain/portability.py),
+  `created_at != updated_at` as "the reader changed their settings" (app/domain/portability/incoming.py),
   so a PATCH that changes nothing must leave the row alone;
 - the personality type is a code of `personality_types` or null; anything else is refused
   with 422 `unknown_personality_type` and nothing changes.

@@ -1,6 +1,6 @@
 """Tools: the catalogue with each reader's unlocks, and the reader's own tool instances.
 
-Rules (DESIGN.md "Tools", API.md "Tools", docs/tools.md):
+Rules (docs/tools.md):
 - a tool unlocks when the reader has answered an exercise whose `unlocks_tool` names it
   (spec §12, matched by place like the workbook); only creating an instance needs the unlock
   (403 `tool_locked`): instances that exist, imported ones included, can always be listed,

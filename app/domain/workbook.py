@@ -1,6 +1,6 @@
 """The workbook: outline and progress, the next exercise, reading and answering exercises.
 
-Rules (DESIGN.md "Workbook semantics", spec §4.2 and §12):
+Rules (spec §4.2 and §12, docs/spec/dreamtree-schema.md):
 - strictly linear: the exercise at position N opens once the reader has answered N−1; the
   first is always open; editing an earlier answer is allowed; a locked one refuses reads and
   writes (403 `exercise_locked`); optional exercises are answered like the others (any answer

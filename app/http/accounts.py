@@ -1,4 +1,4 @@
-"""Session and account endpoints (API.md "Session and account")."""
+"""Session and account endpoints."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tools endpoints (API.md "Tools"). Content arrives as any JSON; its shape is the domain's
+"""Tools endpoints (docs/tools.md). Content arrives as any JSON; its shape is the domain's
 business (app/domain/tool_shapes.py), so the error names the tool and the field."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Workbook endpoints (API.md "Workbook")."""
+"""Workbook endpoints."""
 
 from __future__ import annotations
 
