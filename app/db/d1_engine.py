@@ -319,15 +319,19 @@ class D1Engine(Engine):
             await self._send((refused.cleanup,), write=True)
         raise refused.error from None
 
+    async def _touch_leftover(self, driver: Driver) -> None:
+        """The session touch a work did not carry in a write of its own, sent on its own."""
+        touch = driver.leftover()
+        if touch is not None:
+            await self._send((touch,), write=True)
+
     async def query(self, work: WorkFactory[T], gate: Gate | None) -> T:
         driver = Driver(gate, writes=False)
         try:
             answer = await drive_async(work(), driver, self._execute)
         except Refused as refused:
             await self._refused(refused)
-        touch = driver.leftover()
-        if touch is not None:
-            await self._send((touch,), write=True)
+        await self._touch_leftover(driver)
         return answer
 
     async def change(self, work: WorkFactory[T], gate: Gate | None, *, split: bool = False) -> T:
@@ -342,9 +346,7 @@ class D1Engine(Engine):
                 continue
             except Refused as refused:
                 await self._refused(refused)
-            touch = driver.leftover()
-            if touch is not None:
-                await self._send((touch,), write=True)
+            await self._touch_leftover(driver)
             return answer
         assert last is not None
         raise ChangedConcurrently(last.name)

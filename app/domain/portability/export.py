@@ -40,7 +40,7 @@ from app.domain.portability.document import (
     SettingsDoc,
     ToolDoc,
 )
-from app.domain.portability.incoming import ANSWERS, TOOLS
+from app.domain.portability.incoming import ANSWERS, TOOLS, workbook_reads
 from app.domain.sessions import Principal, ServerKeys
 from app.domain.settings import FIELDS
 from app.timeutil import now_iso
@@ -62,15 +62,7 @@ class Stored:
 
 def stored_work(user_id: str) -> Work[Stored]:
     settings, scores, modules, answers, tools, tags, skills, credentials = yield Read(
-        Stmt(Q.settings_of_user, (user_id,)),
-        Stmt(Q.scores_of_user, (user_id,)),
-        Stmt(Q.modules_of_user, (user_id,)),
-        Stmt(Q.answers_of_user, (user_id,)),
-        Stmt(Q.tools_of_user, (user_id,)),
-        Stmt(Q.tags_of_user, (user_id,)),
-        Stmt(Q.custom_skills_of_user, (user_id,)),
-        Stmt(Q.password_of_user, (user_id,)),
-    )
+        *workbook_reads(user_id), Stmt(Q.password_of_user, (user_id,)))
     tagged: dict[str, list[str]] = {}
     for row in tags.rows:
         tagged.setdefault(row[0], []).append(row[1])

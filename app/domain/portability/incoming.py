@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.db.engine import Row
+from app.db.engine import Row, Stmt
+from app.db.queries import Q
 from app.domain import keys
 from app.domain.errors import Invalid, Unauthorized
 from app.domain.portability.document import ExportDoc, ExportKey
@@ -169,6 +170,20 @@ def _bring_modules(book: Incoming, doc: ExportDoc, opened: Opener) -> None:
             except Invalid as exc:
                 raise Invalid(f"{full_id}: {exc.detail}", code=exc.instance_code) from None
             book.answers.append(Answer(full_id, response, exercise.responded_at, list(exercise.skills), exercise.id))
+
+
+def workbook_reads(user_id: str) -> list[Stmt]:
+    """The reads of a reader's stored workbook, in the order `from_rows` takes them (the export
+    reads the same): settings, scores, modules, answers, tools, tags, custom skills."""
+    return [
+        Stmt(Q.settings_of_user, (user_id,)),
+        Stmt(Q.scores_of_user, (user_id,)),
+        Stmt(Q.modules_of_user, (user_id,)),
+        Stmt(Q.answers_of_user, (user_id,)),
+        Stmt(Q.tools_of_user, (user_id,)),
+        Stmt(Q.tags_of_user, (user_id,)),
+        Stmt(Q.custom_skills_of_user, (user_id,)),
+    ]
 
 
 def from_rows(dek: keys.DataKey, as_of: str, *, settings: Row | None, scores: Sequence[Row], modules: Sequence[Row],
