@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, NoReturn, ParamSpec, TypeVar
 
 import click
 
@@ -25,7 +25,14 @@ from app.domain import seeding
 from app.domain.errors import DomainError
 from app.domain.seeding import SEED_DIR, SeedInvalid
 
-F = TypeVar("F", bound=Callable[..., Any])
+if TYPE_CHECKING:
+    import sqlite3
+
+    from app.domain.keys import DataKey
+    from app.domain.sessions import ServerKeys
+
+F = TypeVar("F", bound=Callable[..., object])
+P = ParamSpec("P")
 T = TypeVar("T")
 
 
@@ -33,14 +40,14 @@ class UserError(Exception):
     """A problem the user can fix; printed as one line."""
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     click.echo(f"dreamtree: error: {message}", err=True)
     sys.exit(1)
 
 
-def friendly_errors(fn: F) -> F:
+def friendly_errors(fn: Callable[P, T]) -> Callable[P, T]:
     @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return fn(*args, **kwargs)
         except (UserError, ConfigError, migrations.MigrationError, EngineUnavailable, EngineAuthFailed) as exc:
@@ -57,7 +64,7 @@ def friendly_errors(fn: F) -> F:
         except DomainError as exc:
             fail(exc.detail)
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def db_option(fn: F) -> F:
@@ -80,12 +87,12 @@ def engine_option(fn: F) -> F:
     )(fn)
 
 
-def settings_for(db: Path | None, **flags: Any) -> Settings:
+def settings_for(db: Path | None, **flags: object) -> Settings:
     return Settings.from_env().with_(db_path=db, **flags)
 
 
 @contextmanager
-def open_existing(path: Path, *, strict: bool = True) -> Iterator[Any]:
+def open_existing(path: Path, *, strict: bool = True) -> Iterator[sqlite3.Connection]:
     if not path.exists():
         raise UserError(f"{path}: no such database (run `dreamtree migrate --db {path}` to create one)")
     if path.is_dir():
@@ -104,7 +111,7 @@ def existing_database(db: Path | None) -> Path:
         return path
 
 
-def run_with_engine(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+def run_with_engine(settings: Settings, work: Callable[[Engine], Awaitable[T]]) -> T:
     """Open the configured storage engine, run `await work(engine)` on it, close it.
 
     Every command that reads or writes readers' data goes through here, so it runs on the
@@ -255,7 +262,7 @@ def seed(db: Path | None, dry_run: bool, only: str | None, emit_sql: Path | None
         click.echo(f"seeded: {result.plan.changes} change(s) written in one atomic batch")
 
 
-def _server_keys(settings: Settings) -> Any:
+def _server_keys(settings: Settings) -> ServerKeys:
     from app.domain import keys
     from app.domain.sessions import ServerKeys
 
@@ -269,7 +276,8 @@ def _ask_password(prompt: str, from_stdin: bool) -> str:
     return str(click.prompt(prompt, hide_input=True))
 
 
-def _with_account(settings: Settings, email: str, password: str, work: Callable[..., Awaitable[T]]) -> T:
+def _with_account(settings: Settings, email: str, password: str,
+                  work: Callable[[Engine, str, DataKey], Awaitable[T]]) -> T:
     """Open the storage engine, unlock a claimed account's data key with its password, run `work`.
 
     The CLI has no other way to a reader's key: an anonymous workbook's key lives only in its
@@ -278,7 +286,7 @@ def _with_account(settings: Settings, email: str, password: str, work: Callable[
     from app.domain import accounts
     from app.domain.throttle import Throttle
 
-    async def run(engine: Any) -> T:
+    async def run(engine: Engine) -> T:
         user_id, dek = await accounts.verify_credentials(
             engine, _server_keys(settings), Throttle(enabled=False), email, password)
         return await work(engine, user_id, dek)
@@ -312,7 +320,7 @@ def export_cmd(db: Path | None, email: str, password_stdin: bool, file: Path) ->
     existing_database(settings.db_path)
     password = _ask_password("Account password", password_stdin)
 
-    async def work(engine: Any, user_id: str, dek: Any) -> portability.ExportDoc:
+    async def work(engine: Engine, user_id: str, dek: DataKey) -> portability.ExportDoc:
         return await portability.export_account(engine, user_id, dek, password=password)
 
     document = _with_account(settings, email, password, work)
@@ -353,7 +361,7 @@ def import_cmd(db: Path | None, email: str, password_stdin: bool, dry_run: bool,
         raise UserError(f"{file}: not valid JSON ({exc})") from None
     password = _ask_password("Account password", password_stdin)
 
-    async def work(engine: Any, user_id: str, dek: Any) -> portability.ImportReport:
+    async def work(engine: Engine, user_id: str, dek: DataKey) -> portability.ImportReport:
         return await portability.import_into(engine, user_id, dek, raw, password=password, dry_run=dry_run, gate=None)
 
     report = _with_account(settings, email, password, work)

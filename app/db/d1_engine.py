@@ -203,7 +203,7 @@ _decode_answer = msgspec.json.Decoder(_Answer).decode
 _decode_problem = msgspec.json.Decoder(_Problem).decode
 
 
-def _param(value: Any) -> Any:
+def _param(value: object) -> str | int | float | None:
     """A parameter as D1 can bind it, or an error before anything is sent."""
     if value is None or isinstance(value, (str, bool)):
         return value
@@ -220,7 +220,7 @@ def _param(value: Any) -> Any:
 
 def encode_batch(statements: Sequence[Stmt], *, write: bool, bookmark: str | None) -> bytes:
     """The request body of `POST /batch`."""
-    payload: dict[str, Any] = {
+    payload: dict[str, object] = {
         "mode": "write" if write else "read",
         "statements": [{"sql": s.sql, "params": [_param(p) for p in s.params]} for s in statements],
     }
@@ -353,10 +353,10 @@ class D1Engine(Engine):
 
     # --- the job API of the sqlite engine, which this engine does not have ----------------------
 
-    async def read(self, fn: Callable[..., Any]) -> NoReturn:
+    async def read(self, fn: Callable[..., object]) -> NoReturn:
         raise NotImplementedError(f"the d1 engine runs works only; {fn.__module__} still uses the sqlite job API")
 
-    async def write(self, fn: Callable[..., Any]) -> NoReturn:
+    async def write(self, fn: Callable[..., object]) -> NoReturn:
         raise NotImplementedError(f"the d1 engine runs works only; {fn.__module__} still uses the sqlite job API")
 
     # --- one batch, one round trip ----------------------------------------------------------------

@@ -25,7 +25,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import msgspec
 
@@ -180,7 +180,7 @@ def _refusal(failed: GuardFailed) -> DomainError:
                     code="changed_concurrently")
 
 
-def _holds(name: str, query: str, params: tuple[Any, ...]) -> Stmt:
+def _holds(name: str, query: str, params: tuple[object, ...]) -> Stmt:
     """A guard whose condition is a named query (app/sql) that selects one truth value."""
     return guard(name, "(\n" + query.rstrip().removesuffix(";") + "\n)", params)
 

@@ -16,7 +16,6 @@ wait for, or skip, a replica. A value that is not shaped like a bookmark is igno
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
@@ -32,7 +31,7 @@ def bookmark_cookie(value: str, *, secure: bool) -> str:
     return f"{BOOKMARK_COOKIE}={value}; Path=/; Max-Age={MAX_AGE}; HttpOnly; SameSite=Lax" + ("; Secure" if secure else "")
 
 
-def bookmark_middleware_factory(*, secure: Callable[[str], bool]) -> Any:
+def bookmark_middleware_factory(*, secure: Callable[[str], bool]) -> Callable[[ASGIApp], ASGIApp]:
     """`secure(scheme)`: whether a cookie set on a request made with that scheme is Secure
     (Settings.cookies_secure, the answer the session and CSRF cookies get too)."""
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from app.db.engine import Row, Stmt
 from app.db.queries import Q
 from app.domain import keys
 from app.domain.errors import Invalid, Unauthorized
+from app.domain.json_limits import FreeJSON
 from app.domain.portability.document import ExportDoc, ExportKey
 from app.domain.settings import FIELDS
 from app.domain.workbook import check_response_size
@@ -27,7 +27,7 @@ TOOLS = "tool_instances"
 @dataclass(slots=True)
 class Answer:
     full_exercise_id: str
-    response: Any
+    response: FreeJSON
     responded_at: str
     skills: list[str]
     id: str | None = None
@@ -38,7 +38,7 @@ class Tool:
     id: str
     tool_type: str
     origin: str
-    content: Any
+    content: FreeJSON
     created_at: str
     updated_at: str
     skills: list[str]
@@ -49,7 +49,7 @@ class Incoming:
     """A workbook in clear, as of `as_of` (the file's export time, or now)."""
 
     as_of: str
-    settings: dict[str, Any] | None = None
+    settings: dict[str, str | None] | None = None
     settings_at: str = ""  # when those settings were chosen
     scores: list[tuple[str, int, str]] = field(default_factory=list)
     modules: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # completions claimed
@@ -66,7 +66,7 @@ KDF_REFUSED = ("The file's key names an Argon2 cost this service never writes; o
                "DreamTree can be imported.")
 
 
-def _slot(doc: ExportDoc) -> dict[str, Any]:
+def _slot(doc: ExportDoc) -> dict[str, object]:
     assert isinstance(doc.key, ExportKey)
     return {"t": doc.key.t, "kid": doc.key.kid, "aead": doc.key.aead, "nonce": doc.key.nonce, "ct": doc.key.ct,
             "kdf": {"alg": doc.key.kdf.alg, "v": doc.key.kdf.v, "m": doc.key.kdf.m, "t": doc.key.kdf.t,
@@ -107,7 +107,7 @@ def file_key(doc: ExportDoc, password: str | None) -> keys.DataKey | None:
         raise Unauthorized("The password does not open this file.", code="invalid_credentials") from None
 
 
-def open_file(doc: ExportDoc, raw: Any, file_dek: keys.DataKey | None) -> Incoming:
+def open_file(doc: ExportDoc, raw: FreeJSON, file_dek: keys.DataKey | None) -> Incoming:
     """The file in clear: its MAC checked and its values opened when it is encrypted, and
     every answer held to the API's rules for an answer (size, JSON limits): a file with an
     answer the API would refuse is refused whole, naming the exercise (CPU: run it in a thread)."""
@@ -129,7 +129,7 @@ def open_file(doc: ExportDoc, raw: Any, file_dek: keys.DataKey | None) -> Incomi
     return book
 
 
-def _check_mac(doc: ExportDoc, raw: Any, file_dek: keys.DataKey) -> None:
+def _check_mac(doc: ExportDoc, raw: FreeJSON, file_dek: keys.DataKey) -> None:
     """The MAC over the whole file (all but the MAC itself), under the file's key."""
     assert isinstance(raw, dict) and doc.export_id and doc.mac
     try:
@@ -138,14 +138,14 @@ def _check_mac(doc: ExportDoc, raw: Any, file_dek: keys.DataKey) -> None:
         raise _bad("The file was changed after it was exported (its MAC does not match).") from None
 
 
-Opener = Callable[[Any, str, "str | None", str], Any]
+Opener = Callable[[FreeJSON, str, "str | None", str], FreeJSON]
 
 
 def _opener(file_dek: keys.DataKey | None) -> Opener:
     """How a value of the file is read: as it is in a readable file, opened under the file's key
     in an encrypted one (where it must carry the id it was sealed under)."""
 
-    def opened(value: Any, table: str, row_id: str | None, where: str) -> Any:
+    def opened(value: FreeJSON, table: str, row_id: str | None, where: str) -> FreeJSON:
         if file_dek is None:
             return value
         if row_id is None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 import msgspec
 
@@ -31,7 +30,7 @@ from app.db.engine import Row, Stmt, changed, guard
 from app.db.queries import Q
 from app.domain import keys
 from app.domain.errors import Invalid
-from app.domain.json_limits import check_json
+from app.domain.json_limits import FreeJSON, check_json
 from app.domain.portability.incoming import TOOLS, Incoming, Tool
 from app.domain.portability.merge.context import Context
 from app.domain.skill_tags import json_chunks
@@ -44,7 +43,7 @@ _NAME_FIELD: dict[str, str] = {
     tool: next(f.encode_name for f in msgspec.structs.fields(shape) if f.required) for tool, shape in SHAPES.items()}
 
 
-def _content(ctx: Context, tool: Tool, singular: str) -> dict[str, Any]:
+def _content(ctx: Context, tool: Tool, singular: str) -> dict[str, FreeJSON]:
     """The content to store, or Invalid saying why the entry cannot be kept (what was named or
     kept on the way is told only for an entry that is kept)."""
     content = tool.content
@@ -86,8 +85,8 @@ class _Rows:
 
     hashes: set[tuple[str, str]]  # (tool_type, content_hash) the reader has after the merge so far
     added: Counter[str] = field(default_factory=Counter)
-    inserts: list[list[Any]] = field(default_factory=list)
-    updates: list[list[Any]] = field(default_factory=list)
+    inserts: list[list[object]] = field(default_factory=list)
+    updates: list[list[object]] = field(default_factory=list)
 
 
 def merge_tools(ctx: Context, book: Incoming) -> None:
@@ -105,7 +104,7 @@ def merge_tools(ctx: Context, book: Incoming) -> None:
                                 (ctx.user_id, msgspec.json.encode(sorted(rows.added)).decode(), MAX_INSTANCES_PER_TOOL)))
 
 
-def _kept_content(ctx: Context, tool: Tool) -> dict[str, Any] | None:
+def _kept_content(ctx: Context, tool: Tool) -> dict[str, FreeJSON] | None:
     """The entry's content to store, or None (with the reason in the report) when it is skipped."""
     singular = ctx.known.tool_types.get(tool.tool_type)
     if singular is None or tool.tool_type not in SHAPES:
@@ -153,7 +152,7 @@ def _merge_tool(ctx: Context, rows: _Rows, tool: Tool, answered: set[str]) -> No
     ctx.report.add("tool_instances", "inserted")
 
 
-def _merge_held(ctx: Context, rows: _Rows, tool: Tool, held: Row, content: dict[str, Any], content_hash: str,
+def _merge_held(ctx: Context, rows: _Rows, tool: Tool, held: Row, content: dict[str, FreeJSON], content_hash: str,
                 skills: list[str]) -> None:
     """An entry with the id of one of the reader's entries of that tool: the newer `updated_at` wins."""
     same_tags = set(ctx.held.tags.get(tool.id, [])) == set(skills)
