@@ -2,6 +2,11 @@
 
 Errors a user can cause (a bad file, a wrong path, an unusable setting) end in one line on
 stderr, `dreamtree: error: …`, with exit status 1; never a traceback.
+
+Long on purpose: the whole `dreamtree` command in one place. Each command is a thin wrapper
+over domain functions with its options and help beside it (the README's command reference is
+generated from that help: app/cli_reference.py), and the tests replace this module's helpers,
+such as `settings_for`, for every command at once.
 """
 
 from __future__ import annotations

@@ -20,6 +20,9 @@ The engine sends, with every batch, the newest bookmark of the reader it runs fo
 writes back after the reader wrote (app/http/bookmarks.py). So a reader sees their own
 writes on every replica, across any number of app processes. Outside a request (CLI, tests)
 the engine uses the newest bookmark this process has seen.
+
+Long on purpose: one transport. Its rows, its wire format, its retries and its bookmarks depend
+on one another and on the Worker's protocol (docs/d1.md), and are read together.
 """
 
 from __future__ import annotations

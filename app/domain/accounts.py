@@ -17,6 +17,10 @@ So such a request costs a read batch and a write batch, like every other write.
 
 Throttling (app/domain/throttle.py) takes the client address as a plain string: the HTTP
 layer says who the client is, the domain decides.
+
+Long on purpose: every flow here writes the same rows (users, emails, auth, sessions) under the
+guards above; in one module a review sees every writer of the credentials row and every refusal
+together. The sections (`# --- claim`, `# --- sign in`, …) follow the flows.
 """
 
 from __future__ import annotations

@@ -15,6 +15,10 @@ The design (docs/security.md tells it, with the reasons):
 Everything here is pure and synchronous; callers run the Argon2 paths in a worker thread. Failures
 raise `CryptoFailure` subclasses whose messages never contain secrets, plaintext or ciphertext.
 Wrong *calls* (a short key, a malformed table name) raise ValueError/TypeError: they are bugs.
+
+Long on purpose: this is the one module that touches a key (data keys, the slots that wrap
+them, passwords, recovery codes, cookies, export files), so that a security review reads every
+use of key material here and nowhere else. Its sections are marked `# --- …`.
 """
 
 from __future__ import annotations

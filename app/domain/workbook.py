@@ -16,6 +16,9 @@ Rules (spec §4.2 and §12, docs/spec/dreamtree-schema.md):
   API returns it as `title` and the blocks without that heading line.
 Each request is one unit of work (app/db/engine.py): one batch of reads, or reads, a decision
 and one atomic write batch.
+
+Long on purpose: the outline, progress, reading and answering all follow the one linear rule
+above and share the content skeleton; apart, each module would restate them.
 """
 
 from __future__ import annotations
