@@ -2,6 +2,11 @@
 
 Errors a user can cause (a bad file, a wrong path, an unusable setting) end in one line on
 stderr, `dreamtree: error: …`, with exit status 1; never a traceback.
+
+Long on purpose: the whole `dreamtree` command in one place. Each command is a thin wrapper
+over domain functions with its options and help beside it (the README's command reference is
+generated from that help: app/cli_reference.py), and the tests replace this module's helpers,
+such as `settings_for`, for every command at once.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, NoReturn, ParamSpec, TypeVar
 
 import click
 
@@ -25,7 +30,14 @@ from app.domain import seeding
 from app.domain.errors import DomainError
 from app.domain.seeding import SEED_DIR, SeedInvalid
 
-F = TypeVar("F", bound=Callable[..., Any])
+if TYPE_CHECKING:
+    import sqlite3
+
+    from app.domain.keys import DataKey
+    from app.domain.sessions import ServerKeys
+
+F = TypeVar("F", bound=Callable[..., object])
+P = ParamSpec("P")
 T = TypeVar("T")
 
 
@@ -33,14 +45,14 @@ class UserError(Exception):
     """A problem the user can fix; printed as one line."""
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     click.echo(f"dreamtree: error: {message}", err=True)
     sys.exit(1)
 
 
-def friendly_errors(fn: F) -> F:
+def friendly_errors(fn: Callable[P, T]) -> Callable[P, T]:
     @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return fn(*args, **kwargs)
         except (UserError, ConfigError, migrations.MigrationError, EngineUnavailable, EngineAuthFailed) as exc:
@@ -57,7 +69,7 @@ def friendly_errors(fn: F) -> F:
         except DomainError as exc:
             fail(exc.detail)
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def db_option(fn: F) -> F:
@@ -80,12 +92,12 @@ def engine_option(fn: F) -> F:
     )(fn)
 
 
-def settings_for(db: Path | None, **flags: Any) -> Settings:
+def settings_for(db: Path | None, **flags: object) -> Settings:
     return Settings.from_env().with_(db_path=db, **flags)
 
 
 @contextmanager
-def open_existing(path: Path, *, strict: bool = True) -> Iterator[Any]:
+def open_existing(path: Path, *, strict: bool = True) -> Iterator[sqlite3.Connection]:
     if not path.exists():
         raise UserError(f"{path}: no such database (run `dreamtree migrate --db {path}` to create one)")
     if path.is_dir():
@@ -104,7 +116,7 @@ def existing_database(db: Path | None) -> Path:
         return path
 
 
-def run_with_engine(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+def run_with_engine(settings: Settings, work: Callable[[Engine], Awaitable[T]]) -> T:
     """Open the configured storage engine, run `await work(engine)` on it, close it.
 
     Every command that reads or writes readers' data goes through here, so it runs on the
@@ -158,7 +170,13 @@ def _on_sqlite(settings: Settings) -> bool:
     return settings.engine == "sqlite"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# The help is laid out for 100 columns whatever the terminal, so that it reads the same on every
+# machine and the README's command reference (app/cli_reference.py) can be generated from it.
+HELP_WIDTH = 100
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "terminal_width": HELP_WIDTH,
+                               "max_content_width": HELP_WIDTH})
 @click.version_option(__version__, prog_name="dreamtree")
 def main() -> None:
     """DreamTree store: the service behind the DreamTree career workbook."""
@@ -170,7 +188,11 @@ def main() -> None:
 @click.option("--status", is_flag=True, help="List applied and pending migrations; change nothing.")
 @friendly_errors
 def migrate(db: Path | None, engine: str | None, status: bool) -> None:
-    """Apply pending migrations (wrangler's ledger: d1_migrations), to the file or through the D1 Worker."""
+    """Apply pending migrations, to the file or through the D1 Worker.
+
+    The ledger is wrangler's (the d1_migrations table), so wrangler and this command agree on
+    what is applied. A database file that does not exist yet is created.
+    """
     settings = settings_for(db, engine=engine)
     d1 = settings.engine == "d1"
     where = f"D1 via {settings.d1_target()[0]}" if d1 else str(settings.db_path)
@@ -196,7 +218,8 @@ def migrate(db: Path | None, engine: str | None, status: bool) -> None:
 @main.command()
 @db_option
 @click.option("--dry-run", is_flag=True, help="Print the plan (per table) and write nothing.")
-@click.option("--only", type=click.Choice(seeding.SEED_TABLES), help="Seed one table (its dependencies must be there).")
+@click.option("--only", type=click.Choice(seeding.SEED_TABLES), metavar="TABLE",
+              help=f"Seed one table (its dependencies must be there): {', '.join(seeding.SEED_TABLES)}.")
 @click.option(
     "--emit-sql",
     "emit_sql",
@@ -207,7 +230,12 @@ def migrate(db: Path | None, engine: str | None, status: bool) -> None:
               help="Folder of seed files (default: the project's seed/).")
 @friendly_errors
 def seed(db: Path | None, dry_run: bool, only: str | None, emit_sql: Path | None, seed_dir: Path) -> None:
-    """Load reference data and the workbook from seed/; safe to re-run on a live database."""
+    """Load the reference data and the workbook from seed/ into the database.
+
+    Idempotent and versioned: safe to re-run on a live database; only rows that differ from the
+    files are written, all in one atomic batch. With --emit-sql nothing is touched: the same seed
+    is written as SQL for `wrangler d1 execute --file`.
+    """
     if emit_sql is not None:
         text = seeding.emit_sql(seed_dir, only=only)
         emit_sql.write_text(text, encoding="utf-8")
@@ -239,7 +267,7 @@ def seed(db: Path | None, dry_run: bool, only: str | None, emit_sql: Path | None
         click.echo(f"seeded: {result.plan.changes} change(s) written in one atomic batch")
 
 
-def _server_keys(settings: Settings) -> Any:
+def _server_keys(settings: Settings) -> ServerKeys:
     from app.domain import keys
     from app.domain.sessions import ServerKeys
 
@@ -253,7 +281,8 @@ def _ask_password(prompt: str, from_stdin: bool) -> str:
     return str(click.prompt(prompt, hide_input=True))
 
 
-def _with_account(settings: Settings, email: str, password: str, work: Callable[..., Awaitable[T]]) -> T:
+def _with_account(settings: Settings, email: str, password: str,
+                  work: Callable[[Engine, str, DataKey], Awaitable[T]]) -> T:
     """Open the storage engine, unlock a claimed account's data key with its password, run `work`.
 
     The CLI has no other way to a reader's key: an anonymous workbook's key lives only in its
@@ -262,7 +291,7 @@ def _with_account(settings: Settings, email: str, password: str, work: Callable[
     from app.domain import accounts
     from app.domain.throttle import Throttle
 
-    async def run(engine: Any) -> T:
+    async def run(engine: Engine) -> T:
         user_id, dek = await accounts.verify_credentials(
             engine, _server_keys(settings), Throttle(enabled=False), email, password)
         return await work(engine, user_id, dek)
@@ -272,12 +301,22 @@ def _with_account(settings: Settings, email: str, password: str, work: Callable[
 
 @main.command("export")
 @db_option
-@click.option("--user", "email", required=True, help="The claimed account's email.")
-@click.option("--password-stdin", is_flag=True, help="Read the account password from standard input.")
+@click.option("--user", "email", required=True, metavar="EMAIL", help="The claimed account's email.")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the account password from the first line of standard input instead of asking for it "
+                   "(for scripts: `dreamtree export --user EMAIL --password-stdin FILE < password.txt`). Only "
+                   "the line's ending newline is removed; spaces are part of the password.")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @friendly_errors
 def export_cmd(db: Path | None, email: str, password_stdin: bool, file: Path) -> None:
-    """Write a reader's export (spec §9, format 1.1), protected by their password, to FILE."""
+    """Write a claimed account's export to FILE, encrypted with its password.
+
+    The file is spec §9's export, format 1.1 (`dreamtree export-schema` prints its JSON Schema).
+    Only a claimed account can be exported here: an anonymous workbook's key lives in its
+    browser's cookie. The command asks for the account password, or reads it with
+    --password-stdin; the same password opens the file again (`dreamtree import`, or the
+    import page).
+    """
     import msgspec
 
     from app.domain import portability
@@ -286,7 +325,7 @@ def export_cmd(db: Path | None, email: str, password_stdin: bool, file: Path) ->
     existing_database(settings.db_path)
     password = _ask_password("Account password", password_stdin)
 
-    async def work(engine: Any, user_id: str, dek: Any) -> portability.ExportDoc:
+    async def work(engine: Engine, user_id: str, dek: DataKey) -> portability.ExportDoc:
         return await portability.export_account(engine, user_id, dek, password=password)
 
     document = _with_account(settings, email, password, work)
@@ -298,14 +337,22 @@ def export_cmd(db: Path | None, email: str, password_stdin: bool, file: Path) ->
 
 @main.command("import")
 @db_option
-@click.option("--user", "email", required=True, help="The claimed account that receives the data.")
-@click.option("--password-stdin", is_flag=True, help="Read the account password from standard input "
-              "(it also opens the file when the file was exported with the same password).")
+@click.option("--user", "email", required=True, metavar="EMAIL", help="The claimed account that receives the data.")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the account password from the first line of standard input instead of asking for it "
+                   "(for scripts: `dreamtree import --user EMAIL --password-stdin FILE < password.txt`). Only "
+                   "the line's ending newline is removed; spaces are part of the password. The same password "
+                   "opens an encrypted FILE, so it must be the one the file was exported with.")
 @click.option("--dry-run", is_flag=True, help="Report what would change; write nothing.")
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @friendly_errors
 def import_cmd(db: Path | None, email: str, password_stdin: bool, dry_run: bool, file: Path) -> None:
-    """Merge an export FILE into a claimed account (the same merge as the API)."""
+    """Merge an export FILE into a claimed account.
+
+    The same merge as the API's import: nothing a reader already has is lost, and the whole
+    merge is one write batch. The command asks for the account password, or reads it with
+    --password-stdin; with --dry-run it reports what would change and writes nothing.
+    """
     import msgspec
 
     from app.domain import portability
@@ -319,7 +366,7 @@ def import_cmd(db: Path | None, email: str, password_stdin: bool, dry_run: bool,
         raise UserError(f"{file}: not valid JSON ({exc})") from None
     password = _ask_password("Account password", password_stdin)
 
-    async def work(engine: Any, user_id: str, dek: Any) -> portability.ImportReport:
+    async def work(engine: Engine, user_id: str, dek: DataKey) -> portability.ImportReport:
         return await portability.import_into(engine, user_id, dek, raw, password=password, dry_run=dry_run, gate=None)
 
     report = _with_account(settings, email, password, work)
@@ -336,7 +383,11 @@ def import_cmd(db: Path | None, email: str, password_stdin: bool, dry_run: bool,
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @friendly_errors
 def backup(db: Path | None, file: Path) -> None:
-    """A consistent online snapshot of the database to FILE (safe while the service serves)."""
+    """Write a consistent snapshot of the database to FILE, online.
+
+    SQLite's backup API: safe while the service serves. The server secret (the database's .key
+    file) is not in the snapshot: back it up apart. The sqlite engine only.
+    """
     from app.domain import backups
 
     if not _on_sqlite(settings_for(db)):
@@ -354,7 +405,11 @@ def backup(db: Path | None, file: Path) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @friendly_errors
 def restore(db: Path | None, file: Path, yes: bool) -> None:
-    """Replace the database with the snapshot FILE, once FILE passes every check."""
+    """Replace the database with the snapshot FILE, once FILE passes every check.
+
+    The checks are `dreamtree check`'s: integrity, foreign keys, migrations and schema. Asks
+    before replacing an existing database unless --yes. The sqlite engine only.
+    """
     from app.domain import backups
 
     settings = settings_for(db)
@@ -375,7 +430,11 @@ def restore(db: Path | None, file: Path, yes: bool) -> None:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @friendly_errors
 def export_d1(db: Path | None, file: Path) -> None:
-    """The whole database as SQL for `wrangler d1 execute --file` (D1's export format)."""
+    """Write the whole database as SQL to FILE, in D1's export format.
+
+    The dump loads into D1 with `wrangler d1 execute --file`, and back into a file with
+    `dreamtree import-d1`. The sqlite engine only.
+    """
     from app.domain import backups
 
     if not _on_sqlite(settings_for(db)):
@@ -390,7 +449,11 @@ def export_d1(db: Path | None, file: Path) -> None:
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @friendly_errors
 def import_d1(db: Path | None, file: Path) -> None:
-    """Load a `wrangler d1 export` dump (or ours) into a new database file."""
+    """Load a D1 dump FILE into a new database file.
+
+    FILE is what `wrangler d1 export` or `dreamtree export-d1` writes. Run `dreamtree check`
+    on the result before serving it.
+    """
     from app.domain import backups
 
     settings = settings_for(db)
@@ -406,7 +469,10 @@ def import_d1(db: Path | None, file: Path) -> None:
 
 @main.command("export-schema")
 def export_schema() -> None:
-    """Print the JSON Schema of the export format (docs/export-format.schema.json)."""
+    """Print the JSON Schema of the export format.
+
+    The schema docs/export-format.schema.json holds.
+    """
     import json
 
     from app.domain.portability import json_schema
@@ -426,7 +492,11 @@ def users() -> None:
 @click.option("--apply", "apply_", is_flag=True, help="Really delete (the default is a dry run).")
 @friendly_errors
 def purge_anonymous(db: Path | None, idle_days: int, apply_: bool) -> None:
-    """Delete anonymous workbooks nobody has opened for a while (their cookies are long gone)."""
+    """Delete long-idle anonymous workbooks (a dry run without --apply).
+
+    An anonymous workbook nobody has opened for --idle-days days: its cookie, the only key to
+    it, is long gone.
+    """
     from app.domain import accounts
 
     settings = settings_for(db)
@@ -445,7 +515,12 @@ def purge_anonymous(db: Path | None, idle_days: int, apply_: bool) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @friendly_errors
 def reset_login(db: Path | None, email: str, yes: bool) -> None:
-    """Reset a reader's login when password AND recovery code are lost: erases their answers' content."""
+    """Reset a reader's login when password and recovery code are both lost.
+
+    The last resort: it ERASES what the reader wrote (answers keep their place, their content
+    is deleted; tool entries are deleted), ends all their sessions and prints a new one-time
+    recovery code, with which they set a new password. Asks first unless --yes.
+    """
     from app.domain import accounts, keys
     from app.domain.errors import NotFound
     from app.domain.sessions import ServerKeys
@@ -486,7 +561,11 @@ def _printable(text: str) -> str:
 @click.option("--list", "list_only", is_flag=True, help="Only list the skills waiting for review.")
 @friendly_errors
 def review_skills(db: Path | None, approve: tuple[str, ...], reject: tuple[str, ...], list_only: bool) -> None:
-    """Approve or reject readers' custom skills; without --approve/--reject, asks for each one."""
+    """Approve or reject readers' custom skills waiting for review.
+
+    An approved skill joins the shared list; a rejected one stays only with the reader who
+    wrote it (docs/skills.md). Without --approve, --reject or --list, asks for each one.
+    """
     from functools import partial
 
     from app.domain import skills as skill_list
@@ -529,7 +608,11 @@ def review_skills(db: Path | None, approve: tuple[str, ...], reject: tuple[str, 
 @db_option
 @friendly_errors
 def check(db: Path | None) -> None:
-    """Integrity check, foreign-key check, pending migrations and schema drift against schema.sql."""
+    """Check the database: integrity, foreign keys, migrations and schema.
+
+    The integrity check, the foreign-key check, pending migrations and drift from schema.sql;
+    exits with status 1 on any problem.
+    """
     settings = settings_for(db)
     if _on_sqlite(settings):
         existing_database(settings.db_path)
@@ -619,7 +702,9 @@ def secure_cookie_notice(settings: Settings) -> str | None:
                    "comma-separated (default: $DREAMTREE_TRUSTED_PROXIES, else none).")
 @click.option("--no-rate-limits", "no_rate_limits", is_flag=True, help="Turn rate limits off (load tests).")
 @click.option("--cpu", default=None, help="Core to run on: auto (default: the last core), none, or a number.")
-@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]),
+              show_default=True, help="How much the server logs: warning and error also turn off the app's line per request; "
+                   "debug adds granian's own access log.")
 @friendly_errors
 def serve(
     db: Path | None,
@@ -632,7 +717,12 @@ def serve(
     cpu: str | None,
     log_level: str,
 ) -> None:
-    """Migrate (and on an empty database seed) it, then serve the API with granian, one worker."""
+    """Migrate the database, seed it if empty, and serve the app.
+
+    The server is granian, one worker, its event loop and database threads on one core (--cpu).
+    It stops at once with "address already in use" when something listens on the port. With
+    --engine d1 it migrates and seeds through the D1 Worker (docs/d1.md).
+    """
     import os
 
     from granian import Granian
@@ -673,5 +763,7 @@ def serve(
         log_level=log_level,  # type: ignore[arg-type]
         log_access=log_level == "debug",
     ).serve()
-if __name__ == '__main__':
+
+
+if __name__ == "__main__":
     main()

@@ -182,7 +182,7 @@ def run_work(conn: sqlite3.Connection, work: WorkFactory[T], gate: Gate | None, 
     return answer
 
 
-class _Touch(Exception):  # noqa: N818 - a signal, not an error
+class _Touch(Exception):  # a signal, not an error
     """A read-only work finished and its gate asked for a write (the session's last_seen_at)."""
 
     def __init__(self, answer: Any, touch: Stmt) -> None:
@@ -250,7 +250,7 @@ class Database(Engine):
     async def _run(conn: aiosqlite.Connection, fn: Callable[..., T], *args: Any) -> T:
         # aiosqlite's own methods are all built on _execute: it queues fn onto the connection's
         # thread. Using it directly is what lets one job hold a whole transaction.
-        return await conn._execute(fn, conn._conn, *args)  # noqa: SLF001
+        return await conn._execute(fn, conn._conn, *args)
 
     def _writer_conn(self) -> aiosqlite.Connection:
         if self._writer is None:

@@ -1,7 +1,7 @@
 """D1-strict connections: Cloudflare D1's limits and allow-lists on a plain sqlite3 connection.
 
 Every SQL statement this project ships must also run on D1. Rather than hope, the connections
-carry D1's own refusals (research/d1.md §1 rows 3, 7, 13, 21): the `setlimit` values workerd
+carry D1's own refusals (D1's documented limits and workerd's source): the `setlimit` values workerd
 sets, and an authorizer with workerd's function and PRAGMA allow-lists that also refuses
 ATTACH, temporary objects, virtual tables other than FTS5, `_cf_` names and transaction
 statements. A statement D1 would refuse therefore fails here first, in the tests.
@@ -58,7 +58,7 @@ ALLOWED_FUNCTIONS = frozenset(
     """.split()
 )
 
-# PRAGMAs D1 answers (research/d1.md §1 row 7); the booleans may also be set.
+# PRAGMAs D1 answers (Cloudflare's D1 documentation lists them); the booleans may also be set.
 ALLOWED_PRAGMAS = frozenset(
     """
     table_list table_info table_xinfo index_list index_info index_xinfo foreign_key_list

@@ -20,6 +20,9 @@ The engine sends, with every batch, the newest bookmark of the reader it runs fo
 writes back after the reader wrote (app/http/bookmarks.py). So a reader sees their own
 writes on every replica, across any number of app processes. Outside a request (CLI, tests)
 the engine uses the newest bookmark this process has seen.
+
+Long on purpose: one transport. Its rows, its wire format, its retries and its bookmarks depend
+on one another and on the Worker's protocol (docs/d1.md), and are read together.
 """
 
 from __future__ import annotations
@@ -203,7 +206,7 @@ _decode_answer = msgspec.json.Decoder(_Answer).decode
 _decode_problem = msgspec.json.Decoder(_Problem).decode
 
 
-def _param(value: Any) -> Any:
+def _param(value: object) -> str | int | float | None:
     """A parameter as D1 can bind it, or an error before anything is sent."""
     if value is None or isinstance(value, (str, bool)):
         return value
@@ -220,7 +223,7 @@ def _param(value: Any) -> Any:
 
 def encode_batch(statements: Sequence[Stmt], *, write: bool, bookmark: str | None) -> bytes:
     """The request body of `POST /batch`."""
-    payload: dict[str, Any] = {
+    payload: dict[str, object] = {
         "mode": "write" if write else "read",
         "statements": [{"sql": s.sql, "params": [_param(p) for p in s.params]} for s in statements],
     }
@@ -246,7 +249,7 @@ def _problem(response: httpx.Response) -> _Problem:
         return _Problem(status=response.status_code, detail=response.text[:200])
 
 
-class _Retry(Exception):  # noqa: N818 - a signal inside _send
+class _Retry(Exception):  # a signal inside _send
     def __init__(self, reason: str, *, unsent: bool) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -319,15 +322,19 @@ class D1Engine(Engine):
             await self._send((refused.cleanup,), write=True)
         raise refused.error from None
 
+    async def _touch_leftover(self, driver: Driver) -> None:
+        """The session touch a work did not carry in a write of its own, sent on its own."""
+        touch = driver.leftover()
+        if touch is not None:
+            await self._send((touch,), write=True)
+
     async def query(self, work: WorkFactory[T], gate: Gate | None) -> T:
         driver = Driver(gate, writes=False)
         try:
             answer = await drive_async(work(), driver, self._execute)
         except Refused as refused:
             await self._refused(refused)
-        touch = driver.leftover()
-        if touch is not None:
-            await self._send((touch,), write=True)
+        await self._touch_leftover(driver)
         return answer
 
     async def change(self, work: WorkFactory[T], gate: Gate | None, *, split: bool = False) -> T:
@@ -342,19 +349,17 @@ class D1Engine(Engine):
                 continue
             except Refused as refused:
                 await self._refused(refused)
-            touch = driver.leftover()
-            if touch is not None:
-                await self._send((touch,), write=True)
+            await self._touch_leftover(driver)
             return answer
         assert last is not None
         raise ChangedConcurrently(last.name)
 
     # --- the job API of the sqlite engine, which this engine does not have ----------------------
 
-    async def read(self, fn: Callable[..., Any]) -> NoReturn:
+    async def read(self, fn: Callable[..., object]) -> NoReturn:
         raise NotImplementedError(f"the d1 engine runs works only; {fn.__module__} still uses the sqlite job API")
 
-    async def write(self, fn: Callable[..., Any]) -> NoReturn:
+    async def write(self, fn: Callable[..., object]) -> NoReturn:
         raise NotImplementedError(f"the d1 engine runs works only; {fn.__module__} still uses the sqlite job API")
 
     # --- one batch, one round trip ----------------------------------------------------------------

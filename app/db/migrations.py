@@ -2,7 +2,7 @@
 
 wrangler (`d1 migrations apply`) keeps the names of applied files in `d1_migrations`, created
 with the DDL below, and applies the files it does not find there in numeric order, each file
-atomically together with its ledger row (research/d1.md §2). This runner does exactly that,
+atomically together with its ledger row (as wrangler's source does it). This runner does exactly that,
 so a database migrated by either tool counts as up to date for the other.
 
 It is stricter than wrangler where wrangler would break later: a file must be named

@@ -17,6 +17,10 @@ So such a request costs a read batch and a write batch, like every other write.
 
 Throttling (app/domain/throttle.py) takes the client address as a plain string: the HTTP
 layer says who the client is, the domain decides.
+
+Long on purpose: every flow here writes the same rows (users, emails, auth, sessions) under the
+guards above; in one module a review sees every writer of the credentials row and every refusal
+together. The sections (`# --- claim`, `# --- sign in`, …) follow the flows.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import msgspec
 
@@ -180,7 +184,7 @@ def _refusal(failed: GuardFailed) -> DomainError:
                     code="changed_concurrently")
 
 
-def _holds(name: str, query: str, params: tuple[Any, ...]) -> Stmt:
+def _holds(name: str, query: str, params: tuple[object, ...]) -> Stmt:
     """A guard whose condition is a named query (app/sql) that selects one truth value."""
     return guard(name, "(\n" + query.rstrip().removesuffix(";") + "\n)", params)
 

@@ -1,6 +1,6 @@
 """Daily Dos: the resume card and the due reminders of the reader's unlocked tools (spec §11).
 
-Rules (DESIGN.md "Daily Dos", docs/daily-dos.md):
+Rules (docs/daily-dos.md):
 - while `workbook_complete` is 0, a "Resume Workbook" card comes first, naming the next
   exercise (spec §12 by place, `Q.next_exercise`) by its title; no next exercise, no card;
 - then the reminders of active tools that have one and that the reader has unlocked: daily

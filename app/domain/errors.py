@@ -6,7 +6,7 @@ problem details (`app/http/problems.py`), the CLI to a one-line message.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 
 class DomainError(Exception):
@@ -20,7 +20,7 @@ class DomainError(Exception):
     code: ClassVar[str] = "bad_request"
     title: ClassVar[str] = "Bad request"
 
-    def __init__(self, detail: str, *, code: str | None = None, extra: dict[str, Any] | None = None) -> None:
+    def __init__(self, detail: str, *, code: str | None = None, extra: dict[str, object] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
         self.instance_code = code or self.code

@@ -12,20 +12,26 @@ from __future__ import annotations
 
 import math
 import unicodedata
-from typing import Any
+from typing import Any, TypeAlias
 
 from app.domain.errors import Invalid
+
+FreeJSON: TypeAlias = Any
+"""Free-form JSON: a reader's answer, a tool entry's content, a value sealed for them (held
+to `check_json`'s limits), a reference's metadata an editor wrote. It stays `Any` (not a
+recursive union of JSON's types): msgspec, Litestar's OpenAPI document and the JSON Schema
+take it as "any JSON", and the code that looks inside narrows it with isinstance first."""
 
 MAX_DEPTH = 32
 MAX_SAFE_INTEGER = 2**53 - 1
 
 
-def _keys_collide(obj: dict[Any, Any]) -> bool:
+def _keys_collide(obj: dict[object, object]) -> bool:
     """True when two keys of `obj` are equal after NFC normalisation (cheap when every key is
     already NFC, the usual case: no set is built then)."""
     if all(isinstance(k, str) and unicodedata.is_normalized("NFC", k) for k in obj):
         return False
-    seen: set[str] = set()
+    seen: set[object] = set()
     for key in obj:
         norm = unicodedata.normalize("NFC", key) if isinstance(key, str) else key
         if norm in seen:
@@ -34,8 +40,8 @@ def _keys_collide(obj: dict[Any, Any]) -> bool:
     return False
 
 
-def check_json(value: Any, *, what: str = "The value", code: str = "validation_failed", max_depth: int = MAX_DEPTH) -> None:
-    stack: list[tuple[Any, int]] = [(value, 1)]
+def check_json(value: object, *, what: str = "The value", code: str = "validation_failed", max_depth: int = MAX_DEPTH) -> None:
+    stack: list[tuple[object, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
         if depth > max_depth:

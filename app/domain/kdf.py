@@ -24,7 +24,7 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import ParamSpec, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -32,6 +32,7 @@ import anyio.to_thread
 from app.domain.errors import Unavailable
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 KDF_CONCURRENCY = 2
 KDF_QUEUE_SECONDS = 10.0
@@ -53,10 +54,10 @@ def keep_off(cores: set[int]) -> None:
     _argon2_cores = frozenset(PROCESS_CORES - cores) or PROCESS_CORES
 
 
-def _on_argon2_cores(fn: Callable[..., T], args: Any, kwargs: Any) -> T:
+def _on_argon2_cores(call: Callable[[], T]) -> T:
     if os.sched_getaffinity(0) != _argon2_cores:
         os.sched_setaffinity(0, _argon2_cores)
-    return fn(*args, **kwargs)
+    return call()
 
 
 async def _acquire(slots: anyio.CapacityLimiter, busy: str) -> None:
@@ -67,13 +68,13 @@ async def _acquire(slots: anyio.CapacityLimiter, busy: str) -> None:
         raise Unavailable(busy, retry_after=5) from None
 
 
-async def run_kdf(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+async def run_kdf(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     global _slots
     if _slots is None:
         _slots = anyio.CapacityLimiter(KDF_CONCURRENCY)
     await _acquire(_slots, "Too many sign-ins at once; try again in a few seconds.")
     try:
-        return await anyio.to_thread.run_sync(_on_argon2_cores, fn, args, kwargs)
+        return await anyio.to_thread.run_sync(_on_argon2_cores, functools.partial(fn, *args, **kwargs))
     finally:
         _slots.release()
 
@@ -96,7 +97,7 @@ def _file_executor() -> ThreadPoolExecutor:
     return _file_thread
 
 
-async def run_file_kdf(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+async def run_file_kdf(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Argon2 for an export file's key slot, in its own slot and thread (see the module doc)."""
     global _file_slots
     if _file_slots is None:
@@ -104,7 +105,7 @@ async def run_file_kdf(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     await _acquire(_file_slots, "Too many imports and exports at once; try again in a minute.")
     try:
         job = asyncio.get_running_loop().run_in_executor(
-            _file_executor(), functools.partial(_on_argon2_cores, fn, args, kwargs))
+            _file_executor(), functools.partial(_on_argon2_cores, functools.partial(fn, *args, **kwargs)))
         with anyio.CancelScope(shield=True):  # the slot is held until the thread is really done
             result = await job
         return result

@@ -1,6 +1,6 @@
 """Every key in DreamTree store, and the only module that touches one.
 
-The design is docs `research/security.md` §2-§5 as amended by DESIGN.md "Accounts and keys":
+The design (docs/security.md tells it, with the reasons):
 
 - Each user has a random 256-bit data key (DEK) named by a random 128-bit `kid`. Every user-written
   document is one AES-256-GCM envelope under it, bound to (kid, table, row, JSON pointer).
@@ -15,6 +15,10 @@ The design is docs `research/security.md` §2-§5 as amended by DESIGN.md "Accou
 Everything here is pure and synchronous; callers run the Argon2 paths in a worker thread. Failures
 raise `CryptoFailure` subclasses whose messages never contain secrets, plaintext or ciphertext.
 Wrong *calls* (a short key, a malformed table name) raise ValueError/TypeError: they are bugs.
+
+Long on purpose: this is the one module that touches a key (data keys, the slots that wrap
+them, passwords, recovery codes, cookies, export files), so that a security review reads every
+use of key material here and nowhere else. Its sections are marked `# --- …`.
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ import re
 import secrets
 import unicodedata
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final
+from typing import ClassVar, Final, NoReturn, TypeGuard
 
 import rfc8785
 from argon2.low_level import Type, hash_secret_raw
@@ -37,6 +42,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from app.domain.json_limits import FreeJSON
 
 KEY_BYTES: Final = 32
 KID_BYTES: Final = 16
@@ -186,7 +193,7 @@ class DataKey:
     def __hash__(self) -> int:
         return hash(self._kid)
 
-    def __reduce__(self) -> Any:
+    def __reduce__(self) -> NoReturn:
         raise TypeError("a DataKey is never serialised")
 
 
@@ -194,11 +201,11 @@ def new_data_key() -> DataKey:
     return DataKey(secrets.token_bytes(KEY_BYTES), b64u_encode(secrets.token_bytes(KID_BYTES)))
 
 
-def _nfc(value: Any) -> Any:
+def _nfc(value: object) -> FreeJSON:
     if isinstance(value, str):
         return unicodedata.normalize("NFC", value)
     if isinstance(value, dict):
-        out: dict[str, Any] = {}
+        out: dict[str, object] = {}
         for key, item in value.items():
             if not isinstance(key, str):
                 raise TypeError("JSON object keys must be strings")
@@ -214,14 +221,14 @@ def _nfc(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not a JSON value")
 
 
-def canonical_json(value: Any) -> bytes:
+def canonical_json(value: object) -> bytes:
     """RFC 8785 (JCS) bytes of NFC-normalised JSON: what we encrypt, hash, MAC and bind as AAD, so
     equal content gives equal bytes whatever the key order, whitespace or Unicode composition.
     ValueError/TypeError for non-JSON values (NaN, integers beyond 2**53, sets, ...)."""
     return rfc8785.dumps(_nfc(value))
 
 
-def content_hash(dek: DataKey, content: Any) -> str:
+def content_hash(dek: DataKey, content: object) -> str:
     """Keyed hash for dedup (§3.5): equal within one key, unlinkable across users, and not a
     guessing oracle for short answers the way a bare SHA-256 would be."""
     return hmac.new(dek.dedup_key, canonical_json(content), hashlib.sha256).hexdigest()
@@ -240,7 +247,7 @@ def _field_aad(kid: str, table: str, row_id: str, pointer: str) -> bytes:
     return canonical_json(["dreamtree-field/1", kid, table, row_id, pointer])
 
 
-def is_envelope(value: Any) -> bool:
+def is_envelope(value: object) -> TypeGuard[dict[str, str]]:
     """Shape test only (any version): an object with exactly the four envelope keys, all strings."""
     return (
         isinstance(value, dict)
@@ -249,7 +256,7 @@ def is_envelope(value: Any) -> bool:
     )
 
 
-def seal_value(dek: DataKey, value: Any, *, table: str, row_id: str, pointer: str) -> dict[str, str]:
+def seal_value(dek: DataKey, value: object, *, table: str, row_id: str, pointer: str) -> dict[str, str]:
     """Encrypt any JSON value; the AAD pins it to one key, table, row and path, so a ciphertext
     copied anywhere else fails to open. Strings come back NFC-normalised."""
     aad = _field_aad(dek.kid, table, row_id, pointer)
@@ -261,7 +268,7 @@ def seal_value(dek: DataKey, value: Any, *, table: str, row_id: str, pointer: st
     return {"$enc": ENVELOPE_VERSION, "k": dek.kid, "n": b64u_encode(nonce), "c": b64u_encode(sealed)}
 
 
-def open_value(dek: DataKey, envelope: Any, *, table: str, row_id: str, pointer: str) -> Any:
+def open_value(dek: DataKey, envelope: object, *, table: str, row_id: str, pointer: str) -> FreeJSON:
     """Decrypt one envelope or raise SealBroken. There is no plaintext fallback: a bare value where
     an envelope belongs is an integrity failure, never passed through (§3.4). Every cheap check
     (shape, version, kid, canonical base64, size) runs before AES."""
@@ -293,21 +300,21 @@ def _parse_int(text: str) -> int | float:
     return number if abs(number) < 2**53 else float(text)
 
 
-def seal_document(dek: DataKey, doc: Any, *, table: str, row_id: str) -> dict[str, str]:
+def seal_document(dek: DataKey, doc: object, *, table: str, row_id: str) -> dict[str, str]:
     """The project's policy: a whole user-written document is one envelope (pointer "")."""
     return seal_value(dek, doc, table=table, row_id=row_id, pointer="")
 
 
-def open_document(dek: DataKey, sealed: Any, *, table: str, row_id: str) -> Any:
+def open_document(dek: DataKey, sealed: object, *, table: str, row_id: str) -> FreeJSON:
     return open_value(dek, sealed, table=table, row_id=row_id, pointer="")
 
 
-def seal_column(dek: DataKey, doc: Any, *, table: str, row_id: str) -> str:
+def seal_column(dek: DataKey, doc: object, *, table: str, row_id: str) -> str:
     """A document sealed as the text its column stores (response_json, content_json)."""
     return json.dumps(seal_document(dek, doc, table=table, row_id=row_id), separators=(",", ":"))
 
 
-def open_column(dek: DataKey, text: str, *, table: str, row_id: str) -> Any:
+def open_column(dek: DataKey, text: str, *, table: str, row_id: str) -> FreeJSON:
     """The document a response_json / content_json column holds."""
     return open_document(dek, json.loads(text), table=table, row_id=row_id)
 
@@ -358,12 +365,12 @@ def _argon2(password: str, salt: bytes, params: Argon2Params) -> bytes:
     return hash_secret_raw(secret, salt, params.t, params.m, params.p, KEY_BYTES, Type.ID)
 
 
-def _argon2_kdf(params: Argon2Params, salt: bytes) -> dict[str, Any]:
+def _argon2_kdf(params: Argon2Params, salt: bytes) -> dict[str, object]:
     return {"alg": "argon2id", "v": 19, "m": params.m, "t": params.t, "p": params.p, "n": "nfkc",
             "salt": b64u_encode(salt)}  # fmt: skip
 
 
-def _parse_argon2_kdf(kdf: Any) -> tuple[Argon2Params, bytes]:
+def _parse_argon2_kdf(kdf: object) -> tuple[Argon2Params, bytes]:
     if not isinstance(kdf, dict) or kdf.keys() != {"alg", "v", "m", "t", "p", "n", "salt"}:
         raise ValueError("unknown kdf")
     if kdf["alg"] != "argon2id" or kdf["v"] != 19 or type(kdf["v"]) is not int or kdf["n"] != "nfkc":
@@ -407,19 +414,19 @@ def _uid(user_id: str) -> bytes:
     return _need_id(user_id, "user_id").encode()
 
 
-def _slot_aad(user_id: str, kid: str, meta: dict[str, Any]) -> bytes:
+def _slot_aad(user_id: str, kid: str, meta: Mapping[str, object]) -> bytes:
     """Binds the slot to its user and kid and authenticates its type, KDF parameters and pepper id,
     so swapping slots between users or editing `m` makes the tag fail."""
     return canonical_json(["dreamtree-slot/1", user_id, kid, meta])
 
 
-def _seal_slot(kek: bytes, dek: DataKey, user_id: str, meta: dict[str, Any]) -> dict[str, Any]:
+def _seal_slot(kek: bytes, dek: DataKey, user_id: str, meta: Mapping[str, object]) -> dict[str, object]:
     nonce = os.urandom(NONCE_BYTES)  # every slot has a fresh KEK (fresh salt): no nonce reuse
     sealed = AESGCM(kek).encrypt(nonce, dek._key, _slot_aad(user_id, dek.kid, meta))
     return {**meta, "nonce": b64u_encode(nonce), "ct": b64u_encode(sealed)}
 
 
-def _open_slot(kek: bytes, slot: dict[str, Any], user_id: str, kid: str) -> DataKey:
+def _open_slot(kek: bytes, slot: dict[str, object], user_id: str, kid: str) -> DataKey:
     """Raises InvalidTag or ValueError; callers turn both into their one generic error."""
     meta = {key: value for key, value in slot.items() if key not in ("nonce", "ct")}
     nonce = b64u_decode(slot["nonce"], length=NONCE_BYTES)
@@ -433,8 +440,10 @@ _SLOT_KEYS: Final = {
 }
 
 
-def _check_slot(slot: Any) -> None:
-    slot_type = slot.get("t") if isinstance(slot, dict) else None
+def _check_slot(slot: object) -> None:
+    if not isinstance(slot, dict):
+        raise ValueError("unknown key slot")
+    slot_type = slot.get("t")
     if not isinstance(slot_type, str) or _SLOT_KEYS.get(slot_type) != slot.keys():
         raise ValueError("unknown key slot")
     if slot["aead"] != "A256GCM":
@@ -455,7 +464,7 @@ class KeySlots:
     Several kids may be present during a future DEK rotation; `active` names the one in use."""
 
     active: str
-    keys: dict[str, list[dict[str, Any]]]
+    keys: dict[str, list[dict[str, object]]]
 
     @classmethod
     def loads(cls, text: object) -> KeySlots:
@@ -472,7 +481,7 @@ class KeySlots:
             raise ValueError("unknown container")
         if data["active"] not in data["keys"]:
             raise ValueError("unknown container")
-        keys: dict[str, list[dict[str, Any]]] = {}
+        keys: dict[str, list[dict[str, object]]] = {}
         for kid, entry in data["keys"].items():
             if not _is_kid(kid) or not isinstance(entry, dict) or entry.keys() != {"slots"}:
                 raise ValueError("unknown container")
@@ -487,13 +496,13 @@ class KeySlots:
         keys = {kid: {"slots": slots} for kid, slots in self.keys.items()}
         return canonical_json({"v": 1, "active": self.active, "keys": keys}).decode()
 
-    def slot(self, kid: str, slot_type: str) -> dict[str, Any]:
+    def slot(self, kid: str, slot_type: str) -> dict[str, object]:
         found = [slot for slot in self.keys.get(kid, []) if slot["t"] == slot_type]
         if len(found) != 1:
             raise ValueError("no such key slot")
         return found[0]
 
-    def replace(self, kid: str, *new_slots: dict[str, Any]) -> KeySlots:
+    def replace(self, kid: str, *new_slots: dict[str, object]) -> KeySlots:
         """Swap in slots of the given types for `kid`; slots of other types stay byte-identical."""
         types = {slot["t"] for slot in new_slots}
         kept = [slot for slot in self.keys.get(kid, []) if slot["t"] not in types]
@@ -502,7 +511,7 @@ class KeySlots:
 
 def _password_slot(
     dek: DataKey, *, user_id: str, password: str, pepper: bytes, pepper_id: str, params: Argon2Params
-) -> tuple[str, dict[str, Any]]:
+) -> tuple[str, dict[str, object]]:
     """One Argon2 run, two HKDF outputs: the stored verifier and the KEK. The pepper is the HKDF
     salt, so a database dump alone is neither a verifier oracle nor a KEK oracle (§2.2)."""
     uid, pepper = _uid(user_id), _need_secret(pepper, "pepper")
@@ -546,7 +555,7 @@ def _recovery_kek(raw: bytes, salt: bytes, user_id: str) -> bytes:
     return _hkdf(raw, salt=salt, info=b"dreamtree/v1/kek-rk|" + _uid(user_id))
 
 
-def _recovery_slot(dek: DataKey, user_id: str) -> tuple[str, dict[str, Any]]:
+def _recovery_slot(dek: DataKey, user_id: str) -> tuple[str, dict[str, object]]:
     raw, salt = os.urandom(RECOVERY_BYTES), os.urandom(SALT_BYTES)
     meta = {"t": "rk", "kdf": {"alg": "hkdf-sha256", "salt": b64u_encode(salt)}, "aead": "A256GCM"}
     return format_recovery_code(raw), _seal_slot(_recovery_kek(raw, salt, user_id), dek, user_id, meta)
@@ -638,7 +647,10 @@ def unlock_with_recovery_code(*, user_id: str, code: str, wrapped_data_key: str)
     try:
         slots = KeySlots.loads(wrapped_data_key)
         slot = slots.slot(slots.active, "rk")
-        salt = b64u_decode(slot["kdf"]["salt"], length=SALT_BYTES)
+        kdf = slot["kdf"]
+        if not isinstance(kdf, dict):  # _check_slot has seen to it
+            raise ValueError("unknown kdf")
+        salt = b64u_decode(kdf["salt"], length=SALT_BYTES)
         return _open_slot(_recovery_kek(raw, salt, user_id), slot, user_id, slots.active)
     except (ValueError, TypeError, InvalidTag):
         raise WrongRecoveryCode() from None
@@ -731,7 +743,7 @@ def _export_kek(master: bytes, export_id: str) -> bytes:
 
 def wrap_for_export(
     dek: DataKey, *, password: str, export_id: str, params: Argon2Params = Argon2Params.EXPORT
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """A fresh, portable copy of the DEK for an export file (§5.2): new salt, stronger Argon2, no
     pepper (another installation has another one), bound to this export id, never a stored slot."""
     salt = os.urandom(SALT_BYTES)
@@ -742,7 +754,7 @@ def wrap_for_export(
             "nonce": b64u_encode(nonce), "ct": b64u_encode(sealed)}  # fmt: skip
 
 
-def _parse_export_slot(slot: Any) -> tuple[Argon2Params, bytes, bytes, bytes]:
+def _parse_export_slot(slot: object) -> tuple[Argon2Params, bytes, bytes, bytes, str]:
     try:
         if not isinstance(slot, dict) or slot.keys() != {"t", "kid", "kdf", "aead", "nonce", "ct"}:
             raise ValueError("unknown slot")
@@ -751,36 +763,37 @@ def _parse_export_slot(slot: Any) -> tuple[Argon2Params, bytes, bytes, bytes]:
         params, salt = _parse_argon2_kdf(slot["kdf"])
         nonce = b64u_decode(slot["nonce"], length=NONCE_BYTES)
         sealed = b64u_decode(slot["ct"], length=_WRAPPED_BYTES)
+        kid: str = slot["kid"]
     except ValueError:
         raise SealBroken("the export key slot is malformed") from None
     params.check_bounds()
     if params not in FILE_KDF_PROFILES:
         raise BadParameters("the Argon2 cost of this key slot is not one DreamTree writes")
-    return params, salt, nonce, sealed
+    return params, salt, nonce, sealed, kid
 
 
-def check_export_slot(slot: Any) -> Argon2Params:
+def check_export_slot(slot: object) -> Argon2Params:
     """The Argon2 cost an export slot names, checked without hashing (cheap: a caller can refuse
     a file before it waits for a hashing slot). SealBroken or BadParameters as unwrap_export."""
     return _parse_export_slot(slot)[0]
 
 
-def unwrap_export(slot: Any, *, password: str, export_id: str) -> DataKey:
+def unwrap_export(slot: object, *, password: str, export_id: str) -> DataKey:
     """SealBroken for a malformed slot, BadParameters for an Argon2 cost outside
     FILE_KDF_PROFILES (refused before hashing: an import file is attacker-controlled),
     WrongPassword otherwise."""
     _need_id(export_id, "export_id")
-    params, salt, nonce, sealed = _parse_export_slot(slot)
+    params, salt, nonce, sealed, kid = _parse_export_slot(slot)
     kek = _export_kek(_argon2(password, salt, params), export_id)
     try:
-        aad = canonical_json(["dreamtree-export/1", export_id, slot["kid"]])
+        aad = canonical_json(["dreamtree-export/1", export_id, kid])
         raw = AESGCM(kek).decrypt(nonce, sealed, aad)
     except InvalidTag:
         raise WrongPassword() from None
-    return DataKey(raw, slot["kid"])
+    return DataKey(raw, kid)
 
 
-def _export_mac_bytes(dek: DataKey, export_id: str, document_without_mac: Any) -> bytes:
+def _export_mac_bytes(dek: DataKey, export_id: str, document_without_mac: object) -> bytes:
     if isinstance(document_without_mac, dict) and "mac" in document_without_mac:
         raise ValueError("remove the mac field before computing or checking it")
     info = b"dreamtree/v1/export-mac|" + _need_id(export_id, "export_id").encode()
@@ -788,13 +801,13 @@ def _export_mac_bytes(dek: DataKey, export_id: str, document_without_mac: Any) -
     return hmac.new(key, canonical_json(document_without_mac), hashlib.sha256).digest()
 
 
-def export_mac(dek: DataKey, export_id: str, document_without_mac: Any) -> str:
+def export_mac(dek: DataKey, export_id: str, document_without_mac: object) -> str:
     """MAC over the whole file: catches removed, truncated or spliced records, which per-field
     AEAD cannot see."""
     return b64u_encode(_export_mac_bytes(dek, export_id, document_without_mac))
 
 
-def verify_export_mac(dek: DataKey, export_id: str, document_without_mac: Any, mac: object) -> None:
+def verify_export_mac(dek: DataKey, export_id: str, document_without_mac: object, mac: object) -> None:
     expected = export_mac(dek, export_id, document_without_mac).encode()
     if not isinstance(mac, str) or not mac.isascii() or not hmac.compare_digest(expected, mac.encode()):
         raise SealBroken("the export file failed its integrity check")

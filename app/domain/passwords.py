@@ -1,4 +1,4 @@
-"""The password policy (NIST SP 800-63B-4 as DESIGN.md asks): length, a blocklist, nothing else.
+"""The password policy (NIST SP 800-63B-4's): length, a blocklist, nothing else.
 
 At least 15 characters and at most 256 (code points, after NFKC), no composition rules, no
 truncation. Refused: the common and breached passwords in app/data/common-passwords.txt, and

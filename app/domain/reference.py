@@ -12,13 +12,14 @@ seed, 0.1 ms for the personality types, 0.2 ms for the competencies with their 7
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 
 from app.db.engine import Engine, Read, Stmt, Work
 from app.db.queries import Q
 from app.domain.competencies import Category
+from app.domain.json_limits import FreeJSON
 
 # How a source is used (the seed's USAGE_TYPES, app/domain/seeding/shapes.py): the first four are
 # credited next to exercises, "inspiration" only on the credits page.
@@ -62,7 +63,7 @@ class Reference(msgspec.Struct, frozen=True):
     full_citation: str
     short_citation: str
     category: str | None
-    metadata: dict[str, Any] | None
+    metadata: dict[str, FreeJSON] | None
     used_in: list[ReferenceUsage]
 
 
@@ -90,7 +91,7 @@ async def competencies(db: Engine) -> list[Competency]:
     return await db.query(competencies_work, None)
 
 
-def parse_metadata(text: str | None) -> dict[str, Any] | None:
+def parse_metadata(text: str | None) -> dict[str, FreeJSON] | None:
     """The metadata column as an object; anything else (absent, not JSON, not an object) is null,
     so one odd row never breaks the credits page."""
     if not text:

@@ -3,10 +3,10 @@
 The options are defined here once (the Literal types and their tuples); the HTTP layer and
 the export format should both take them from here, so a sixth colour is added in one place.
 
-Rules (API.md "Settings and reference data"):
+Rules:
 - a change is partial: only the fields given change;
 - `updated_at` moves only when a value really changed. Import's merge reads
-  `created_at != updated_at` as "the reader changed their settings" (app/domain/portability.py),
+  `created_at != updated_at` as "the reader changed their settings" (app/domain/portability/incoming.py),
   so a PATCH that changes nothing must leave the row alone;
 - the personality type is a code of `personality_types` or null; anything else is refused
   with 422 `unknown_personality_type` and nothing changes.
@@ -19,7 +19,7 @@ keep both changes, whichever writes last.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, Literal, get_args
+from typing import Literal, TypedDict, get_args
 
 import msgspec
 
@@ -45,7 +45,16 @@ OPTIONS: dict[str, tuple[str, ...]] = {
 FIELDS = ("background_color", "text_color", "font", "personality_type")
 
 # The schema's column defaults (user_settings), for a reader whose row is missing.
-DEFAULTS: dict[str, str | None] = {
+class StoredSettings(TypedDict):
+    """A reader's settings as a user_settings row holds them."""
+
+    background_color: BackgroundColor
+    text_color: TextColor
+    font: Font
+    personality_type: str | None
+
+
+DEFAULTS: StoredSettings = {
     "background_color": "cream", "text_color": "charcoal", "font": "system", "personality_type": None,
 }
 
@@ -60,12 +69,13 @@ class ReaderSettings(msgspec.Struct, frozen=True):
     personality_type: str | None
 
 
-def settings_from_row(row: Row | None) -> dict[str, Any]:
+def settings_from_row(row: Row | None) -> StoredSettings:
     """The settings from a user_settings row as a plain dict (the defaults when there is
     none): the export format and the import's merge build on it."""
     if row is None:
-        return dict(DEFAULTS)
-    return {name: row[name] for name in FIELDS}
+        return DEFAULTS.copy()
+    return StoredSettings(background_color=row["background_color"], text_color=row["text_color"], font=row["font"],
+                          personality_type=row["personality_type"])
 
 
 def settings_of(row: Row | None) -> ReaderSettings:
@@ -73,8 +83,9 @@ def settings_of(row: Row | None) -> ReaderSettings:
     return ReaderSettings(**settings_from_row(row))
 
 
-def check_changes(changes: dict[str, Any]) -> None:
-    """Refuse unknown fields and values outside the five options before anything is read."""
+def check_changes(changes: dict[str, object]) -> dict[str, str | None]:
+    """Refuse unknown fields and values outside the five options before anything is read;
+    the changes, then known to be text or null."""
     unknown = sorted(set(changes) - set(FIELDS))
     if unknown:
         raise Invalid(f"Unknown setting: {', '.join(unknown)}.", code="unknown_setting")
@@ -84,6 +95,7 @@ def check_changes(changes: dict[str, Any]) -> None:
     value = changes.get("personality_type")
     if value is not None and not isinstance(value, str):
         raise Invalid("personality_type must be a personality type code or null.", code="unknown_personality_type")
+    return {name: value for name, value in changes.items() if value is None or isinstance(value, str)}
 
 
 def read_work(principal: Principal) -> Work[ReaderSettings]:
@@ -100,7 +112,7 @@ def _unknown_type(code: str) -> Invalid:
                    code="unknown_personality_type")
 
 
-def change_work(principal: Principal, changes: dict[str, Any], stamp: str) -> Work[ReaderSettings]:
+def change_work(principal: Principal, changes: dict[str, str | None], stamp: str) -> Work[ReaderSettings]:
     """Reads the row and whether the personality type exists; writes nothing when nothing
     would change; otherwise writes the given fields only and reads the row back."""
     user = principal.user_id
@@ -135,11 +147,11 @@ def change_work(principal: Principal, changes: dict[str, Any], stamp: str) -> Wo
     return settings_of(after[-1].one())
 
 
-async def change_settings(db: Engine, principal: Principal, changes: dict[str, Any]) -> ReaderSettings:
+async def change_settings(db: Engine, principal: Principal, changes: dict[str, object]) -> ReaderSettings:
     """Apply a partial change; the full settings come back either way."""
-    check_changes(changes)
+    checked = check_changes(changes)
     stamp = timeutil.now_iso()
-    return await db.change(lambda: change_work(principal, changes, stamp), principal)
+    return await db.change(lambda: change_work(principal, checked, stamp), principal)
 
 
 def later_stamp(stamp: str) -> str:

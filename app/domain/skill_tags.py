@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Sequence
 
 import msgspec
 
@@ -72,7 +71,7 @@ def tag_statements_many(owner: str, tags: dict[str, list[str]], stamp: str, *, r
     return statements
 
 
-def json_chunks(items: list[Any], limit: int) -> Iterator[tuple[str, int]]:
+def json_chunks(items: Sequence[object], limit: int) -> Iterator[tuple[str, int]]:
     """`items` as JSON arrays of at most `limit` bytes each (one item may exceed it alone), with
     how many items each holds: parameters for statements over `json_each(?)`."""
     parts: list[bytes] = []

@@ -77,14 +77,14 @@ def _backoff(failures: int) -> float:
     """The wait after `failures` failures of one address on one email."""
     if failures < FREE_FAILURES:
         return 0
-    return min(2 ** (failures - FREE_FAILURES), MAX_DELAY_SECONDS)
+    return min(2.0 ** (failures - FREE_FAILURES), MAX_DELAY_SECONDS)
 
 
 def _under_attack_backoff(failures: int) -> float:
     """The wait of an address that failed `failures` times on an email under attack."""
     if failures < 1:
         return 0
-    return min(UNDER_ATTACK_FIRST_DELAY * 2 ** min(failures - 1, 20), MAX_DELAY_SECONDS)
+    return min(UNDER_ATTACK_FIRST_DELAY * 2.0 ** min(failures - 1, 20), MAX_DELAY_SECONDS)
 
 
 @dataclass

@@ -19,12 +19,13 @@ Decisions (docs/tools.md "Decisions"):
 from __future__ import annotations
 
 import datetime
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Final, Literal
 
 import msgspec
 
 from app.domain import keys
 from app.domain.errors import Invalid
+from app.domain.json_limits import FreeJSON
 
 MAX_CONTENT_BYTES: Final = 64 * 1024
 
@@ -198,7 +199,7 @@ SHAPES: Final[dict[str, type[Shape]]] = {
     "resume-builder": ResumeBuilder,
 }
 
-_SCHEMAS: Final[dict[str, dict[str, Any]]] = {tool: msgspec.json.schema(shape) for tool, shape in SHAPES.items()}
+_SCHEMAS: Final[dict[str, dict[str, object]]] = {tool: msgspec.json.schema(shape) for tool, shape in SHAPES.items()}
 
 # msgspec names the pattern; a reader needs to hear what it means.
 _PLAIN_WORDS: Final = {
@@ -213,7 +214,7 @@ def has_shape(tool_type: str) -> bool:
     return tool_type in SHAPES
 
 
-def content_schema(tool_type: str) -> dict[str, Any]:
+def content_schema(tool_type: str) -> dict[str, object]:
     """The JSON Schema of a tool's content (computed once; callers must not change it)."""
     return _SCHEMAS[tool_type]
 
@@ -224,7 +225,7 @@ def _plain(message: str) -> str:
     return message
 
 
-def validate_content(tool_type: str, content: Any) -> dict[str, Any]:
+def validate_content(tool_type: str, content: FreeJSON) -> dict[str, FreeJSON]:
     """The content in its normalised form (every field present, defaults filled in), or
     Invalid naming the tool and the field. The one rule for the API and for imports."""
     shape = SHAPES.get(tool_type)
@@ -234,7 +235,7 @@ def validate_content(tool_type: str, content: Any) -> dict[str, Any]:
         value = msgspec.convert(content, shape)
     except msgspec.ValidationError as exc:
         raise Invalid(f"{tool_type} content: {_plain(str(exc))}", code="invalid_tool_content") from None
-    normalised: dict[str, Any] = msgspec.to_builtins(value)
+    normalised: dict[str, FreeJSON] = msgspec.to_builtins(value)
     if len(keys.canonical_json(normalised)) > MAX_CONTENT_BYTES:
         raise Invalid(f"{tool_type} content can be at most {MAX_CONTENT_BYTES // 1024} KiB.",
                       code="tool_content_too_large")
@@ -246,7 +247,7 @@ _FIELD_NAMES: Final[dict[str, frozenset[str]]] = {
     tool: frozenset(f.encode_name for f in msgspec.structs.fields(shape)) for tool, shape in SHAPES.items()}
 
 
-def unknown_fields(tool_type: str, content: Any) -> dict[str, Any]:
+def unknown_fields(tool_type: str, content: FreeJSON) -> dict[str, FreeJSON]:
     """The top-level fields of `content` that the tool's shape does not know, as they are.
 
     Only an import can bring such fields (a file from the original DreamTree app, or from a
@@ -259,7 +260,7 @@ def unknown_fields(tool_type: str, content: Any) -> dict[str, Any]:
     return {key: value for key, value in content.items() if key not in known}
 
 
-def with_kept(tool_type: str, normalised: dict[str, Any], kept_from: Any) -> dict[str, Any]:
+def with_kept(tool_type: str, normalised: dict[str, FreeJSON], kept_from: FreeJSON) -> dict[str, FreeJSON]:
     """`normalised` content (from `validate_content`) with the unknown fields of `kept_from`
     (an imported file's content, or the entry as stored) kept beside it; the whole stays
     within MAX_CONTENT_BYTES."""

@@ -1,6 +1,6 @@
 """Tools: the catalogue with each reader's unlocks, and the reader's own tool instances.
 
-Rules (DESIGN.md "Tools", API.md "Tools", docs/tools.md):
+Rules (docs/tools.md):
 - a tool unlocks when the reader has answered an exercise whose `unlocks_tool` names it
   (spec §12, matched by place like the workbook); only creating an instance needs the unlock
   (403 `tool_locked`): instances that exist, imported ones included, can always be listed,
@@ -33,7 +33,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Sequence
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 import msgspec
 
@@ -41,6 +41,7 @@ from app.db.engine import Engine, GuardFailed, Read, Row, Stmt, Work, Write, cha
 from app.db.queries import Q
 from app.domain import keys
 from app.domain.errors import Conflict, Forbidden, Invalid, NotFound
+from app.domain.json_limits import FreeJSON
 from app.domain.sessions import Principal
 from app.domain.skill_tags import checked_skills, tag_statements, usable_skills
 from app.domain.tool_shapes import content_schema, has_shape, validate_content, with_kept
@@ -67,7 +68,7 @@ class ToolInfo(msgspec.Struct, frozen=True):
     reminder_frequency: Literal["daily", "weekly", "monthly"] | None
     unlocked: bool
     instance_count: int
-    content_schema: dict[str, Any]
+    content_schema: dict[str, object]
     """The JSON Schema of the tool's content (app/domain/tool_shapes.py)."""
 
 
@@ -77,7 +78,7 @@ class ToolInstance(msgspec.Struct, frozen=True):
     id: str
     tool_type: str
     origin: str
-    content: Any
+    content: FreeJSON
     skills: list[str]
     content_hash: str
     created_at: str
@@ -182,7 +183,7 @@ def _origin_read(user_id: str, origin: str) -> Stmt | None:
     return Stmt(Q.tool_origin_answered, (user_id, *place.groups()[:3], origin))
 
 
-def create_work(principal: Principal, tool_type: str, normalised: dict[str, Any], origin: str,
+def create_work(principal: Principal, tool_type: str, normalised: dict[str, FreeJSON], origin: str,
                 skills: list[str] | None, instance_id: str, sealed: str, content_hash: str,
                 stamp: str) -> Work[ToolInstance]:
     """Check the tool, its unlock, the limit, the origin and the skills in one read; write the
@@ -220,7 +221,7 @@ def create_work(principal: Principal, tool_type: str, normalised: dict[str, Any]
     return ToolInstance(instance_id, tool_type, origin, normalised, tags, content_hash, stamp, stamp)
 
 
-async def create_instance(db: Engine, principal: Principal, tool_type: str, content: Any,
+async def create_instance(db: Engine, principal: Principal, tool_type: str, content: FreeJSON,
                           origin: str = STANDALONE, skills: list[str] | None = None) -> ToolInstance:
     if not has_shape(tool_type):
         raise _no_tool(tool_type)
@@ -236,7 +237,7 @@ async def create_instance(db: Engine, principal: Principal, tool_type: str, cont
 # --- editing and deleting ------------------------------------------------------------------------
 
 
-def edit_work(principal: Principal, instance_id: str, content: Any, skills: list[str] | None,
+def edit_work(principal: Principal, instance_id: str, content: FreeJSON, skills: list[str] | None,
               stamp: str) -> Work[ToolInstance]:
     """Read the entry, validate the content against its tool, seal and hash it, then write the
     content and the tags (when given) only over the row that was read."""
@@ -263,7 +264,7 @@ def edit_work(principal: Principal, instance_id: str, content: Any, skills: list
                         tags if tags is not None else written[-1].column(), content_hash, row["created_at"], stamp)
 
 
-async def edit_instance(db: Engine, principal: Principal, instance_id: str, content: Any,
+async def edit_instance(db: Engine, principal: Principal, instance_id: str, content: FreeJSON,
                         skills: list[str] | None = None) -> ToolInstance:
     """Replace the content (and the skills, when given); moves updated_at. Allowed for a tool
     that is locked: the entry is already the reader's."""

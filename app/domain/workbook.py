@@ -1,6 +1,6 @@
 """The workbook: outline and progress, the next exercise, reading and answering exercises.
 
-Rules (DESIGN.md "Workbook semantics", spec §4.2 and §12):
+Rules (spec §4.2 and §12, docs/spec/dreamtree-schema.md):
 - strictly linear: the exercise at position N opens once the reader has answered N−1; the
   first is always open; editing an earlier answer is allowed; a locked one refuses reads and
   writes (403 `exercise_locked`); optional exercises are answered like the others (any answer
@@ -16,15 +16,18 @@ Rules (DESIGN.md "Workbook semantics", spec §4.2 and §12):
   API returns it as `title` and the blocks without that heading line.
 Each request is one unit of work (app/db/engine.py): one batch of reads, or reads, a decision
 and one atomic write batch.
+
+Long on purpose: the outline, progress, reading and answering all follow the one linear rule
+above and share the content skeleton; apart, each module would restate them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 
@@ -32,7 +35,7 @@ from app.db.engine import Engine, Read, Row, Stmt, Work, Write, changed
 from app.db.queries import Q
 from app.domain import keys
 from app.domain.errors import Forbidden, Invalid, NotFound
-from app.domain.json_limits import check_json
+from app.domain.json_limits import FreeJSON, check_json
 from app.domain.sessions import Principal
 from app.domain.skill_tags import checked_skills, tag_statements, usable_skills
 from app.timeutil import now_iso
@@ -67,7 +70,7 @@ def title_of(first_block: str | None, place_label: str) -> str:
     return title or f"Exercise {place_label}"
 
 
-def place_label(row: Row | dict[str, Any]) -> str:
+def place_label(row: Row | Mapping[str, object]) -> str:
     return f"{row['part_id']}.{row['module_id']}.{row['exercise_id']}"
 
 
@@ -141,7 +144,7 @@ class Source(msgspec.Struct, frozen=True):
 class AnswerOut(msgspec.Struct, frozen=True):
     """A reader's current answer to an exercise (the response as they sent it)."""
 
-    response: Any
+    response: FreeJSON
     responded_at: str
     full_exercise_id: str
     skills: list[str]
@@ -202,7 +205,7 @@ class Skeleton:
     places with their titles. Built from the sequence and the content rows, and kept until the
     content's fingerprint changes (an editor's re-seed, from any process)."""
 
-    fingerprint: tuple[Any, ...]
+    fingerprint: tuple[object, ...]
     parts: list[tuple[str, str, list[tuple[str, str, list[Place]]]]]  # (part, title, [(module, title, places)])
     required: int
     order_to_id: dict[int, str]
@@ -211,7 +214,7 @@ class Skeleton:
 _skeleton: Skeleton | None = None
 
 
-def content_skeleton(fingerprint: tuple[Any, ...]) -> Work[Skeleton]:
+def content_skeleton(fingerprint: tuple[object, ...]) -> Work[Skeleton]:
     """The skeleton for this content fingerprint: kept in memory, so the outline costs one
     cheap fingerprint query instead of every exercise's first block and title. Another
     process's re-seed changes the fingerprint read in the same batch, so it is never stale."""
@@ -226,7 +229,7 @@ def content_skeleton(fingerprint: tuple[Any, ...]) -> Work[Skeleton]:
     return built
 
 
-def build_skeleton(fingerprint: tuple[Any, ...], places: Sequence[Row],
+def build_skeleton(fingerprint: tuple[object, ...], places: Sequence[Row],
                    openings: dict[tuple[str, str], str | None]) -> Skeleton:
     parts: list[tuple[str, str, list[tuple[str, str, list[Place]]]]] = []
     required = 0
@@ -371,7 +374,7 @@ async def next_exercise(db: Engine, principal: Principal) -> Exercise | Workbook
 # --- answering --------------------------------------------------------------------------------
 
 
-def is_empty(response: Any) -> bool:
+def is_empty(response: FreeJSON) -> bool:
     """True for an answer that says nothing: null, blank text, and lists or objects holding
     only such values (`""`, `{}`, `{"answer": "  "}`). Numbers and booleans say something."""
     if response is None:
@@ -385,20 +388,20 @@ def is_empty(response: Any) -> bool:
     return False
 
 
-def check_not_empty(response: Any, is_required: bool) -> None:
+def check_not_empty(response: FreeJSON, is_required: bool) -> None:
     """A required exercise needs an answer that says something: module and workbook completion
     can never follow from an empty one (optional exercises take any answer)."""
     if is_required and is_empty(response):
         raise Invalid("This exercise needs an answer; write something before saving.", code="empty_answer")
 
 
-def check_response_size(response: Any) -> None:
+def check_response_size(response: FreeJSON) -> None:
     check_json(response, what="The answer")
     if len(keys.canonical_json(response)) > MAX_RESPONSE_BYTES:
         raise Invalid(f"An answer can be at most {MAX_RESPONSE_BYTES // 1024} KiB.", code="response_too_large")
 
 
-def answer_work(principal: Principal, full_exercise_id: str, response: Any, skills: list[str] | None,
+def answer_work(principal: Principal, full_exercise_id: str, response: FreeJSON, skills: list[str] | None,
                 stamp: str) -> Work[AnswerSaved]:
     """Save or edit the reader's answer; report module completion, unlocks and what is next.
 
@@ -451,7 +454,7 @@ def answer_work(principal: Principal, full_exercise_id: str, response: Any, skil
     )
 
 
-async def answer(db: Engine, principal: Principal, full_exercise_id: str, response: Any,
+async def answer(db: Engine, principal: Principal, full_exercise_id: str, response: FreeJSON,
                  skills: list[str] | None) -> AnswerSaved:
     check_response_size(response)
     stamp = now_iso()

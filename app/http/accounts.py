@@ -1,11 +1,11 @@
-"""Session and account endpoints (API.md "Session and account")."""
+"""Session and account endpoints."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
-from litestar import Controller, Request, Response, delete, get, post
+from litestar import Controller, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
@@ -17,6 +17,7 @@ from app.domain.sessions import COOKIE_NAME, Principal, ServerKeys
 from app.domain.throttle import Throttle
 from app.http.auth import cleared_session_cookie, client_address, with_session
 from app.http.contract import BODY, CHANGE, READER, problems
+from app.http.request import HttpRequest
 
 # Why a new password can be refused.
 PASSWORDS = ("password_too_short", "password_too_long", "password_common", "password_guessable")
@@ -63,7 +64,7 @@ class SessionController(Controller):
     @post("/session", status_code=201, summary="Start (or resume) an anonymous workbook",
           responses={200: ResponseSpec(Me, description="The cookie's session is valid: that reader"),
                      **problems(CHANGE, "too_many_attempts")})
-    async def start(self, request: Request[Any, Any, Any], db: NamedDependency[Engine],
+    async def start(self, request: HttpRequest, db: NamedDependency[Engine],
                     server_keys: NamedDependency[ServerKeys], throttle: NamedDependency[Throttle]) -> Response[Me]:
         """201 with a new anonymous user and session; 200 when the cookie is a valid session.
         A forged or unknown cookie is ignored (never adopted) and a new workbook starts."""
@@ -79,7 +80,7 @@ class SessionController(Controller):
         return await accounts.me(db, principal)
 
     @delete("/session", status_code=204, summary="Log out this device", responses=problems(READER, CHANGE))
-    async def logout(self, request: Request[Any, Any, Any], db: NamedDependency[Engine],
+    async def logout(self, request: HttpRequest, db: NamedDependency[Engine],
                      principal: NamedDependency[Principal]) -> Response[None]:
         """Ends this session. An anonymous workbook has no other key than this cookie, so
         logging out of one deletes it (the page warns first)."""
@@ -94,7 +95,7 @@ class AccountController(Controller):
     @post("/account/claim", status_code=200, summary="Save this workbook with email and password",
           responses=problems(READER, BODY, CHANGE, PASSWORDS, "already_claimed", "email_taken", "invalid_email",
                              "too_many_attempts", "unavailable"))
-    async def claim(self, request: Request[Any, Any, Any], data: JSONBody[ClaimIn],
+    async def claim(self, request: HttpRequest, data: JSONBody[ClaimIn],
                     db: NamedDependency[Engine], server_keys: NamedDependency[ServerKeys],
                     throttle: NamedDependency[Throttle], principal: NamedDependency[Principal]) -> Response[Claimed]:
         claimed = await accounts.claim(db, server_keys, throttle, principal, client=client_address(request),
@@ -104,7 +105,7 @@ class AccountController(Controller):
     @post("/auth/login", status_code=200, summary="Sign in on this device",
           responses=problems(BODY, CHANGE, "invalid_credentials", "anonymous_data_present", "too_many_attempts",
                              "unavailable"))
-    async def login(self, request: Request[Any, Any, Any], data: JSONBody[LoginIn],
+    async def login(self, request: HttpRequest, data: JSONBody[LoginIn],
                     db: NamedDependency[Engine], server_keys: NamedDependency[ServerKeys],
                     throttle: NamedDependency[Throttle]) -> Response[SignedIn]:
         """A device that holds an anonymous workbook with answers must say what happens to it:
@@ -120,7 +121,7 @@ class AccountController(Controller):
     @post("/account/password", status_code=204, summary="Change the password",
           responses=problems(READER, BODY, CHANGE, PASSWORDS, "invalid_credentials", "not_claimed",
                              "too_many_attempts", "unavailable"))
-    async def password(self, request: Request[Any, Any, Any], data: JSONBody[PasswordIn],
+    async def password(self, request: HttpRequest, data: JSONBody[PasswordIn],
                        db: NamedDependency[Engine], server_keys: NamedDependency[ServerKeys],
                        throttle: NamedDependency[Throttle], principal: NamedDependency[Principal]) -> Response[None]:
         issued = await accounts.change_password(
@@ -131,7 +132,7 @@ class AccountController(Controller):
 
     @post("/account/recover", status_code=200, summary="Reset the password with the recovery code",
           responses=problems(BODY, CHANGE, PASSWORDS, "invalid_credentials", "too_many_attempts", "unavailable"))
-    async def recover(self, request: Request[Any, Any, Any], data: JSONBody[RecoverIn],
+    async def recover(self, request: HttpRequest, data: JSONBody[RecoverIn],
                       db: NamedDependency[Engine], server_keys: NamedDependency[ServerKeys],
                       throttle: NamedDependency[Throttle]) -> Response[Recovered]:
         recovered = await accounts.recover(
@@ -152,7 +153,7 @@ class AccountController(Controller):
 
     @delete("/account", status_code=204, summary="Delete the account and everything in it (a saved one needs its password)",
             responses=problems(READER, BODY, CHANGE, "invalid_credentials", "too_many_attempts", "unavailable"))
-    async def delete_account(self, request: Request[Any, Any, Any], db: NamedDependency[Engine],
+    async def delete_account(self, request: HttpRequest, db: NamedDependency[Engine],
                              server_keys: NamedDependency[ServerKeys], throttle: NamedDependency[Throttle],
                              principal: NamedDependency[Principal],
                              data: JSONBody[DeleteIn | None] = None) -> Response[None]:

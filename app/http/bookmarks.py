@@ -16,10 +16,10 @@ wait for, or skip, a replica. A value that is not shaped like a bookmark is igno
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, cast
 
 from litestar.datastructures import MutableScopeHeaders
-from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.db.d1_engine import BOOKMARK_COOKIE, Bookmarks, current_bookmarks
 from app.http.csrf import cookies_of
@@ -31,13 +31,13 @@ def bookmark_cookie(value: str, *, secure: bool) -> str:
     return f"{BOOKMARK_COOKIE}={value}; Path=/; Max-Age={MAX_AGE}; HttpOnly; SameSite=Lax" + ("; Secure" if secure else "")
 
 
-def bookmark_middleware_factory(*, secure: Callable[[str], bool]) -> Any:
+def bookmark_middleware_factory(*, secure: Callable[[str], bool]) -> Callable[[ASGIApp], ASGIApp]:
     """`secure(scheme)`: whether a cookie set on a request made with that scheme is Secure
     (Settings.cookies_secure, the answer the session and CSRF cookies get too)."""
 
     def bookmark_middleware(app: ASGIApp) -> ASGIApp:
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != "http":
+            if scope["type"] != ScopeType.HTTP:
                 await app(scope, receive, send)
                 return
             incoming = cookies_of(scope).get(BOOKMARK_COOKIE)
@@ -45,7 +45,7 @@ def bookmark_middleware_factory(*, secure: Callable[[str], bool]) -> Any:
 
             async def send_with_bookmark(message: Message) -> None:
                 if message["type"] == "http.response.start" and box.written and box.value and box.value != incoming:
-                    https = secure(cast("HTTPScope", scope)["scheme"])
+                    https = secure(scope["scheme"])
                     MutableScopeHeaders.from_message(message).add("set-cookie", bookmark_cookie(box.value, secure=https))
                 await send(message)
 

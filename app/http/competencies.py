@@ -1,4 +1,4 @@
-"""Competency self-assessment endpoints (API.md "Daily Dos and competencies").
+"""Competency self-assessment endpoints.
 
 Only `/api/competencies/scores` and `/api/competencies/summary` live here; the reference list
 `GET /api/competencies` belongs to app/http/reference.py.

@@ -14,7 +14,7 @@ response the test suite receives is checked against the document (status, body a
 from __future__ import annotations
 
 from functools import cache
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 from litestar.openapi.datastructures import ResponseSpec
@@ -166,7 +166,7 @@ def status_of(code: str) -> int | None:
 __all__ = ["ANY", "BODY", "CHANGE", "CODES", "PROBLEM_JSON", "QUERY", "READER", "problem_type", "problems", "status_of"]
 
 
-def _check_table(table: dict[str, Any]) -> None:
+def _check_table(table: dict[str, int]) -> None:
     for code in table:
         if not code.replace("_", "").isalpha() or code != code.lower():
             raise ValueError(f"bad problem code {code!r}")

@@ -1,4 +1,4 @@
-"""Daily Dos endpoint (API.md "Daily Dos and competencies")."""
+"""Daily Dos endpoint (docs/daily-dos.md)."""
 
 from __future__ import annotations
 

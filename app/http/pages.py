@@ -20,12 +20,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from litestar import Request, Response, get
+from litestar import Response, get
 from litestar.params import FromPath
 
 from app.domain.errors import NotFound
+from app.http.request import HttpRequest
 
 WEB_DIR = Path(__file__).resolve().parents[1] / "web"
 
@@ -93,7 +93,7 @@ _page = ASSETS.pop("index.html")
 PAGE = Asset(_page.body.replace(VERSION_MARK.encode(), VERSION.encode()), _page.media_type, f'"{VERSION}"')
 
 
-def _answer(request: Request[Any, Any, Any], asset: Asset, cache_control: str) -> Response[bytes]:
+def _answer(request: HttpRequest, asset: Asset, cache_control: str) -> Response[bytes]:
     headers = {"ETag": asset.etag, "Cache-Control": cache_control}
     if request.headers.get("if-none-match") == asset.etag:
         return Response(b"", status_code=304, headers=headers)
@@ -101,13 +101,13 @@ def _answer(request: Request[Any, Any, Any], asset: Asset, cache_control: str) -
 
 
 @get(CLIENT_PATHS, include_in_schema=False, sync_to_thread=False)
-def page(request: Request[Any, Any, Any]) -> Response[bytes]:
+def page(request: HttpRequest) -> Response[bytes]:
     """The web client; its router picks the view from the path."""
     return _answer(request, PAGE, REVALIDATE)
 
 
 @get("/assets/{name:path}", include_in_schema=False, sync_to_thread=False)
-def asset(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
+def asset(request: HttpRequest, name: FromPath[str]) -> Response[bytes]:
     found = ASSETS.get(name.lstrip("/"))
     if found is None:
         raise NotFound(f"No asset {name.lstrip('/')}.")
@@ -119,7 +119,7 @@ def asset(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[byte
 NOT_PAGES = ("/api/", "/api", "/assets/", "/schema", "/healthz", "/metrics")
 
 
-def wants_page(request: Request[Any, Any, Any]) -> bool:
+def wants_page(request: HttpRequest) -> bool:
     """A browser following a link to a path the page does not know (a mistyped address)."""
     path = request.url.path
     return (request.method == "GET" and not path.startswith(NOT_PAGES)

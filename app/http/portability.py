@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
-from litestar import Controller, Request, Response, post
+from litestar import Controller, Response, post
 from litestar.di import NamedDependency
 from litestar.params import Body, FromQuery, HeaderParameter, QueryParameter
 
 from app.db.engine import Engine
 from app.domain import portability
+from app.domain.json_limits import FreeJSON
 from app.domain.portability import ExportDoc, ImportReport
 from app.domain.portability.document import MAX_PASSWORD
 from app.domain.sessions import Principal, ServerKeys
 from app.domain.throttle import Throttle
 from app.http.auth import client_address
 from app.http.contract import BODY, CHANGE, READER, problems
+from app.http.request import HttpRequest
 
 Password = Annotated[str, msgspec.Meta(max_length=MAX_PASSWORD)]
 
@@ -28,7 +30,7 @@ class ExportIn(msgspec.Struct, forbid_unknown_fields=True):
     password: Password | None = None
 
 
-IMPORT_BODY: dict[str, Any] = {
+IMPORT_BODY: dict[str, object] = {
     "oneOf": [
         {"$ref": "#/components/schemas/ExportDoc"},
         {"type": "object", "title": "ImportWrapper", "required": ["document"], "additionalProperties": False,
@@ -46,7 +48,7 @@ class PortabilityController(Controller):
           responses=problems(READER, BODY, CHANGE, "password_required", "invalid_credentials", "too_many_attempts",
                              "unavailable"))
     async def export(
-        self, request: Request[Any, Any, Any], db: NamedDependency[Engine], server_keys: NamedDependency[ServerKeys],
+        self, request: HttpRequest, db: NamedDependency[Engine], server_keys: NamedDependency[ServerKeys],
         throttle: NamedDependency[Throttle], principal: NamedDependency[Principal],
         data: Annotated[ExportIn | None, Body(description="a saved account's password")] = None,
         readable: Annotated[bool, QueryParameter(description="a readable (unencrypted) copy")] = False,
@@ -66,10 +68,10 @@ class PortabilityController(Controller):
                              "invalid_credentials", "response_too_large", "import_over_limit",
                              "too_many_attempts", "unavailable"))
     async def import_(
-        self, request: Request[Any, Any, Any],
+        self, request: HttpRequest,
         # Decoded by the domain (it names what is wrong in a file and keeps what the original
         # app wrote); the document describes the two forms it takes.
-        data: Annotated[Any, Body(description="The file that export downloads, as it is (its password in "
+        data: Annotated[FreeJSON, Body(description="The file that export downloads, as it is (its password in "
                                               "X-Export-Password), or the older wrapper {document, password}",
                                   schema_extra=IMPORT_BODY)],
         db: NamedDependency[Engine], throttle: NamedDependency[Throttle], principal: NamedDependency[Principal],

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from typing import Any
 
 import msgspec
-from litestar import MediaType, Request, Response
+from litestar import MediaType, Response
 from litestar.exceptions import HTTPException, NotFoundException, SerializationException, ValidationException
 
 from app.db.connection import is_busy
@@ -23,6 +22,7 @@ from app.db.engine import ChangedConcurrently, ConstraintFailed, EngineAuthFaile
 from app.domain.errors import DomainError
 from app.domain.keys import CryptoFailure
 from app.http.pages import page_not_found, wants_page
+from app.http.request import HttpRequest
 
 log = logging.getLogger("dreamtree.http")
 
@@ -58,7 +58,7 @@ STATUS_OF_KIND: dict[str, int] = {
 }
 
 
-def domain_problem(exc: DomainError) -> Response[dict[str, Any]]:
+def domain_problem(exc: DomainError) -> Response[dict[str, object]]:
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
     return problem(STATUS_OF_KIND[exc.kind], exc.detail, code=exc.instance_code, title=exc.title, headers=headers,
                    extra=exc.extra)
@@ -71,10 +71,10 @@ def problem(
     code: str | None = None,
     title: str | None = None,
     headers: dict[str, str] | None = None,
-    extra: dict[str, Any] | None = None,
-) -> Response[dict[str, Any]]:
+    extra: dict[str, object] | None = None,
+) -> Response[dict[str, object]]:
     default_code, default_title = _CODES.get(status, ("error", "Error"))
-    body: dict[str, Any] = {
+    body: dict[str, object] = {
         "type": "about:blank",
         "status": status,
         "title": title or default_title,
@@ -88,7 +88,7 @@ def problem(
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers={"Cache-Control": "no-store", **(headers or {})})
 
 
-def _validation(exc: ValidationException) -> Response[dict[str, Any]]:
+def _validation(exc: ValidationException) -> Response[dict[str, object]]:
     detail = str(exc.detail or "")
     errors = exc.extra if isinstance(exc.extra, list) else []
     if "malformed" in detail.lower() or "decode" in detail.lower() or "utf-8" in detail.lower():
@@ -105,7 +105,20 @@ def _validation(exc: ValidationException) -> Response[dict[str, Any]]:
     )
 
 
-def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+def handle_exception(request: HttpRequest, exc: Exception) -> Response[dict[str, object]]:
+    if isinstance(exc, NotFoundException) and wants_page(request):
+        return page_not_found()  # type: ignore[return-value]
+    answer = _request_problem(exc)
+    if answer is None:
+        answer = _server_problem(request, exc)
+    if answer is not None:
+        return answer
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return problem(500, "Something went wrong on our side. Nothing was changed.")
+
+
+def _request_problem(exc: Exception) -> Response[dict[str, object]] | None:
+    """What was wrong with the request (a 4xx), or None when the exception says nothing of it."""
     if isinstance(exc, DomainError):
         return domain_problem(exc)
     if isinstance(exc, ValidationException):
@@ -114,46 +127,54 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         return problem(422, str(exc))
     if isinstance(exc, msgspec.DecodeError):
         return problem(400, "The request body is not valid JSON.", code="invalid_json")
-    if isinstance(exc, NotFoundException) and wants_page(request):
-        return page_not_found()  # type: ignore[return-value]
     if isinstance(exc, HTTPException):
-        detail = str(exc.detail) if exc.detail else _CODES.get(exc.status_code, ("", "Error"))[1]
-        headers = dict(exc.headers or {})
-        code = None
-        if exc.status_code == 403 and "csrf" in detail.lower():
-            code = "csrf_failed"
-        if exc.status_code == 400 and (isinstance(exc.__cause__, SerializationException) or "malformed" in detail.lower()):
-            # Litestar wraps a body that msgspec cannot decode (truncated, a lone surrogate,
-            # trailing bytes) in a ClientException.
-            return problem(400, "The request body is not valid JSON.", code="invalid_json")
-        return problem(exc.status_code, detail, code=code, headers=headers)
+        return _http_problem(exc)
     if isinstance(exc, RecursionError):
         return problem(400, "The request body nests too deeply to read.", code="invalid_json")
     if isinstance(exc, UnicodeDecodeError):
         return problem(400, "The request body is not valid UTF-8.", code="invalid_json")
+    return None
+
+
+def _http_problem(exc: HTTPException) -> Response[dict[str, object]]:
+    """Litestar's own exceptions (routing, CSRF, rate limits, bodies it cannot read)."""
+    detail = str(exc.detail) if exc.detail else _CODES.get(exc.status_code, ("", "Error"))[1]
+    headers = dict(exc.headers or {})
+    code = None
+    if exc.status_code == 403 and "csrf" in detail.lower():
+        code = "csrf_failed"
+    if exc.status_code == 400 and (isinstance(exc.__cause__, SerializationException) or "malformed" in detail.lower()):
+        # Litestar wraps a body that msgspec cannot decode (truncated, a lone surrogate,
+        # trailing bytes) in a ClientException.
+        return problem(400, "The request body is not valid JSON.", code="invalid_json")
+    return problem(exc.status_code, detail, code=code, headers=headers)
+
+
+def _server_problem(request: HttpRequest, exc: Exception) -> Response[dict[str, object]] | None:
+    """What kept us from answering (the database, a stored value), logged, or None when unknown."""
+    where = (request.method, request.url.path)
     if isinstance(exc, (ChangedConcurrently, ConstraintFailed)):
         # Others kept changing the same rows (or a row this write needed went meanwhile):
         # nothing was written; the same request again will see the new state.
-        log.warning("%s on %s %s", type(exc).__name__, request.method, request.url.path)
+        log.warning("%s on %s %s", type(exc).__name__, *where)
         return problem(409, "This changed while we were saving it; nothing was saved. Please try again.",
                        code="changed_concurrently")
     if isinstance(exc, CryptoFailure):
         # A stored value that does not open under its owner's key: refused, never shown as is.
-        log.error("integrity failure on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        log.error("integrity failure on %s %s: %s", *where, type(exc).__name__)
         return problem(500, "A stored value failed its integrity check; it was not shown.", code="integrity_error")
     if isinstance(exc, EngineUnavailable):
-        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        log.warning("database unavailable on %s %s: %s", *where, exc)
         return problem(503, "The database does not answer right now; try again in a moment.",
                        code="database_unavailable", headers={"Retry-After": "2"})
     if isinstance(exc, EngineAuthFailed):
-        log.error("database refused our credentials on %s %s: %s", request.method, request.url.path, exc)
+        log.error("database refused our credentials on %s %s: %s", *where, exc)
         return problem(500, "Something went wrong on our side. Nothing was changed.")
     if isinstance(exc, sqlite3.OperationalError) and is_busy(exc):
-        log.warning("database busy past the timeout on %s %s", request.method, request.url.path)
+        log.warning("database busy past the timeout on %s %s", *where)
         return problem(503, "The database is busy; try again in a moment.", code="database_busy",
                        headers={"Retry-After": "1"})
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return problem(500, "Something went wrong on our side. Nothing was changed.")
+    return None
 
 
 exception_handlers = {Exception: handle_exception}

@@ -1,4 +1,4 @@
-"""Settings, reference data and skills (API.md "Settings and reference data").
+"""Settings, reference data and skills (docs/skills.md for the skills).
 
 The reference lists (personality types, competencies, references) ask for no `principal`,
 so the /api router's session dependency is never resolved for them: they answer without a

@@ -24,13 +24,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from litestar import Request, Response, Router, get
+from litestar import Response, Router, get
 from litestar.enums import MediaType
 from litestar.openapi.plugins import OpenAPIRenderPlugin
 from litestar.params import FromPath
 
 from app.domain.errors import NotFound
 from app.http.pages import REVALIDATE, Asset, _answer
+from app.http.request import HttpRequest
 
 SCHEMA_PATH = "/schema"
 ASSET_PATH = f"{SCHEMA_PATH}/assets"
@@ -130,7 +131,7 @@ PAGE = _asset(PAGE_HTML, "text/html")
 
 
 @get("/assets/{name:str}", include_in_schema=False, sync_to_thread=False)
-def viewer_asset(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
+def viewer_asset(request: HttpRequest, name: FromPath[str]) -> Response[bytes]:
     found = VIEWER_ASSETS.get(name)
     if found is None:
         raise NotFound(f"No asset {name}.")
@@ -143,7 +144,7 @@ class SchemaViewer(OpenAPIRenderPlugin):
     def __init__(self) -> None:
         super().__init__(path=["/", "/swagger"], media_type=MediaType.HTML)
 
-    def render(self, request: Request, openapi_schema: dict[str, Any]) -> bytes:
+    def render(self, request: HttpRequest, openapi_schema: dict[str, Any]) -> bytes:
         return PAGE.body
 
     def receive_router(self, router: Router) -> None:

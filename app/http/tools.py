@@ -1,9 +1,9 @@
-"""Tools endpoints (API.md "Tools"). Content arrives as any JSON; its shape is the domain's
+"""Tools endpoints (docs/tools.md). Content arrives as any JSON; its shape is the domain's
 business (app/domain/tool_shapes.py), so the error names the tool and the field."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, delete, get, post, put
@@ -12,6 +12,7 @@ from litestar.params import FromPath, JSONBody
 
 from app.db.engine import Engine
 from app.domain import tools
+from app.domain.json_limits import FreeJSON
 from app.domain.sessions import Principal
 from app.domain.tools import ToolInfo, ToolInstance
 from app.http.contract import BODY, CHANGE, READER, problems
@@ -23,13 +24,13 @@ SkillIds = Annotated[list[Annotated[str, msgspec.Meta(max_length=100)]], msgspec
 
 
 class NewToolInstance(msgspec.Struct, forbid_unknown_fields=True):
-    content: Any
+    content: FreeJSON
     origin: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] = tools.STANDALONE
     skills: SkillIds | None = None
 
 
 class ToolInstanceEdit(msgspec.Struct, forbid_unknown_fields=True):
-    content: Any
+    content: FreeJSON
     skills: SkillIds | None = None
 
 

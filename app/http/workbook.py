@@ -1,8 +1,8 @@
-"""Workbook endpoints (API.md "Workbook")."""
+"""Workbook endpoints."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, get, put
@@ -11,13 +11,14 @@ from litestar.params import FromPath, JSONBody
 
 from app.db.engine import Engine
 from app.domain import workbook
+from app.domain.json_limits import FreeJSON
 from app.domain.sessions import Principal
 from app.domain.workbook import AnswerSaved, CompletedModule, Exercise, Outline, WorkbookComplete
 from app.http.contract import BODY, CHANGE, READER, problems
 
 
 class AnswerIn(msgspec.Struct, forbid_unknown_fields=True):
-    response: Any
+    response: FreeJSON
     skills: Annotated[list[Annotated[str, msgspec.Meta(max_length=100)]], msgspec.Meta(max_length=50)] | None = None
 
 

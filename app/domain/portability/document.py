@@ -15,13 +15,13 @@ three, says `"encrypted": false`, and holds every value in clear.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
 from app.domain.errors import DomainError, Invalid, TooLarge
-from app.domain.json_limits import check_json
+from app.domain.json_limits import FreeJSON, check_json
 from app.domain.settings import BackgroundColor, Font, TextColor
 from app.domain.skills import SkillCategory
 from app.timeutil import normalize
@@ -71,7 +71,7 @@ class ExerciseDoc(Doc, frozen=True, kw_only=True):
     original app have none."""
 
     id: Id | None = None
-    response_json: Any
+    response_json: FreeJSON
     responded_at: Timestamp
     skills: SkillIds = []
 
@@ -92,7 +92,7 @@ class ToolDoc(Doc, frozen=True, kw_only=True):
     id: Id
     tool_type: Id
     origin: Id
-    content_json: Any
+    content_json: FreeJSON
     content_hash: Annotated[str, msgspec.Meta(max_length=128)] | None = None
     skills: SkillIds = []
     created_at: Timestamp
@@ -142,7 +142,7 @@ class ExportDoc(Doc, frozen=True, kw_only=True):
     mac: Annotated[str, msgspec.Meta(max_length=100)] | None | UnsetType = UNSET
 
 
-def json_schema() -> dict[str, Any]:
+def json_schema() -> dict[str, object]:
     return msgspec.json.schema(ExportDoc)
 
 
@@ -150,7 +150,7 @@ def _invalid(detail: str) -> Invalid:
     return Invalid(detail, code="import_invalid")
 
 
-def decode_json(raw: bytes) -> Any:
+def decode_json(raw: bytes) -> FreeJSON:
     """An uploaded file's JSON, within MAX_DOCUMENT_BYTES: 413 when larger, 400 when not JSON."""
     if len(raw) > MAX_DOCUMENT_BYTES:
         raise TooLarge(f"An import file can be at most {MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB.", code="import_too_large")
@@ -160,7 +160,7 @@ def decode_json(raw: bytes) -> Any:
         raise DomainError(f"The file is not valid JSON: {exc}", code="invalid_json") from None
 
 
-def decode_document(raw: bytes | Any) -> ExportDoc:
+def decode_document(raw: bytes | FreeJSON) -> ExportDoc:
     """The file as an ExportDoc, refused whole (422 `import_invalid`, saying why) before
     anything else happens when it breaks the format: its shape, its limits, its depth, Unicode
     keys that collide, exercise ids, or timestamps. Timestamps come back in the one canonical
@@ -211,11 +211,11 @@ def _normalised(doc: ExportDoc) -> ExportDoc:
 class ImportWrapper(msgspec.Struct, forbid_unknown_fields=True):
     """The older upload form: `{"document": <the export>, "password": "..."}`."""
 
-    document: Any
+    document: FreeJSON
     password: Annotated[str, msgspec.Meta(max_length=MAX_PASSWORD)] | None = None
 
 
-def unwrap_upload(body: Any, header_password: str | None) -> tuple[Any, str | None]:
+def unwrap_upload(body: FreeJSON, header_password: str | None) -> tuple[FreeJSON, str | None]:
     """What an upload holds: the export document and the password that opens it. The body is
     the file that export downloads, as it is (its password in the `X-Export-Password`
     header), or the older wrapper `{"document": ..., "password": ...}`."""

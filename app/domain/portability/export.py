@@ -19,7 +19,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 import anyio.to_thread
 import msgspec
@@ -28,6 +27,7 @@ from app.db.engine import Engine, Read, Row, Stmt, Work
 from app.db.queries import Q
 from app.domain import keys
 from app.domain.errors import Unauthorized
+from app.domain.json_limits import FreeJSON
 from app.domain.kdf import run_file_kdf, run_kdf
 from app.domain.portability.document import (
     FORMAT_VERSION,
@@ -40,7 +40,7 @@ from app.domain.portability.document import (
     SettingsDoc,
     ToolDoc,
 )
-from app.domain.portability.incoming import ANSWERS, TOOLS
+from app.domain.portability.incoming import ANSWERS, TOOLS, workbook_reads
 from app.domain.sessions import Principal, ServerKeys
 from app.domain.settings import FIELDS
 from app.timeutil import now_iso
@@ -62,15 +62,7 @@ class Stored:
 
 def stored_work(user_id: str) -> Work[Stored]:
     settings, scores, modules, answers, tools, tags, skills, credentials = yield Read(
-        Stmt(Q.settings_of_user, (user_id,)),
-        Stmt(Q.scores_of_user, (user_id,)),
-        Stmt(Q.modules_of_user, (user_id,)),
-        Stmt(Q.answers_of_user, (user_id,)),
-        Stmt(Q.tools_of_user, (user_id,)),
-        Stmt(Q.tags_of_user, (user_id,)),
-        Stmt(Q.custom_skills_of_user, (user_id,)),
-        Stmt(Q.password_of_user, (user_id,)),
-    )
+        *workbook_reads(user_id), Stmt(Q.password_of_user, (user_id,)))
     tagged: dict[str, list[str]] = {}
     for row in tags.rows:
         tagged.setdefault(row[0], []).append(row[1])
@@ -85,7 +77,7 @@ def _module_order(key: str) -> tuple[tuple[int, int | str], ...]:
 def document_of(stored: Stored, dek: keys.DataKey, *, encrypted: bool, exported_at: str) -> ExportDoc:
     """Spec §9 "1.1": values as stored when `encrypted`, else opened (CPU: run in a thread)."""
 
-    def value(text: str, table: str, row_id: str) -> Any:
+    def value(text: str, table: str, row_id: str) -> FreeJSON:
         if encrypted:
             return msgspec.json.decode(text)
         return keys.open_column(dek, text, table=table, row_id=row_id)

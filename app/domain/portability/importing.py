@@ -8,13 +8,12 @@ sealing and hashing thousands of rows happen on a reader and a worker thread.
 
 from __future__ import annotations
 
-from typing import Any
-
 import anyio.to_thread
 
 from app.db.engine import ChangedConcurrently, Engine
 from app.domain import keys
 from app.domain.errors import Conflict
+from app.domain.json_limits import FreeJSON
 from app.domain.kdf import run_file_kdf
 from app.domain.portability.document import decode_document, decode_json, unwrap_upload
 from app.domain.portability.incoming import Incoming, check_file_key, file_key, open_file
@@ -29,7 +28,7 @@ def _busy() -> Conflict:
                     code="changed_concurrently")
 
 
-async def open_upload(raw: bytes | Any, password: str | None) -> Incoming:
+async def open_upload(raw: bytes | FreeJSON, password: str | None) -> Incoming:
     """The file in clear, checked whole; nothing is read or written before (CPU and Argon2
     off the event loop)."""
     if isinstance(raw, (bytes, bytearray)):
@@ -42,7 +41,7 @@ async def open_upload(raw: bytes | Any, password: str | None) -> Incoming:
     return await anyio.to_thread.run_sync(open_file, doc, raw, file_dek)
 
 
-async def import_into(db: Engine, user_id: str, dek: keys.DataKey, raw: bytes | Any, *, password: str | None,
+async def import_into(db: Engine, user_id: str, dek: keys.DataKey, raw: bytes | FreeJSON, *, password: str | None,
                       dry_run: bool, gate: Principal | None) -> ImportReport:
     """Merge an export file (bytes, or its decoded JSON) into reader `user_id`'s workbook,
     under their key. `gate` is their session (None for an operator's command)."""
@@ -54,14 +53,14 @@ async def import_into(db: Engine, user_id: str, dek: keys.DataKey, raw: bytes | 
         raise _busy() from None
 
 
-async def import_document(db: Engine, principal: Principal, raw: bytes | Any, *, password: str | None,
+async def import_document(db: Engine, principal: Principal, raw: bytes | FreeJSON, *, password: str | None,
                           dry_run: bool) -> ImportReport:
     """POST /api/import: the reader's own workbook receives the file."""
     return await import_into(db, principal.user_id, principal.dek, raw, password=password, dry_run=dry_run,
                              gate=principal)
 
 
-async def import_upload(db: Engine, principal: Principal, body: Any, *, header_password: str | None,
+async def import_upload(db: Engine, principal: Principal, body: FreeJSON, *, header_password: str | None,
                         dry_run: bool) -> ImportReport:
     """POST /api/import's body, decoded: the file as it is (its password from the
     `X-Export-Password` header) or the older wrapper `{"document", "password"}`."""

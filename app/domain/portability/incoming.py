@@ -8,13 +8,14 @@ happens before the merge reads anything; a file that fails any step changes noth
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from app.db.engine import Row
+from app.db.engine import Row, Stmt
+from app.db.queries import Q
 from app.domain import keys
 from app.domain.errors import Invalid, Unauthorized
+from app.domain.json_limits import FreeJSON
 from app.domain.portability.document import ExportDoc, ExportKey
 from app.domain.settings import FIELDS
 from app.domain.workbook import check_response_size
@@ -26,7 +27,7 @@ TOOLS = "tool_instances"
 @dataclass(slots=True)
 class Answer:
     full_exercise_id: str
-    response: Any
+    response: FreeJSON
     responded_at: str
     skills: list[str]
     id: str | None = None
@@ -37,7 +38,7 @@ class Tool:
     id: str
     tool_type: str
     origin: str
-    content: Any
+    content: FreeJSON
     created_at: str
     updated_at: str
     skills: list[str]
@@ -48,7 +49,7 @@ class Incoming:
     """A workbook in clear, as of `as_of` (the file's export time, or now)."""
 
     as_of: str
-    settings: dict[str, Any] | None = None
+    settings: dict[str, str | None] | None = None
     settings_at: str = ""  # when those settings were chosen
     scores: list[tuple[str, int, str]] = field(default_factory=list)
     modules: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # completions claimed
@@ -65,7 +66,7 @@ KDF_REFUSED = ("The file's key names an Argon2 cost this service never writes; o
                "DreamTree can be imported.")
 
 
-def _slot(doc: ExportDoc) -> dict[str, Any]:
+def _slot(doc: ExportDoc) -> dict[str, object]:
     assert isinstance(doc.key, ExportKey)
     return {"t": doc.key.t, "kid": doc.key.kid, "aead": doc.key.aead, "nonce": doc.key.nonce, "ct": doc.key.ct,
             "kdf": {"alg": doc.key.kdf.alg, "v": doc.key.kdf.v, "m": doc.key.kdf.m, "t": doc.key.kdf.t,
@@ -106,18 +107,45 @@ def file_key(doc: ExportDoc, password: str | None) -> keys.DataKey | None:
         raise Unauthorized("The password does not open this file.", code="invalid_credentials") from None
 
 
-def open_file(doc: ExportDoc, raw: Any, file_dek: keys.DataKey | None) -> Incoming:
+def open_file(doc: ExportDoc, raw: FreeJSON, file_dek: keys.DataKey | None) -> Incoming:
     """The file in clear: its MAC checked and its values opened when it is encrypted, and
     every answer held to the API's rules for an answer (size, JSON limits): a file with an
     answer the API would refuse is refused whole, naming the exercise (CPU: run it in a thread)."""
     if file_dek is not None:
-        assert isinstance(raw, dict) and doc.export_id and doc.mac
-        try:
-            keys.verify_export_mac(file_dek, doc.export_id, {k: v for k, v in raw.items() if k != "mac"}, doc.mac)
-        except keys.SealBroken:
-            raise _bad("The file was changed after it was exported (its MAC does not match).") from None
+        _check_mac(doc, raw, file_dek)
+    opened = _opener(file_dek)
+    book = Incoming(as_of=doc.exported_at)
+    if doc.settings is not None:
+        s = doc.settings
+        book.settings = {"background_color": s.background_color, "text_color": s.text_color, "font": s.font,
+                         "personality_type": s.personality_type}
+        book.settings_at = doc.exported_at
+    book.scores = [(s.competency_id, s.score, s.assessed_at) for s in doc.competency_scores]
+    _bring_modules(book, doc, opened)
+    for t in doc.tool_instances:
+        content = opened(t.content_json, TOOLS, t.id, f"tool entry {t.id}")
+        book.tools.append(Tool(t.id, t.tool_type, t.origin, content, t.created_at, t.updated_at, list(t.skills)))
+    book.custom_skills = [(s.id, s.name, s.category) for s in doc.custom_skills]
+    return book
 
-    def opened(value: Any, table: str, row_id: str | None, where: str) -> Any:
+
+def _check_mac(doc: ExportDoc, raw: FreeJSON, file_dek: keys.DataKey) -> None:
+    """The MAC over the whole file (all but the MAC itself), under the file's key."""
+    assert isinstance(raw, dict) and doc.export_id and doc.mac
+    try:
+        keys.verify_export_mac(file_dek, doc.export_id, {k: v for k, v in raw.items() if k != "mac"}, doc.mac)
+    except keys.SealBroken:
+        raise _bad("The file was changed after it was exported (its MAC does not match).") from None
+
+
+Opener = Callable[[FreeJSON, str, "str | None", str], FreeJSON]
+
+
+def _opener(file_dek: keys.DataKey | None) -> Opener:
+    """How a value of the file is read: as it is in a readable file, opened under the file's key
+    in an encrypted one (where it must carry the id it was sealed under)."""
+
+    def opened(value: FreeJSON, table: str, row_id: str | None, where: str) -> FreeJSON:
         if file_dek is None:
             return value
         if row_id is None:
@@ -127,13 +155,11 @@ def open_file(doc: ExportDoc, raw: Any, file_dek: keys.DataKey | None) -> Incomi
         except (keys.CryptoFailure, ValueError):
             raise _bad(f"{where}: an encrypted value in the file does not open (tampered or moved).") from None
 
-    book = Incoming(as_of=doc.exported_at)
-    if doc.settings is not None:
-        s = doc.settings
-        book.settings = {"background_color": s.background_color, "text_color": s.text_color, "font": s.font,
-                         "personality_type": s.personality_type}
-        book.settings_at = doc.exported_at
-    book.scores = [(s.competency_id, s.score, s.assessed_at) for s in doc.competency_scores]
+    return opened
+
+
+def _bring_modules(book: Incoming, doc: ExportDoc, opened: Opener) -> None:
+    """The file's module completions and answers, each answer held to the API's size rules."""
     for module_id, module in doc.modules.items():
         if module.first_completed_at or module.last_modified_at:
             book.modules[module_id] = (module.first_completed_at, module.last_modified_at)
@@ -144,11 +170,20 @@ def open_file(doc: ExportDoc, raw: Any, file_dek: keys.DataKey | None) -> Incomi
             except Invalid as exc:
                 raise Invalid(f"{full_id}: {exc.detail}", code=exc.instance_code) from None
             book.answers.append(Answer(full_id, response, exercise.responded_at, list(exercise.skills), exercise.id))
-    for t in doc.tool_instances:
-        content = opened(t.content_json, TOOLS, t.id, f"tool entry {t.id}")
-        book.tools.append(Tool(t.id, t.tool_type, t.origin, content, t.created_at, t.updated_at, list(t.skills)))
-    book.custom_skills = [(s.id, s.name, s.category) for s in doc.custom_skills]
-    return book
+
+
+def workbook_reads(user_id: str) -> list[Stmt]:
+    """The reads of a reader's stored workbook, in the order `from_rows` takes them (the export
+    reads the same): settings, scores, modules, answers, tools, tags, custom skills."""
+    return [
+        Stmt(Q.settings_of_user, (user_id,)),
+        Stmt(Q.scores_of_user, (user_id,)),
+        Stmt(Q.modules_of_user, (user_id,)),
+        Stmt(Q.answers_of_user, (user_id,)),
+        Stmt(Q.tools_of_user, (user_id,)),
+        Stmt(Q.tags_of_user, (user_id,)),
+        Stmt(Q.custom_skills_of_user, (user_id,)),
+    ]
 
 
 def from_rows(dek: keys.DataKey, as_of: str, *, settings: Row | None, scores: Sequence[Row], modules: Sequence[Row],

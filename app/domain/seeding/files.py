@@ -71,20 +71,28 @@ def _unique(doc: YamlDoc, items: list[tuple[Path_, S]], key: str, problems: list
 # --- the YAML files -----------------------------------------------------------------------------
 
 
+def _keyed_list(directory: Path, name: str, shape: type[S], key: str,
+                problems: list[SeedProblem]) -> tuple[YamlDoc, list[tuple[Path_, S]]] | None:
+    """A YAML file that is a list of `shape`, each unique by `key` (None when it cannot be read)."""
+    doc = _read_yaml(directory, name, problems)
+    if not doc:
+        return None
+    items = _list_of(doc, shape, problems)
+    _unique(doc, items, key, problems)
+    return doc, items
+
+
 def _personality_types(directory: Path, data: SeedData, problems: list[SeedProblem]) -> None:
-    doc = _read_yaml(directory, "personality_types.yaml", problems)
-    if doc:
-        items = _list_of(doc, PersonalityType, problems)
-        _unique(doc, items, "code", problems)
-        data.personality_types = [item for _, item in items]
+    read = _keyed_list(directory, "personality_types.yaml", PersonalityType, "code", problems)
+    if read:
+        data.personality_types = [item for _, item in read[1]]
 
 
 def _competencies(directory: Path, data: SeedData, problems: list[SeedProblem]) -> None:
-    doc = _read_yaml(directory, "competencies.yaml", problems)
-    if not doc:
+    read = _keyed_list(directory, "competencies.yaml", Competency, "id", problems)
+    if not read:
         return
-    items = _list_of(doc, Competency, problems)
-    _unique(doc, items, "id", problems)
+    doc, items = read
     orders: dict[tuple[str, int], str] = {}
     for (i, *_), competency in items:
         key = (competency.category, competency.sort_order)
@@ -122,11 +130,10 @@ def _skills(directory: Path, data: SeedData, problems: list[SeedProblem]) -> Non
 
 
 def _tool_types(directory: Path, data: SeedData, problems: list[SeedProblem]) -> None:
-    doc = _read_yaml(directory, "tool_types.yaml", problems)
-    if not doc:
+    read = _keyed_list(directory, "tool_types.yaml", ToolType, "id", problems)
+    if not read:
         return
-    items = _list_of(doc, ToolType, problems)
-    _unique(doc, items, "id", problems)
+    doc, items = read
     for (i, *_), tool in items:
         if tool.id not in SHAPES:
             problems.append(doc.problem((i, "id"), f"tool {tool.id!r} has no content shape in app/domain/tool_shapes.py "
@@ -139,11 +146,10 @@ def _tool_types(directory: Path, data: SeedData, problems: list[SeedProblem]) ->
 
 
 def _references(directory: Path, data: SeedData, problems: list[SeedProblem]) -> None:
-    doc = _read_yaml(directory, "references.yaml", problems)
-    if not doc:
+    read = _keyed_list(directory, "references.yaml", Reference, "id", problems)
+    if not read:
         return
-    items = _list_of(doc, Reference, problems)
-    _unique(doc, items, "id", problems)
+    doc, items = read
     for (i, *_), reference in items:
         if reference.category is not None and reference.category not in REFERENCE_CATEGORIES:
             problems.append(doc.problem((i, "category"), f"unknown category {reference.category!r}"))

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from app.db.engine import Stmt, changed
 from app.db.queries import Q
 from app.db.upsert import JsonValue
-from app.domain.seeding.rows import SEED_TABLES, SPECS, Row, Rows
+from app.domain.seeding.rows import SEED_TABLES, SPECS, Row, Rows, TableSpec
 
 STALE = "content_changed"
 """The guard that stops a write whose plan no longer matches the database."""
@@ -78,8 +78,15 @@ def _number(row: Row, column: str) -> int:
 def _table_plan(name: str, existing: Sequence[Row], wanted: Sequence[Row], current_exercises: Collection[JsonValue]) -> TablePlan:
     spec = SPECS[name]
     have = {row[spec.key]: row for row in existing}
-    wanted_keys = {row[spec.key] for row in wanted}
-    insert = update = unchanged = deactivate = delete = kept = 0
+    insert, update, unchanged, written = _written(spec, have, wanted)
+    deactivate, delete, kept = _removed(name, spec, have, {row[spec.key] for row in wanted}, current_exercises)
+    parked, renumbered = _moved(name, spec, have, wanted)
+    return TablePlan(insert, update, unchanged, deactivate, delete, kept, written, parked, renumbered)
+
+
+def _written(spec: TableSpec, have: Mapping[JsonValue, Row], wanted: Sequence[Row]) -> tuple[int, int, int, frozenset[str]]:
+    """The files' rows: (inserted, updated, unchanged, the keys written)."""
+    insert = update = unchanged = 0
     written: set[str] = set()
     for row in wanted:
         key = row[spec.key]
@@ -92,6 +99,13 @@ def _table_plan(name: str, existing: Sequence[Row], wanted: Sequence[Row], curre
             unchanged += 1
             continue
         written.add(str(key))
+    return insert, update, unchanged, frozenset(written)
+
+
+def _removed(name: str, spec: TableSpec, have: Mapping[JsonValue, Row], wanted_keys: Collection[JsonValue],
+             current_exercises: Collection[JsonValue]) -> tuple[int, int, int]:
+    """The database's rows no longer in the files: (deactivated, deleted, kept)."""
+    deactivate = delete = kept = 0
     for key, old in have.items():
         if key in wanted_keys:
             continue
@@ -105,21 +119,27 @@ def _table_plan(name: str, existing: Sequence[Row], wanted: Sequence[Row], curre
             delete += 1
         else:
             kept += 1
+    return deactivate, delete, kept
 
+
+def _moved(name: str, spec: TableSpec, have: Mapping[JsonValue, Row], wanted: Sequence[Row]) -> tuple[int, int]:
+    """Rows a UNIQUE renumbering moves out of the way first: (parked, renumbered after the rest)."""
+    if name not in ("references", "exercise_sequence"):
+        return 0, 0
+    # mirrors park_references / park_sequence / number_kept_references (app/sql/seeding.sql)
+    wanted_keys = {row[spec.key] for row in wanted}
     parked = renumbered = 0
-    if name in ("references", "exercise_sequence"):
-        # mirrors park_references / park_sequence / number_kept_references (app/sql/seeding.sql)
-        column = "citation_number" if name == "references" else "sequence_order"
-        pairs = _pairs(wanted, spec.key, column)
-        for key, old in have.items():
-            number = _number(old, column)
-            moves = number > 0 and (key, old[column]) not in pairs
-            if name == "references":
-                moves = moves and (number <= len(wanted) or key in wanted_keys)
-            parked += moves
-            if name == "references" and key not in wanted_keys and (moves or number < 0):
-                renumbered += 1
-    return TablePlan(insert, update, unchanged, deactivate, delete, kept, frozenset(written), parked, renumbered)
+    column = "citation_number" if name == "references" else "sequence_order"
+    pairs = _pairs(wanted, spec.key, column)
+    for key, old in have.items():
+        number = _number(old, column)
+        moves = number > 0 and (key, old[column]) not in pairs
+        if name == "references":
+            moves = moves and (number <= len(wanted) or key in wanted_keys)
+        parked += moves
+        if name == "references" and key not in wanted_keys and (moves or number < 0):
+            renumbered += 1
+    return parked, renumbered
 
 
 def plan(existing: Mapping[str, Sequence[Row]], wanted: Rows, tables: Sequence[str] = SEED_TABLES) -> Plan:

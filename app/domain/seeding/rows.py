@@ -114,41 +114,13 @@ def desired_rows(data: SeedData, now: str) -> Rows:
     """Every row the seed files describe, with stable ids derived from the files."""
     rows: Rows = {name: [] for name in SEED_TABLES}
     rows["personality_types"] = [{"code": p.code, "name": p.name, "summary": p.summary} for p in data.personality_types]
-    for c in data.competencies:
-        rows["competencies"].append(
-            {
-                "id": c.id, "name": c.name, "definition": c.definition, "category": c.category,
-                "sort_order": c.sort_order, "relevant_modules": json.dumps(c.relevant_modules),
-            }
-        )
-        for level in sorted(c.levels, key=lambda x: x.level):
-            rows["competency_levels"].append(
-                {
-                    "id": f"{c.id}-{level.level}", "competency_id": c.id, "level": level.level,
-                    "description": level.description, "job_context": level.job_context,
-                }
-            )
+    rows["competencies"], rows["competency_levels"] = _competency_rows(data)
     rows["skills"] = [
         {"id": s.id, "name": s.name, "category": category, "is_custom": 0, "created_by": None,
          "review_status": None, "created_at": now}
         for category, s in data.skills
     ]
-
-    first_unlock: dict[str, str] = {}
-    citations: list[str] = []
-    referenced_in: dict[str, list[str]] = {}
-    for exercise in data.exercises:
-        tool = exercise.meta.unlocks_tool
-        if tool and tool not in first_unlock:
-            first_unlock[tool] = exercise.full_exercise_id
-        for source in exercise.meta.sources:
-            if source.reference not in citations:
-                citations.append(source.reference)
-            referenced_in.setdefault(source.reference, []).append(exercise.full_exercise_id)
-    # Citation numbers by first appearance in the workbook (spec §6.1); uncited ones after, in file order.
-    citations += [r.id for r in data.references if r.id not in citations]
-    number = {reference: position for position, reference in enumerate(citations, start=1)}
-
+    first_unlock, referenced_in = _workbook_links(data)
     rows["tool_types"] = [
         {
             "id": t.id, "singular_name": t.singular_name, "plural_name": t.plural_name, "icon_name": t.icon_name,
@@ -158,40 +130,10 @@ def desired_rows(data: SeedData, now: str) -> Rows:
         }
         for t in data.tool_types
     ]
-    for r in data.references:
-        metadata: dict[str, object] = dict(r.metadata or {})
-        if r.id in referenced_in:
-            metadata["referenced_in"] = referenced_in[r.id]
-        rows["references"].append(
-            {
-                "id": r.id, "citation_number": number[r.id], "author_surname": r.author_surname,
-                "full_citation": r.full_citation, "short_citation": r.short_citation, "category": r.category,
-                "metadata": metadata_json(metadata) if metadata else None, "created_at": now,
-            }
-        )
-
-    def content_row(part: str, module: str, exercise: str, version: int, full: str, order: int,
-                    content_type: str, text: str, variant: str | None) -> Row:
-        return {
-            "id": f"{full}.{order}", "part_id": part, "module_id": module, "exercise_id": exercise,
-            "version": version, "full_exercise_id": full, "content_type": content_type, "content_text": text,
-            "display_order": order, "is_active": 1, "variant_group": variant, "created_at": now, "updated_at": now,
-        }
-
-    for opening in data.openings:
-        rows["exercise_content"].append(
-            content_row(opening.part_id, opening.module_id, "0", 1, opening.full_exercise_id, 1, "transition",
-                        f"# {opening.title}\n\n{opening.text}", None)
-        )
+    rows["references"] = _reference_rows(data, referenced_in, now)
+    rows["exercise_content"] = _content_rows(data, now)
     for order, exercise in enumerate(data.exercises, start=1):
         full = exercise.full_exercise_id
-        for position, block in enumerate(exercise.blocks, start=1):
-            # The exercise's title is the heading that opens its first block (docs/content.md).
-            text = f"# {exercise.title}\n\n{block.text}" if position == 1 else block.text
-            rows["exercise_content"].append(
-                content_row(exercise.part_id, exercise.module_id, exercise.exercise_id, exercise.meta.version,
-                            full, position, block.content_type, text, block.variant_group)
-            )
         rows["exercise_sequence"].append(
             {
                 "full_exercise_id": full, "part_id": exercise.part_id, "module_id": exercise.module_id,
@@ -203,5 +145,88 @@ def desired_rows(data: SeedData, now: str) -> Rows:
             rows["content_sources"].append(
                 {"id": f"{full}~{source.reference}", "exercise_id": full, "reference_id": source.reference,
                  "usage_type": source.usage, "notes": source.notes}
+            )
+    return rows
+
+
+def _competency_rows(data: SeedData) -> tuple[list[Row], list[Row]]:
+    """The competencies, and their levels."""
+    competencies: list[Row] = []
+    levels: list[Row] = []
+    for c in data.competencies:
+        competencies.append(
+            {
+                "id": c.id, "name": c.name, "definition": c.definition, "category": c.category,
+                "sort_order": c.sort_order, "relevant_modules": json.dumps(c.relevant_modules),
+            }
+        )
+        for level in sorted(c.levels, key=lambda x: x.level):
+            levels.append(
+                {
+                    "id": f"{c.id}-{level.level}", "competency_id": c.id, "level": level.level,
+                    "description": level.description, "job_context": level.job_context,
+                }
+            )
+    return competencies, levels
+
+
+def _workbook_links(data: SeedData) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Read in workbook order: the first exercise that unlocks each tool, and the exercises that
+    cite each reference (in the order they cite it)."""
+    first_unlock: dict[str, str] = {}
+    referenced_in: dict[str, list[str]] = {}
+    for exercise in data.exercises:
+        tool = exercise.meta.unlocks_tool
+        if tool and tool not in first_unlock:
+            first_unlock[tool] = exercise.full_exercise_id
+        for source in exercise.meta.sources:
+            referenced_in.setdefault(source.reference, []).append(exercise.full_exercise_id)
+    return first_unlock, referenced_in
+
+
+def _reference_rows(data: SeedData, referenced_in: dict[str, list[str]], now: str) -> list[Row]:
+    """The references, numbered by first appearance in the workbook (spec §6.1; uncited ones
+    after, in file order), each with the exercises that cite it in its metadata."""
+    citations = list(referenced_in)  # dicts keep the order of first citation
+    citations += [r.id for r in data.references if r.id not in referenced_in]
+    number = {reference: position for position, reference in enumerate(citations, start=1)}
+    rows: list[Row] = []
+    for r in data.references:
+        metadata: dict[str, object] = dict(r.metadata or {})
+        if r.id in referenced_in:
+            metadata["referenced_in"] = referenced_in[r.id]
+        rows.append(
+            {
+                "id": r.id, "citation_number": number[r.id], "author_surname": r.author_surname,
+                "full_citation": r.full_citation, "short_citation": r.short_citation, "category": r.category,
+                "metadata": metadata_json(metadata) if metadata else None, "created_at": now,
+            }
+        )
+    return rows
+
+
+def _content_rows(data: SeedData, now: str) -> list[Row]:
+    """The content blocks: each module's opening, then each exercise's blocks."""
+
+    def content_row(part: str, module: str, exercise: str, version: int, full: str, order: int,
+                    content_type: str, text: str, variant: str | None) -> Row:
+        return {
+            "id": f"{full}.{order}", "part_id": part, "module_id": module, "exercise_id": exercise,
+            "version": version, "full_exercise_id": full, "content_type": content_type, "content_text": text,
+            "display_order": order, "is_active": 1, "variant_group": variant, "created_at": now, "updated_at": now,
+        }
+
+    rows = [
+        content_row(opening.part_id, opening.module_id, "0", 1, opening.full_exercise_id, 1, "transition",
+                    f"# {opening.title}\n\n{opening.text}", None)
+        for opening in data.openings
+    ]
+    for exercise in data.exercises:
+        for position, block in enumerate(exercise.blocks, start=1):
+            # The exercise's title is the heading that opens its first block (docs/content.md).
+            text = f"# {exercise.title}\n\n{block.text}" if position == 1 else block.text
+            rows.append(
+                content_row(exercise.part_id, exercise.module_id, exercise.exercise_id, exercise.meta.version,
+                            exercise.full_exercise_id, position, block.content_type, text, block.variant_group)
             )
     return rows

@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 import yaml
 
+from app.domain.json_limits import FreeJSON
+
 SEED_DIR = Path(__file__).resolve().parents[3] / "seed"
 
 CONTENT_TYPES = ("instruction", "prompt", "reflection", "transition", "celebration")
@@ -111,7 +113,7 @@ class Reference(Strict):
     full_citation: Text
     short_citation: Text
     category: str | None = None
-    metadata: dict[str, Any] | None = None  # free-form JSON written by editors
+    metadata: dict[str, FreeJSON] | None = None  # free-form JSON written by editors
 
 
 class SourceRef(Strict):

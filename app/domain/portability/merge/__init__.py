@@ -17,7 +17,7 @@ from __future__ import annotations
 from app.db.engine import ConstraintFailed, GuardFailed, Read, Stmt, Work, Write, guard
 from app.db.queries import Q
 from app.domain import keys
-from app.domain.portability.incoming import Incoming, from_rows
+from app.domain.portability.incoming import Incoming, from_rows, workbook_reads
 from app.domain.portability.merge.answers import merge_answers
 from app.domain.portability.merge.context import READS, Context, reads
 from app.domain.portability.merge.modules import merge_modules
@@ -33,16 +33,7 @@ __all__ = ["merge_work"]
 
 def _source_reads(user_id: str) -> list[Stmt]:
     """This device's anonymous workbook, read in the same batch, and its fingerprint."""
-    return [
-        Stmt(Q.settings_of_user, (user_id,)),
-        Stmt(Q.scores_of_user, (user_id,)),
-        Stmt(Q.modules_of_user, (user_id,)),
-        Stmt(Q.answers_of_user, (user_id,)),
-        Stmt(Q.tools_of_user, (user_id,)),
-        Stmt(Q.tags_of_user, (user_id,)),
-        Stmt(Q.custom_skills_of_user, (user_id,)),
-        Stmt(Q.workbook_fingerprint, (user_id,)),
-    ]
+    return [*workbook_reads(user_id), Stmt(Q.workbook_fingerprint, (user_id,))]
 
 
 def merge_work(user_id: str, dek: keys.DataKey, stamp: str, book: Incoming | None, *, dry_run: bool,

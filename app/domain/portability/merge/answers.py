@@ -14,13 +14,12 @@ is refused before (incoming.open_file).
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
 from app.db.engine import Stmt, changed
 from app.db.queries import Q
 from app.domain import keys
+from app.domain.json_limits import FreeJSON
 from app.domain.portability.document import EXERCISE_ID
 from app.domain.portability.incoming import ANSWERS, Answer, Incoming
 from app.domain.portability.merge.context import Context
@@ -30,7 +29,7 @@ from app.domain.workbook import is_empty
 Place = tuple[str, str, str]
 
 
-def _same(a: Any, b: Any) -> bool:
+def _same(a: FreeJSON, b: FreeJSON) -> bool:
     """Equal answers: the same JSON text with sorted keys (cheap), else equal once canonical
     (Unicode form, number spelling)."""
     sorted_a, sorted_b = msgspec.json.encode(a, order="sorted"), msgspec.json.encode(b, order="sorted")
@@ -70,8 +69,8 @@ def _chosen(ctx: Context, book: Incoming) -> dict[Place, tuple[Answer, str, int]
 
 def merge_answers(ctx: Context, book: Incoming) -> dict[str, str]:
     """Plan the answers; returns the modules they touched with the latest time written in each."""
-    inserts: list[list[Any]] = []
-    updates: list[list[Any]] = []
+    inserts: list[list[object]] = []
+    updates: list[list[object]] = []
     touched: dict[str, str] = {}
     for place, (answer, full_id, version) in _chosen(ctx, book).items():
         skills = ctx.skills_of(answer.skills, f"exercise {answer.full_exercise_id}", "exercises")

@@ -12,15 +12,15 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import msgspec
 
 from app.db.engine import Result, Row, Stmt
 from app.db.queries import Q
 from app.domain import keys
+from app.domain.json_limits import FreeJSON
 from app.domain.portability.incoming import Incoming
-from app.domain.portability.report import ReportBuilder
+from app.domain.portability.report import Kind, ReportBuilder
 
 # Row ids a file may keep: what the service itself writes (uuids), and nothing that could
 # confuse a reader of the database. Any other id is replaced by a fresh uuid.
@@ -175,7 +175,7 @@ class Context:
         self.given.add(fresh)
         return fresh
 
-    def skills_of(self, ids: list[str], where: str, kind: Any) -> list[str]:
+    def skills_of(self, ids: list[str], where: str, kind: Kind) -> list[str]:
         """The tags to keep: skills the reader may use (incoming custom skills mapped to theirs
         here), unique, in order; every other one is left out with a warning."""
         out: list[str] = []
@@ -187,7 +187,7 @@ class Context:
                 self.report.warn(kind, f"{where}: unknown skill {skill!r} left out")
         return list(dict.fromkeys(out))
 
-    def seal(self, value: Any, table: str, row_id: str) -> str:
+    def seal(self, value: FreeJSON, table: str, row_id: str) -> str:
         """The value sealed under the reader's key for that row (nothing on a dry run)."""
         if self.dry_run:
             return ""

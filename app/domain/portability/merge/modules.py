@@ -7,8 +7,6 @@ the merge completes starts at the incoming completion, else at its latest answer
 
 from __future__ import annotations
 
-from typing import Any
-
 from app.db.engine import Stmt
 from app.db.queries import Q
 from app.domain.portability.document import MODULE_ID
@@ -22,7 +20,7 @@ def merge_modules(ctx: Context, book: Incoming, touched: dict[str, str]) -> None
     for module_id, at in touched.items():
         first, last = candidates.get(module_id, (None, None))
         candidates[module_id] = (first, max(last or at, at))
-    rows: list[list[Any]] = []
+    rows: list[list[object]] = []
     for module_id, (first, last) in candidates.items():
         claimed = module_id in book.modules
         found = MODULE_ID.fullmatch(module_id)

@@ -22,15 +22,15 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from dataclasses import dataclass, field
 
 import msgspec
 
-from app.db.engine import Stmt, changed, guard
+from app.db.engine import Row, Stmt, changed, guard
 from app.db.queries import Q
 from app.domain import keys
 from app.domain.errors import Invalid
-from app.domain.json_limits import check_json
+from app.domain.json_limits import FreeJSON, check_json
 from app.domain.portability.incoming import TOOLS, Incoming, Tool
 from app.domain.portability.merge.context import Context
 from app.domain.skill_tags import json_chunks
@@ -43,7 +43,7 @@ _NAME_FIELD: dict[str, str] = {
     tool: next(f.encode_name for f in msgspec.structs.fields(shape) if f.required) for tool, shape in SHAPES.items()}
 
 
-def _content(ctx: Context, tool: Tool, singular: str) -> dict[str, Any]:
+def _content(ctx: Context, tool: Tool, singular: str) -> dict[str, FreeJSON]:
     """The content to store, or Invalid saying why the entry cannot be kept (what was named or
     kept on the way is told only for an entry that is kept)."""
     content = tool.content
@@ -79,63 +79,99 @@ def _answered(ctx: Context) -> set[str]:
     return ids
 
 
+@dataclass
+class _Rows:
+    """What the merge of the file's tool entries writes, gathered before it is written."""
+
+    hashes: set[tuple[str, str]]  # (tool_type, content_hash) the reader has after the merge so far
+    added: Counter[str] = field(default_factory=Counter)
+    inserts: list[list[object]] = field(default_factory=list)
+    updates: list[list[object]] = field(default_factory=list)
+
+
 def merge_tools(ctx: Context, book: Incoming) -> None:
     answered = _answered(ctx)
-    hashes = set(ctx.held.tool_hashes)
-    added: Counter[str] = Counter()
-    inserts: list[list[Any]] = []
-    updates: list[list[Any]] = []
+    rows = _Rows(hashes=set(ctx.held.tool_hashes))
     for tool in book.tools:
-        singular = ctx.known.tool_types.get(tool.tool_type)
-        if singular is None or tool.tool_type not in SHAPES:
-            ctx.report.skip("tool_instances", f"unknown tool type {tool.tool_type!r} skipped")
-            continue
-        try:
-            content = _content(ctx, tool, singular)
-        except Invalid as exc:
-            ctx.report.skip("tool_instances", f"{tool.id} skipped: {exc.detail}")
-            continue
-        origin = tool.origin
-        if origin != STANDALONE and origin not in answered:
-            ctx.report.warn("tool_instances", f"{tool.id}: origin {origin!r} is not an exercise answered here; "
-                                              "the entry was kept as standalone")
-            origin = STANDALONE
-        skills = ctx.skills_of(tool.skills, f"tool entry {tool.id}", "tool_instances")
-        content_hash = keys.content_hash(ctx.dek, content)
-        held = ctx.held.tools.get(tool.id)
-        if held is not None and held["tool_type"] == tool.tool_type:
-            same_tags = set(ctx.held.tags.get(tool.id, [])) == set(skills)
-            if held["updated_at"] >= tool.updated_at or (held["content_hash"] == content_hash and same_tags):
-                ctx.report.add("tool_instances", "unchanged")
-                continue
-            if held["content_hash"] != content_hash:
-                sealed = ctx.seal(content, TOOLS, tool.id)
-                updates.append([tool.id, sealed, content_hash, tool.updated_at, held["updated_at"]])
-                hashes.add((tool.tool_type, content_hash))
-            ctx.retag.append(tool.id)
-            ctx.tags[tool.id] = skills
-            ctx.report.add("tool_instances", "updated")
-            continue
-        if (tool.tool_type, content_hash) in hashes:
-            ctx.report.add("tool_instances", "unchanged")
-            continue
-        row_id = ctx.row_id(tool.id)
-        sealed = ctx.seal(content, TOOLS, row_id)
-        inserts.append([row_id, tool.tool_type, origin, sealed, content_hash, tool.created_at, tool.updated_at])
-        hashes.add((tool.tool_type, content_hash))
-        added[tool.tool_type] += 1
-        if skills:
-            ctx.tags[row_id] = skills
-        ctx.report.add("tool_instances", "inserted")
+        _merge_tool(ctx, rows, tool, answered)
+    _check_limit(ctx, rows.added)
+    for chunk, count in json_chunks(rows.inserts, ctx.chunk_bytes):
+        ctx.writes += [Stmt(Q.import_insert_tools, (ctx.user_id, chunk)), changed("tool_changed", count)]
+    for chunk, count in json_chunks(rows.updates, ctx.chunk_bytes):
+        ctx.writes += [Stmt(Q.import_update_tools, (ctx.user_id, chunk)), changed("tool_changed", count)]
+    if rows.added:
+        ctx.writes.append(guard("tool_instance_limit", Q.tool_limit_holds.rstrip(";"),
+                                (ctx.user_id, msgspec.json.encode(sorted(rows.added)).decode(), MAX_INSTANCES_PER_TOOL)))
+
+
+def _kept_content(ctx: Context, tool: Tool) -> dict[str, FreeJSON] | None:
+    """The entry's content to store, or None (with the reason in the report) when it is skipped."""
+    singular = ctx.known.tool_types.get(tool.tool_type)
+    if singular is None or tool.tool_type not in SHAPES:
+        ctx.report.skip("tool_instances", f"unknown tool type {tool.tool_type!r} skipped")
+        return None
+    try:
+        return _content(ctx, tool, singular)
+    except Invalid as exc:
+        ctx.report.skip("tool_instances", f"{tool.id} skipped: {exc.detail}")
+        return None
+
+
+def _origin(ctx: Context, tool: Tool, answered: set[str]) -> str:
+    """The entry's origin, or standalone (with a warning) when it names no exercise answered here."""
+    if tool.origin != STANDALONE and tool.origin not in answered:
+        ctx.report.warn("tool_instances", f"{tool.id}: origin {tool.origin!r} is not an exercise answered here; "
+                                          "the entry was kept as standalone")
+        return STANDALONE
+    return tool.origin
+
+
+def _merge_tool(ctx: Context, rows: _Rows, tool: Tool, answered: set[str]) -> None:
+    """One entry of the file: an update of the reader's entry with its id, nothing when the reader
+    has its content already, or a new entry."""
+    content = _kept_content(ctx, tool)
+    if content is None:
+        return
+    origin = _origin(ctx, tool, answered)
+    skills = ctx.skills_of(tool.skills, f"tool entry {tool.id}", "tool_instances")
+    content_hash = keys.content_hash(ctx.dek, content)
+    held = ctx.held.tools.get(tool.id)
+    if held is not None and held["tool_type"] == tool.tool_type:
+        _merge_held(ctx, rows, tool, held, content, content_hash, skills)
+        return
+    if (tool.tool_type, content_hash) in rows.hashes:
+        ctx.report.add("tool_instances", "unchanged")
+        return
+    row_id = ctx.row_id(tool.id)
+    sealed = ctx.seal(content, TOOLS, row_id)
+    rows.inserts.append([row_id, tool.tool_type, origin, sealed, content_hash, tool.created_at, tool.updated_at])
+    rows.hashes.add((tool.tool_type, content_hash))
+    rows.added[tool.tool_type] += 1
+    if skills:
+        ctx.tags[row_id] = skills
+    ctx.report.add("tool_instances", "inserted")
+
+
+def _merge_held(ctx: Context, rows: _Rows, tool: Tool, held: Row, content: dict[str, FreeJSON], content_hash: str,
+                skills: list[str]) -> None:
+    """An entry with the id of one of the reader's entries of that tool: the newer `updated_at` wins."""
+    same_tags = set(ctx.held.tags.get(tool.id, [])) == set(skills)
+    if held["updated_at"] >= tool.updated_at or (held["content_hash"] == content_hash and same_tags):
+        ctx.report.add("tool_instances", "unchanged")
+        return
+    if held["content_hash"] != content_hash:
+        sealed = ctx.seal(content, TOOLS, tool.id)
+        rows.updates.append([tool.id, sealed, content_hash, tool.updated_at, held["updated_at"]])
+        rows.hashes.add((tool.tool_type, content_hash))
+    ctx.retag.append(tool.id)
+    ctx.tags[tool.id] = skills
+    ctx.report.add("tool_instances", "updated")
+
+
+def _check_limit(ctx: Context, added: Counter[str]) -> None:
+    """At most MAX_INSTANCES_PER_TOOL entries per tool after the merge, or nothing is imported."""
     over = {t: ctx.held.tool_counts[t] + n for t, n in added.items() if ctx.held.tool_counts[t] + n > MAX_INSTANCES_PER_TOOL}
     if over:
         tool_type, total = sorted(over.items())[0]
         raise Invalid(f"Importing this would give you {total} {tool_type} entries; at most {MAX_INSTANCES_PER_TOOL} "
                       "are possible per tool. Nothing was imported.", code="import_over_limit")
-    for chunk, count in json_chunks(inserts, ctx.chunk_bytes):
-        ctx.writes += [Stmt(Q.import_insert_tools, (ctx.user_id, chunk)), changed("tool_changed", count)]
-    for chunk, count in json_chunks(updates, ctx.chunk_bytes):
-        ctx.writes += [Stmt(Q.import_update_tools, (ctx.user_id, chunk)), changed("tool_changed", count)]
-    if added:
-        ctx.writes.append(guard("tool_instance_limit", Q.tool_limit_holds.rstrip(";"),
-                                (ctx.user_id, msgspec.json.encode(sorted(added)).decode(), MAX_INSTANCES_PER_TOOL)))
