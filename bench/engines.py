@@ -192,7 +192,7 @@ def table_counts_sql(db: Path) -> list[str]:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         names = [r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table' "
                                             "AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%' ORDER BY name")]
-    return [f'SELECT count(*) AS n, \'{name}\' AS t FROM "{name}"' for name in names]  # noqa: S608 - names from the schema
+    return [f'SELECT count(*) AS n, \'{name}\' AS t FROM "{name}"' for name in names]
 
 
 def sqlite_counts(db: Path) -> dict[str, int]:
@@ -559,7 +559,7 @@ def d1_round_trips_hold(all_results: dict[str, Any], levels: tuple[int, ...]) ->
     return True
 
 
-def report(all_results: dict[str, Any], args: argparse.Namespace) -> None:
+def _report_machine_and_data(all_results: dict[str, Any]) -> None:
     m = all_results["machine"]
     print(f"\n{m['date']}; {m['cpu']}, {m['memory']}; Python {m['python']}, SQLite {m['sqlite']}, Litestar "
           f"{m['litestar']}, granian {m['granian']}, wrangler {m['wrangler']} (workerd {m['workerd']})")
@@ -572,7 +572,9 @@ def report(all_results: dict[str, Any], args: argparse.Namespace) -> None:
     for engine in ("sqlite", "d1"):
         r = all_results[engine]
         print(f"{engine}: load average {r['load_before'][0]:.1f} before, {r['load_after'][0]:.1f} after")
-    levels = (1, *args.connections)
+
+
+def _report_loads(all_results: dict[str, Any], levels: tuple[int, ...]) -> None:
 
     print("\n| load | connections | sqlite req/s | p50 ms | p99 ms | d1 req/s | p50 ms | p99 ms | d1 ÷ sqlite req/s | errors |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -582,6 +584,8 @@ def report(all_results: dict[str, Any], args: argparse.Namespace) -> None:
             print(f"| {name} | {c} | {s['rps']:,.0f} | {s['p50']:.2f} | {s['p99']:.2f} | {d1['rps']:,.0f} | "
                   f"{d1['p50']:.2f} | {d1['p99']:.2f} | {d1['rps'] / s['rps']:.2f} | {s['errors'] + d1['errors']:.0f} |")
 
+
+def _report_round_trips(all_results: dict[str, Any], levels: tuple[int, ...]) -> None:
     print("\nBatches and database calls per request, every request answered in the runs above "
           "(METHOD reads r writes w; sqlite: jobs handed to a connection's thread; d1: HTTP requests to the Worker):")
     print("| load | sqlite | d1 |")
@@ -596,6 +600,8 @@ def report(all_results: dict[str, Any], args: argparse.Namespace) -> None:
         print(f"| {name} | {cells[0]} | {cells[1]} |")
     print(f"d1: every read one HTTP request to the Worker, every write at most two: {d1_round_trips_hold(all_results, levels)}")
 
+
+def _report_cpu(all_results: dict[str, Any], args: argparse.Namespace) -> None:
     c = args.connections[-1]
     print(f"\nPer request at {c} connections:")
     print("| load | sqlite app CPU µs | d1 app CPU µs | wrangler CPU µs | d1 mean ms | of which awaiting the Worker |")
@@ -614,6 +620,8 @@ def report(all_results: dict[str, Any], args: argparse.Namespace) -> None:
         print(f"| {name} | {s['mean']:.2f} | {s['app_cpu_us']:,.0f} | {d1['mean']:.2f} | {d1['awaiting_ms']:.2f} | "
               f"{d1['mean'] - d1['awaiting_ms']:.2f} | {d1['app_cpu_us']:,.0f} | {cpu_text(d1['wrangler_cpu_us'])} |")
 
+
+def _report_direct(all_results: dict[str, Any], args: argparse.Namespace) -> None:
     w = all_results["direct"]
     print("\nDirectly, one call at a time (mean / p50 / p99 ms):")
     print("| call | statements | bytes sent / answered | to the Worker (httpx) | wrangler CPU µs per call | "
@@ -637,6 +645,15 @@ def report(all_results: dict[str, Any], args: argparse.Namespace) -> None:
         for c in args.connections:
             x = w[f"worker alone {name} c{c}"]
             print(f"| {name} | {c} | {x['rps']:,.0f} | {x['p50']:.2f} | {x['p99']:.2f} | {cpu_text(x['wrangler_cpu_us'])} |")
+
+
+def report(all_results: dict[str, Any], args: argparse.Namespace) -> None:
+    levels = (1, *args.connections)
+    _report_machine_and_data(all_results)
+    _report_loads(all_results, levels)
+    _report_round_trips(all_results, levels)
+    _report_cpu(all_results, args)
+    _report_direct(all_results, args)
 
 
 def main() -> None:

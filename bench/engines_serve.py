@@ -41,9 +41,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import app.http.app as http_app  # noqa: E402
-from app.db import engine as engine_mod  # noqa: E402
-from app.db.connection import Database  # noqa: E402
+import app.http.app as http_app
+from app.db import engine as engine_mod
+from app.db.connection import Database
 
 CAPTURE = 100
 OUT = os.environ.get("DREAMTREE_BENCH_PROBE", "")

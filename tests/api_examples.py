@@ -335,9 +335,8 @@ def _parse_problems(text: str, where: str) -> tuple[list[str], list[tuple[int, s
     return groups, codes
 
 
-def sections(text: str) -> list[Section]:
-    """The operation sections of docs/api.md, each with what its example and `Problems:` say."""
-    lines = text.splitlines()
+def _headings(lines: list[str]) -> list[Section]:
+    """Where each `### METHOD /path` section starts and ends, under its `## tag`."""
     found: list[Section] = []
     tag = ""
     for number, line in enumerate(lines):
@@ -353,43 +352,67 @@ def sections(text: str) -> list[Section]:
                 raise DocError(f"line {number + 1}: {line!r} is not `### METHOD /path`")
     if found and found[-1].end == -1:
         found[-1].end = len(lines)
-    for section in found:
-        where = f"{section.method} {section.path}"
-        at = section.start + 1
-        responses: list[tuple[int, Any]] = []
-        while at < section.end:
-            line = lines[at]
-            request = REQUEST.match(line)
-            response = RESPONSE.match(line)
+    return found
+
+
+def _request_line(lines: list[str], section: Section, at: int, where: str) -> int:
+    """A `Request:` line and its JSON body, if one follows; the line to read next."""
+    request = REQUEST.match(lines[at])
+    if not request or section.request is not None:
+        raise DocError(f"{where}: one line `Request: `METHOD /target`` per section")
+    section.request = (request.group(1), request.group(2))
+    section.example_start = at
+    after = at + 1
+    while after < section.end and not lines[after].strip():
+        after += 1
+    if after < section.end and lines[after].strip() == "```json":
+        section.request_body, at = _json_block(lines, after, f"{where} request")
+        return at
+    return at + 1
+
+
+def _response_line(lines: list[str], at: int, where: str, responses: list[tuple[int, Any]]) -> int:
+    """A `Response NNN:` line and its JSON body (or `no body.`); the line to read next."""
+    response = RESPONSE.match(lines[at])
+    if not response:
+        raise DocError(f"{where}: {lines[at]!r} is not `Response NNN:` (or `Response NNN: no body.`)")
+    status = int(response.group(1))
+    if response.group(2):
+        responses.append((status, None))
+        return at + 1
+    body, at = _json_block(lines, at + 1, f"{where} response {status}")
+    responses.append((status, body))
+    return at
+
+
+def _read_section(lines: list[str], section: Section) -> None:
+    where = f"{section.method} {section.path}"
+    at = section.start + 1
+    responses: list[tuple[int, Any]] = []
+    while at < section.end:
+        line = lines[at]
+        if line.startswith("Request:"):
+            at = _request_line(lines, section, at, where)
+            continue
+        if line.startswith("Response "):
+            at = _response_line(lines, at, where, responses)
+            continue
+        if line.startswith("Problems:"):
             problems = PROBLEMS.match(line)
-            if line.startswith("Request:"):
-                if not request or section.request is not None:
-                    raise DocError(f"{where}: one line `Request: `METHOD /target`` per section")
-                section.request = (request.group(1), request.group(2))
-                section.example_start = at
-                after = at + 1
-                while after < section.end and not lines[after].strip():
-                    after += 1
-                if after < section.end and lines[after].strip() == "```json":
-                    section.request_body, at = _json_block(lines, after, f"{where} request")
-                    continue
-            elif line.startswith("Response "):
-                if not response:
-                    raise DocError(f"{where}: {line!r} is not `Response NNN:` (or `Response NNN: no body.`)")
-                status = int(response.group(1))
-                if response.group(2):
-                    responses.append((status, None))
-                else:
-                    body, at = _json_block(lines, at + 1, f"{where} response {status}")
-                    responses.append((status, body))
-                    continue
-            elif line.startswith("Problems:"):
-                if not problems or section.groups is not None:
-                    raise DocError(f"{where}: one line `Problems: GROUPS; STATUS `code`, ….` per section")
-                section.groups, section.codes = _parse_problems(problems.group(1), where)
-                section.example_end = at + 1
-            at += 1
-        section.responses = responses
+            if not problems or section.groups is not None:
+                raise DocError(f"{where}: one line `Problems: GROUPS; STATUS `code`, ….` per section")
+            section.groups, section.codes = _parse_problems(problems.group(1), where)
+            section.example_end = at + 1
+        at += 1
+    section.responses = responses
+
+
+def sections(text: str) -> list[Section]:
+    """The operation sections of docs/api.md, each with what its example and `Problems:` say."""
+    lines = text.splitlines()
+    found = _headings(lines)
+    for section in found:
+        _read_section(lines, section)
     return found
 
 
