@@ -267,6 +267,19 @@ def test_a_reader_works_through_the_first_week_and_takes_it_to_another_browser(
     assert document["version"] == "1.1" and document["encrypted"] is True
     assert exported.name.startswith("dreamtree-export-")
 
+    # The readable copy: the same password asked again, every answer in clear, named as such.
+    other.get_by_label("Your password").fill(PASSWORD)
+    with other.expect_download() as readable_download:
+        other.get_by_role("button", name="Download a readable copy").click()
+    expect(other.locator(".export-form [role=status]")).to_contain_text("readable (unencrypted) copy")
+    readable = tmp_path / readable_download.value.suggested_filename
+    readable_download.value.save_as(readable)
+    assert "unencrypted" in readable.name
+    copy = json.loads(readable.read_text(encoding="utf-8"))
+    assert copy["encrypted"] is False
+    assert answers["1.1.1.v1"] in readable.read_text(encoding="utf-8")
+    assert answers["1.1.1.v1"] not in exported.read_text(encoding="utf-8")
+
     third, third_watch = new_page(browser, server)
     third.goto("/data")
     third.get_by_label("Export file").set_input_files(exported)

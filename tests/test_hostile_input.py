@@ -25,6 +25,7 @@ import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis import checks
 
 pytestmark = pytest.mark.hostile
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,6 +88,8 @@ def check_answer(response) -> None:  # noqa: ANN001 - requests' or schemathesis'
         assert body["code"] and body["status"] == response.status_code
 
 
+CONFORMANCE = [checks.status_code_conformance, checks.content_type_conformance, checks.response_schema_conformance]
+
 # Calls that would end the shared reader's session, devices or account.
 SKIPPED = {("DELETE", "/api/session"), ("DELETE", "/api/account"), ("DELETE", "/api/account/sessions/{session_id}")}
 
@@ -103,7 +106,11 @@ def test_generated_requests_never_fail_on_our_side(server: str, reader: requests
         @given(case=operation.as_strategy())
         @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def run(case) -> None:  # noqa: ANN001
-            check_answer(case.call(session=reader))
+            response = case.call(session=reader)
+            check_answer(response)
+            # What came back is what the document promises: a declared status, its content
+            # type, and a body that validates against that status' schema.
+            case.validate_response(response, checks=CONFORMANCE)
 
         run()
         tried += 1
