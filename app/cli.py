@@ -116,6 +116,13 @@ def existing_database(db: Path | None) -> Path:
         return path
 
 
+def require_database(settings: Settings) -> None:
+    """On the sqlite engine, fail unless the database file exists (a wrong --db creates nothing);
+    on d1 the Worker answers for the database when the command opens it."""
+    if _on_sqlite(settings):
+        existing_database(settings.db_path)
+
+
 def run_with_engine(settings: Settings, work: Callable[[Engine], Awaitable[T]]) -> T:
     """Open the configured storage engine, run `await work(engine)` on it, close it.
 
@@ -217,6 +224,7 @@ def migrate(db: Path | None, engine: str | None, status: bool) -> None:
 
 @main.command()
 @db_option
+@engine_option
 @click.option("--dry-run", is_flag=True, help="Print the plan (per table) and write nothing.")
 @click.option("--only", type=click.Choice(seeding.SEED_TABLES), metavar="TABLE",
               help=f"Seed one table (its dependencies must be there): {', '.join(seeding.SEED_TABLES)}.")
@@ -229,7 +237,7 @@ def migrate(db: Path | None, engine: str | None, status: bool) -> None:
 @click.option("--seed-dir", type=click.Path(file_okay=False, path_type=Path), default=SEED_DIR, show_default=False,
               help="Folder of seed files (default: the project's seed/).")
 @friendly_errors
-def seed(db: Path | None, dry_run: bool, only: str | None, emit_sql: Path | None, seed_dir: Path) -> None:
+def seed(db: Path | None, engine: str | None, dry_run: bool, only: str | None, emit_sql: Path | None, seed_dir: Path) -> None:
     """Load the reference data and the workbook from seed/ into the database.
 
     Idempotent and versioned: safe to re-run on a live database; only rows that differ from the
@@ -241,7 +249,7 @@ def seed(db: Path | None, dry_run: bool, only: str | None, emit_sql: Path | None
         emit_sql.write_text(text, encoding="utf-8")
         click.echo(f"wrote {emit_sql} ({text.count(chr(10)) - 2} statements)")
         return
-    settings = settings_for(db)
+    settings = settings_for(db, engine=engine)
     path, on_sqlite = settings.db_path, _on_sqlite(settings)
     if on_sqlite:
         existing_database(path)
@@ -301,6 +309,7 @@ def _with_account(settings: Settings, email: str, password: str,
 
 @main.command("export")
 @db_option
+@engine_option
 @click.option("--user", "email", required=True, metavar="EMAIL", help="The claimed account's email.")
 @click.option("--password-stdin", is_flag=True,
               help="Read the account password from the first line of standard input instead of asking for it "
@@ -308,7 +317,7 @@ def _with_account(settings: Settings, email: str, password: str,
                    "the line's ending newline is removed; spaces are part of the password.")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @friendly_errors
-def export_cmd(db: Path | None, email: str, password_stdin: bool, file: Path) -> None:
+def export_cmd(db: Path | None, engine: str | None, email: str, password_stdin: bool, file: Path) -> None:
     """Write a claimed account's export to FILE, encrypted with its password.
 
     The file is spec §9's export, format 1.1 (`dreamtree export-schema` prints its JSON Schema).
@@ -321,8 +330,8 @@ def export_cmd(db: Path | None, email: str, password_stdin: bool, file: Path) ->
 
     from app.domain import portability
 
-    settings = settings_for(db)
-    existing_database(settings.db_path)
+    settings = settings_for(db, engine=engine)
+    require_database(settings)
     password = _ask_password("Account password", password_stdin)
 
     async def work(engine: Engine, user_id: str, dek: DataKey) -> portability.ExportDoc:
@@ -337,6 +346,7 @@ def export_cmd(db: Path | None, email: str, password_stdin: bool, file: Path) ->
 
 @main.command("import")
 @db_option
+@engine_option
 @click.option("--user", "email", required=True, metavar="EMAIL", help="The claimed account that receives the data.")
 @click.option("--password-stdin", is_flag=True,
               help="Read the account password from the first line of standard input instead of asking for it "
@@ -346,7 +356,7 @@ def export_cmd(db: Path | None, email: str, password_stdin: bool, file: Path) ->
 @click.option("--dry-run", is_flag=True, help="Report what would change; write nothing.")
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @friendly_errors
-def import_cmd(db: Path | None, email: str, password_stdin: bool, dry_run: bool, file: Path) -> None:
+def import_cmd(db: Path | None, engine: str | None, email: str, password_stdin: bool, dry_run: bool, file: Path) -> None:
     """Merge an export FILE into a claimed account.
 
     The same merge as the API's import: nothing a reader already has is lost, and the whole
@@ -357,8 +367,8 @@ def import_cmd(db: Path | None, email: str, password_stdin: bool, dry_run: bool,
 
     from app.domain import portability
 
-    settings = settings_for(db)
-    existing_database(settings.db_path)
+    settings = settings_for(db, engine=engine)
+    require_database(settings)
     raw = file.read_bytes()
     try:
         msgspec.json.decode(raw)
@@ -380,9 +390,10 @@ def import_cmd(db: Path | None, email: str, password_stdin: bool, dry_run: bool,
 
 @main.command()
 @db_option
+@engine_option
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @friendly_errors
-def backup(db: Path | None, file: Path) -> None:
+def backup(db: Path | None, engine: str | None, file: Path) -> None:
     """Write a consistent snapshot of the database to FILE, online.
 
     SQLite's backup API: safe while the service serves. The server secret (the database's .key
@@ -390,7 +401,7 @@ def backup(db: Path | None, file: Path) -> None:
     """
     from app.domain import backups
 
-    if not _on_sqlite(settings_for(db)):
+    if not _on_sqlite(settings_for(db, engine=engine)):
         raise UserError(backups.refusal_on_d1("backup"))
     path = existing_database(db)
     if file.exists():
@@ -401,10 +412,11 @@ def backup(db: Path | None, file: Path) -> None:
 
 @main.command()
 @db_option
+@engine_option
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @friendly_errors
-def restore(db: Path | None, file: Path, yes: bool) -> None:
+def restore(db: Path | None, engine: str | None, file: Path, yes: bool) -> None:
     """Replace the database with the snapshot FILE, once FILE passes every check.
 
     The checks are `dreamtree check`'s: integrity, foreign keys, migrations and schema. Asks
@@ -412,7 +424,7 @@ def restore(db: Path | None, file: Path, yes: bool) -> None:
     """
     from app.domain import backups
 
-    settings = settings_for(db)
+    settings = settings_for(db, engine=engine)
     if not _on_sqlite(settings):
         raise UserError(backups.refusal_on_d1("restore"))
     path = settings.db_path
@@ -427,9 +439,10 @@ def restore(db: Path | None, file: Path, yes: bool) -> None:
 
 @main.command("export-d1")
 @db_option
+@engine_option
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @friendly_errors
-def export_d1(db: Path | None, file: Path) -> None:
+def export_d1(db: Path | None, engine: str | None, file: Path) -> None:
     """Write the whole database as SQL to FILE, in D1's export format.
 
     The dump loads into D1 with `wrangler d1 execute --file`, and back into a file with
@@ -437,7 +450,7 @@ def export_d1(db: Path | None, file: Path) -> None:
     """
     from app.domain import backups
 
-    if not _on_sqlite(settings_for(db)):
+    if not _on_sqlite(settings_for(db, engine=engine)):
         raise UserError(backups.refusal_on_d1("export-d1"))
     path = existing_database(db)
     count = backups.export_d1(path, file)
@@ -446,9 +459,10 @@ def export_d1(db: Path | None, file: Path) -> None:
 
 @main.command("import-d1")
 @db_option
+@engine_option
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @friendly_errors
-def import_d1(db: Path | None, file: Path) -> None:
+def import_d1(db: Path | None, engine: str | None, file: Path) -> None:
     """Load a D1 dump FILE into a new database file.
 
     FILE is what `wrangler d1 export` or `dreamtree export-d1` writes. Run `dreamtree check`
@@ -456,7 +470,7 @@ def import_d1(db: Path | None, file: Path) -> None:
     """
     from app.domain import backups
 
-    settings = settings_for(db)
+    settings = settings_for(db, engine=engine)
     if not _on_sqlite(settings):
         raise UserError(backups.refusal_on_d1("import-d1"))
     path = settings.db_path
@@ -487,11 +501,12 @@ def users() -> None:
 
 @users.command("purge-anonymous")
 @db_option
+@engine_option
 @click.option("--idle-days", type=click.IntRange(min=1), default=90, show_default=True,
               help="Anonymous workbooks not opened for this many days.")
 @click.option("--apply", "apply_", is_flag=True, help="Really delete (the default is a dry run).")
 @friendly_errors
-def purge_anonymous(db: Path | None, idle_days: int, apply_: bool) -> None:
+def purge_anonymous(db: Path | None, engine: str | None, idle_days: int, apply_: bool) -> None:
     """Delete long-idle anonymous workbooks (a dry run without --apply).
 
     An anonymous workbook nobody has opened for --idle-days days: its cookie, the only key to
@@ -499,8 +514,8 @@ def purge_anonymous(db: Path | None, idle_days: int, apply_: bool) -> None:
     """
     from app.domain import accounts
 
-    settings = settings_for(db)
-    existing_database(settings.db_path)
+    settings = settings_for(db, engine=engine)
+    require_database(settings)
     count = run_with_engine(settings, lambda engine: accounts.purge_anonymous(engine, idle_days, dry_run=not apply_))
     if apply_:
         click.echo(f"deleted {count} anonymous workbook(s) idle for more than {idle_days} days")
@@ -511,10 +526,11 @@ def purge_anonymous(db: Path | None, idle_days: int, apply_: bool) -> None:
 
 @users.command("reset-login")
 @db_option
+@engine_option
 @click.argument("email")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @friendly_errors
-def reset_login(db: Path | None, email: str, yes: bool) -> None:
+def reset_login(db: Path | None, engine: str | None, email: str, yes: bool) -> None:
     """Reset a reader's login when password and recovery code are both lost.
 
     The last resort: it ERASES what the reader wrote (answers keep their place, their content
@@ -525,14 +541,14 @@ def reset_login(db: Path | None, email: str, yes: bool) -> None:
     from app.domain.errors import NotFound
     from app.domain.sessions import ServerKeys
 
-    settings = settings_for(db)
+    settings = settings_for(db, engine=engine)
     click.echo(f"This ERASES what {email} wrote (answers keep their place, their content is deleted; tool "
                "entries are deleted). It cannot be undone: without their password or recovery code nobody "
                "can read it anyway.")
     if not yes and not click.confirm("Erase and reset this login?", default=False):
         raise UserError("nothing changed")
     params = keys.Argon2Params.PRODUCTION if settings.argon2 == "production" else keys.Argon2Params.FAST
-    existing_database(settings.db_path)  # before the server secret: a wrong path creates no key file
+    require_database(settings)  # before the server secret: a wrong path creates no key file
     server = ServerKeys.derive(settings.server_secret(), argon2=params)
     try:
         result = run_with_engine(settings, lambda engine: accounts.reset_login(engine, server, email))
@@ -556,11 +572,12 @@ def _printable(text: str) -> str:
 
 @skills.command("review")
 @db_option
+@engine_option
 @click.option("--approve", multiple=True, metavar="ID", help="Approve this custom skill: it joins the shared list (repeatable).")
 @click.option("--reject", multiple=True, metavar="ID", help="Reject it: only the reader who wrote it keeps using it (repeatable).")
 @click.option("--list", "list_only", is_flag=True, help="Only list the skills waiting for review.")
 @friendly_errors
-def review_skills(db: Path | None, approve: tuple[str, ...], reject: tuple[str, ...], list_only: bool) -> None:
+def review_skills(db: Path | None, engine: str | None, approve: tuple[str, ...], reject: tuple[str, ...], list_only: bool) -> None:
     """Approve or reject readers' custom skills waiting for review.
 
     An approved skill joins the shared list; a rejected one stays only with the reader who
@@ -570,8 +587,8 @@ def review_skills(db: Path | None, approve: tuple[str, ...], reject: tuple[str, 
 
     from app.domain import skills as skill_list
 
-    settings = settings_for(db)
-    existing_database(settings.db_path)
+    settings = settings_for(db, engine=engine)
+    require_database(settings)
     if approve or reject:
         decided = run_with_engine(settings, partial(skill_list.review, approve=approve, reject=reject))
         for decision in decided:
@@ -606,16 +623,16 @@ def review_skills(db: Path | None, approve: tuple[str, ...], reject: tuple[str, 
 
 @main.command()
 @db_option
+@engine_option
 @friendly_errors
-def check(db: Path | None) -> None:
+def check(db: Path | None, engine: str | None) -> None:
     """Check the database: integrity, foreign keys, migrations and schema.
 
     The integrity check, the foreign-key check, pending migrations and drift from schema.sql;
     exits with status 1 on any problem.
     """
-    settings = settings_for(db)
-    if _on_sqlite(settings):
-        existing_database(settings.db_path)
+    settings = settings_for(db, engine=engine)
+    require_database(settings)
     result = run_with_engine(settings, verdict_on)
     problems = 0
     if result.integrity == ["ok"]:
