@@ -187,7 +187,7 @@ def build(out: Path, users: int, active: int, seed: int = 7) -> dict[str, Any]:
         flush()
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("ANALYZE")
-        counts = {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]  # noqa: S608 - fixed table names
+        counts = {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]
                   for t in ("users", "exercise_responses", "tool_instances", "user_competency_scores", "sessions")}
     (out / "active.json").write_text(json.dumps({"secret": BENCH_SECRET, "readers": cookies}))
     counts["seconds"] = round(time.perf_counter() - started, 1)

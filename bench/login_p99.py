@@ -22,7 +22,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import server, wrk  # noqa: E402
+from common import server, wrk
 
 PORT = 8431
 PASSWORD = "river lantern pocket moss"

@@ -39,10 +39,10 @@ from typing import Any, TypeVar
 import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from app.db import connection, migrations  # noqa: E402
-from app.db.connection import Database, connect_sync, run_in_transaction  # noqa: E402
-from app.domain import keys, portability, seeding, sessions, workbook  # noqa: E402
-from app.domain.sessions import Principal, ServerKeys  # noqa: E402
+from app.db import connection, migrations
+from app.db.connection import Database, connect_sync, run_in_transaction
+from app.domain import keys, portability, seeding, sessions, workbook
+from app.domain.sessions import Principal, ServerKeys
 
 T = TypeVar("T")
 TEXT = "I led the migration of our records system, and what I learned is " * 4

@@ -17,9 +17,9 @@ from contextlib import closing
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from app.db import migrations  # noqa: E402
-from app.db.connection import connect_sync  # noqa: E402
-from app.domain import seeding  # noqa: E402
+from app.db import migrations
+from app.db.connection import connect_sync
+from app.domain import seeding
 
 
 def main() -> None:

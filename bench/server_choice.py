@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import PY, ROOT, wait_healthy, wrk  # noqa: E402
+from common import PY, ROOT, wait_healthy, wrk
 
 
 def main() -> None:

@@ -629,7 +629,7 @@ def write_after(conn: sqlite3.Connection, work, interfere) -> Exception:
     except (GuardFailed, ConstraintFailed) as failed:
         try:
             work.throw(failed)
-        except Exception as answer:  # noqa: BLE001 - the work's answer is the point
+        except Exception as answer:
             return answer
         raise AssertionError("the work went on after its write batch failed") from None
     raise AssertionError("the guard let a stale decision write")

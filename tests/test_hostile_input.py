@@ -77,7 +77,7 @@ def reader(server: str) -> requests.Session:
     return session
 
 
-def check_answer(response) -> None:  # noqa: ANN001 - requests' or schemathesis' response
+def check_answer(response) -> None:
     assert response.status_code < 500, (response.status_code, response.text[:300])
     if response.status_code >= 400 and response.status_code != 405:
         content_type = response.headers.get("content-type") or response.headers.get("Content-Type")
@@ -105,7 +105,7 @@ def test_generated_requests_never_fail_on_our_side(server: str, reader: requests
 
         @given(case=operation.as_strategy())
         @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-        def run(case) -> None:  # noqa: ANN001
+        def run(case) -> None:
             response = case.call(session=reader)
             check_answer(response)
             # What came back is what the document promises: a declared status, its content

@@ -25,7 +25,7 @@ def same_origin_path(url: str) -> bool:
     return url.startswith("/") and not url.startswith("//")
 
 
-def fetch(client: TestClient, path: str, media_type: str):  # noqa: ANN201 - an httpx response
+def fetch(client: TestClient, path: str, media_type: str):
     response = client.get(path)
     assert response.status_code == 200, (path, response.status_code)
     assert response.headers["content-type"].startswith(media_type), (path, response.headers["content-type"])

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar, cast
 
 import aiosqlite
 import anyio.to_thread
@@ -83,7 +83,8 @@ def configure(conn: sqlite3.Connection, *, strict: bool, writer: bool) -> D1Guar
 
 
 def guard_of(conn: sqlite3.Connection) -> D1Guard:
-    return conn.guard  # type: ignore[attr-defined]
+    guard: D1Guard = conn.guard  # type: ignore[attr-defined]
+    return guard
 
 
 def connect_sync(path: str | Path, *, strict: bool = True, readonly: bool = False) -> sqlite3.Connection:
@@ -250,7 +251,8 @@ class Database(Engine):
     async def _run(conn: aiosqlite.Connection, fn: Callable[..., T], *args: Any) -> T:
         # aiosqlite's own methods are all built on _execute: it queues fn onto the connection's
         # thread. Using it directly is what lets one job hold a whole transaction.
-        return await conn._execute(fn, conn._conn, *args)
+        execute = cast(Callable[..., Awaitable[T]], conn._execute)
+        return await execute(fn, conn._conn, *args)
 
     def _writer_conn(self) -> aiosqlite.Connection:
         if self._writer is None:
@@ -272,7 +274,7 @@ class Database(Engine):
             return await self._run(self._reader_conn(), lambda c: run_work(c, work, gate, writes=False))
         except _Touch as done:
             await self._run(self._writer_conn(), run_batch, (done.touch,), True)
-            return done.answer
+            return cast(T, done.answer)
         except Refused as refused:
             await self._refused(refused)
 

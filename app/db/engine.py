@@ -42,7 +42,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, Union
+from typing import Any, Protocol, TypeVar, Union, cast
 
 T = TypeVar("T")
 
@@ -343,7 +343,7 @@ def drive(work: Work[T], driver: Driver, execute: Execute) -> T:
             step = advance(work, failure=failure)
             continue
         step = advance(work, results)
-    return step.value
+    return cast(T, step.value)
 
 
 AsyncExecute = Callable[[Batch, tuple[Stmt, ...]], Awaitable[list[Result]]]
@@ -369,7 +369,7 @@ async def drive_async(work: Work[T], driver: Driver, execute: AsyncExecute, resu
             step = await resume(work, None, failure)
             continue
         step = await resume(work, results, None)
-    return step.value
+    return cast(T, step.value)
 
 
 WorkFactory = Callable[[], Work[T]]

@@ -110,7 +110,7 @@ class AccessLog:
         stream.flush()
 
 
-def access_log(metrics: Metrics, lines: AccessLog | None):  # noqa: ANN201 - an ASGI middleware factory
+def access_log(metrics: Metrics, lines: AccessLog | None):
     """Counts every request in `metrics` and, unless `lines` is None, logs it there."""
 
     def middleware(app: ASGIApp) -> ASGIApp:
