@@ -663,31 +663,53 @@ def check(db: Path | None, engine: str | None) -> None:
         sys.exit(1)
 
 
+# The lock of the port this process serves on, held until the process ends (see check_port_free).
+_port_lock: int | None = None
+
+
 def check_port_free(host: str, port: int) -> None:
-    """Fail unless nothing listens on host:port.
+    """Fail unless nothing listens on host:port, and keep any other `dreamtree serve` off it.
 
     granian listens with SO_REUSEPORT and has no switch to turn it off, so a second server on a
     busy port would start and silently share its connections with the first (each answering
-    from its own database). A plain bind, without SO_REUSEPORT, fails on a port something
-    listens on. SO_REUSEADDR keeps a port a stopped server left in TIME_WAIT usable. The
-    instant between this check and granian's own bind remains; two servers started in the
-    same instant could still share a port."""
-    import errno
-    import socket
+    from its own database). Two checks, both before the database is touched:
 
+    - a lock file per address (`dreamtree-serve-<host>-<port>.lock` in the temporary
+      directory), taken with flock and held by this process until it ends: of two servers
+      started in the same instant, exactly one gets it (the kernel drops the lock with the
+      process, so a killed server leaves nothing to clean up);
+    - a plain bind, without SO_REUSEPORT, which fails on a port anything else listens on.
+      SO_REUSEADDR keeps a port a stopped server left in TIME_WAIT usable."""
+    import errno
+    import fcntl
+    import os
+    import socket
+    import tempfile
+
+    global _port_lock
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
     except socket.gaierror as exc:
         raise UserError(f"{host}: cannot listen on this host ({exc.strerror})") from None
+    busy = f"{host}:{port}: address already in use (is another server running there?)"
+    name = "".join(ch if ch.isalnum() or ch in ".-" else "_" for ch in f"{host}-{port}")
+    lock = os.open(Path(tempfile.gettempdir()) / f"dreamtree-serve-{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(lock)
+        raise UserError(busy) from None
     with socket.socket(family, kind, proto) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(address)
         except OSError as exc:
+            os.close(lock)
             if exc.errno == errno.EADDRINUSE:
-                raise UserError(f"{host}:{port}: address already in use (is another server running there?)") from None
+                raise UserError(busy) from None
             raise UserError(f"{host}:{port}: cannot listen there ({exc.strerror})") from None
+    _port_lock = lock
 
 
 def secure_cookie_notice(settings: Settings) -> str | None:

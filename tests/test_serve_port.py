@@ -90,3 +90,27 @@ def test_a_free_port_after_a_server_stopped_can_be_used_again(tmp_path: Path) ->
         wait_until_up(port, again)
     finally:
         stop(again)
+
+
+def test_of_servers_started_in_the_same_instant_exactly_one_serves(tmp_path: Path) -> None:
+    """No window between the check and granian's own bind: three servers started together on
+    one free port, three times over; each time one serves and the others stop, saying why."""
+    for round_ in range(3):
+        port = free_port()
+        racers = [serve(tmp_path / f"r{round_}-{i}.db", port) for i in range(3)]
+        try:
+            stopped = []
+            for proc in racers:
+                try:
+                    _, err = proc.communicate(timeout=10)
+                    stopped.append((proc, err))
+                except subprocess.TimeoutExpired:
+                    pass
+            assert len(stopped) == 2, f"round {round_}: {3 - len(stopped)} servers kept running on one port"
+            for proc, err in stopped:
+                assert proc.returncode != 0 and "address already in use" in err.lower(), err
+            (winner,) = [proc for proc in racers if proc.poll() is None]
+            wait_until_up(port, winner)
+        finally:
+            for proc in racers:
+                stop(proc)
