@@ -13,7 +13,7 @@ Shape per reader (averages at the defaults): ~30 of the 41 sample exercises answ
 modules they completed, ~10 tool entries of the tools they unlocked spread over the last 90
 days, 15 competency scores for those who reached the assessment, a session or two, a third
 of them claimed (email, auth row), 1 in 20 with a custom skill. At 100,000 readers that is
-~3 M answers and ~1 M tool entries (research/performance.md measured the same shape).
+~3 M answers and ~1 M tool entries, the shape a workbook in steady use has).
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ WRANGLER_BIN = COMPAT_DIR / "node_modules" / ".bin" / ("wrangler.cmd" if os.name
 BINDING = "DB"
 TIMEOUT_S = 120.0  # one wrangler call takes ~2 s; this only catches a hang
 
-# Where miniflare keeps local D1 databases under --persist-to (research/d1.md §3.3).
+# Where miniflare keeps local D1 databases under --persist-to (miniflare's layout; docs/d1.md).
 STATE_SUBDIR = Path("v3", "d1", "miniflare-D1DatabaseObject")
 
 # Keeps wrangler quiet, offline and non-interactive:
@@ -108,7 +108,7 @@ def database_id(config: Path = WRANGLER_TOML, binding: str = BINDING) -> str:
 
 
 def state_file_name(db_id: str) -> str:
-    """miniflare's durableObjectNamespaceIdFromName for D1 (research/d1.md §3.3); wrangler internals."""
+    """miniflare's durableObjectNamespaceIdFromName for D1 (wrangler internals; docs/d1.md quotes the result)."""
     key = hashlib.sha256(b"miniflare-D1DatabaseObject").digest()
     a = hmac.new(key, db_id.encode(), hashlib.sha256).digest()[:16]
     b = hmac.new(key, a, hashlib.sha256).digest()[:16]

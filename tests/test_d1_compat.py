@@ -72,7 +72,7 @@ def stored_ledger_sql() -> str:
 
 def test_wrangler_migrated_database_has_the_expected_schema(wrangler_migrated: Path) -> None:
     state = find_state_file(wrangler_migrated)
-    # The file name is miniflare's hash of the database_id (research/d1.md §3.3); docs/d1.md
+    # The file name is miniflare's hash of the database_id; docs/d1.md
     # quotes it for the all-zero id. If a wrangler upgrade changes the derivation, this says so.
     assert state.name == state_file_name(database_id())
     with opened(state) as conn:

@@ -1,4 +1,5 @@
-"""app.domain.keys: the negative tests of research/security.md §7.1 (1-8) and §7.2 (9-12, 14, 16),
+"""app.domain.keys: the negative tests of the key hierarchy (docs/security.md: wrong
+password, tampered or swapped blobs, wrong associated data, downgraded KDF parameters),
 plus cookies, recovery codes, password change and export. Argon2 runs with FAST parameters except
 where a test checks which parameters a default picks (there the KDF is spied on, not run)."""
 

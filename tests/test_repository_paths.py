@@ -22,16 +22,6 @@ BARE = re.compile(r"(?<![\w./-])([A-Z][A-Z0-9_-]*\.md)\b")
 # This file names missing paths on purpose; the lock file names npm packages, not our files.
 SKIPPED = {"tests/test_repository_paths.py", "wrangler-compat/package-lock.json"}
 
-# Mentions in files that their owners change (left for them; remove a line once it is fixed:
-# the test fails while a line here no longer matches anything).
-LEFT_TO_OWNERS = {
-    ("app/http/csrf.py", "API.md"),
-    ("bench/dataset.py", "research/performance.md"),
-    ("tests/d1util.py", "research/d1.md"),
-    ("tests/test_d1_compat.py", "research/d1.md"),
-    ("tests/test_keys.py", "research/security.md"),
-}
-
 
 def _tracked() -> list[str]:
     if shutil.which("git") is None or not (ROOT / ".git").exists():
@@ -75,11 +65,9 @@ def missing_mentions() -> set[tuple[str, str]]:
 
 
 def test_every_mentioned_repository_path_exists() -> None:
-    missing = missing_mentions()
-    new = sorted(missing - LEFT_TO_OWNERS)
-    assert not new, "files mention repository paths that do not exist:\n" + "\n".join(f"{n}: {r}" for n, r in new)
-    fixed = sorted(LEFT_TO_OWNERS - missing)
-    assert not fixed, f"fixed since, remove from LEFT_TO_OWNERS: {fixed}"
+    missing = sorted(missing_mentions())
+    assert not missing, "files mention repository paths that do not exist:\n" + "\n".join(
+        f"{n}: {r}" for n, r in missing)
 
 
 def test_the_check_sees_a_missing_path(tmp_path: Path) -> None:

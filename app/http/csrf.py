@@ -1,4 +1,4 @@
-"""CSRF protection as API.md describes it, plus JSON-only writes and Fetch Metadata.
+"""CSRF protection as docs/api.md describes it, plus JSON-only writes and Fetch Metadata.
 
 - Every response of a request that does not carry a valid `csrftoken` cookie sets one
   (random token + HMAC under a key derived from the server secret; readable by the page).
@@ -8,7 +8,7 @@
   cross-site`) is refused, and a body must be `application/json` (415 otherwise): a form on
   another site can then neither post to us nor sign a reader into someone else's account.
 Litestar's own CSRFMiddleware cannot exempt the very first request of a new reader (there is
-no session and no token yet), which API.md allows; hence this small middleware.
+no session and no token yet), which docs/api.md allows; hence this small middleware.
 
 Cookies are read once, by Litestar's own parser, into the request's connection state, where
 authentication (`request.cookies`) finds the same dict: a Cookie header can never hold a
