@@ -17,17 +17,13 @@ from app.domain.sessions import COOKIE_NAME, Principal, ServerKeys
 from app.domain.throttle import Throttle
 from app.http.auth import cleared_session_cookie, client_address, with_session
 from app.http.contract import BODY, CHANGE, READER, problems
-from app.http.request import HttpRequest
+from app.http.request import HttpRequest, Strict
 
 # Why a new password can be refused.
 PASSWORDS = ("password_too_short", "password_too_long", "password_common", "password_guessable")
 
 Email = Annotated[str, msgspec.Meta(min_length=1, max_length=320)]
 Password = Annotated[str, msgspec.Meta(max_length=1024)]
-
-
-class Strict(msgspec.Struct, forbid_unknown_fields=True):
-    pass
 
 
 class ClaimIn(Strict):
@@ -58,7 +54,7 @@ class DeleteIn(Strict):
 
 
 class SessionController(Controller):
-    path = "/api"
+    path = "/"
     tags = ["session and account"]
 
     @post("/session", status_code=201, summary="Start (or resume) an anonymous workbook",
@@ -89,7 +85,7 @@ class SessionController(Controller):
 
 
 class AccountController(Controller):
-    path = "/api"
+    path = "/"
     tags = ["session and account"]
 
     @post("/account/claim", status_code=200, summary="Save this workbook with email and password",

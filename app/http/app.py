@@ -88,7 +88,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 lines.flush()
 
     api = Router(
-        path="/",
+        path="/api",
         route_handlers=API_CONTROLLERS,
         # Everything under /api is the reader's own data: never cached.
         cache_control=CacheControlHeader(no_store=True),

@@ -18,19 +18,20 @@ from app.domain import competencies
 from app.domain.competencies import CompetencyScore, CompetencySummary
 from app.domain.sessions import Principal
 from app.http.contract import BODY, CHANGE, READER, problems
+from app.http.request import Strict
 
 
-class ScoreIn(msgspec.Struct, forbid_unknown_fields=True):
+class ScoreIn(Strict):
     competency_id: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
     score: Annotated[int, msgspec.Meta(ge=competencies.MIN_SCORE, le=competencies.MAX_SCORE)]
 
 
-class ScoresIn(msgspec.Struct, forbid_unknown_fields=True):
+class ScoresIn(Strict):
     scores: Annotated[list[ScoreIn], msgspec.Meta(max_length=competencies.MAX_SCORES_PER_REQUEST)]
 
 
 class CompetencyScoresController(Controller):
-    path = "/api/competencies"
+    path = "/competencies"
     tags = ["competencies"]
 
     @get("/scores", summary="The reader's self-assessed competency scores", responses=problems(READER))

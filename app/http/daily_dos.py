@@ -14,7 +14,7 @@ from app.http.contract import QUERY, READER, problems
 
 
 class DailyDosController(Controller):
-    path = "/api"
+    path = "/"
     tags = ["daily dos"]
 
     @get("/daily-dos", summary="Resume card, then the reminders due today (tz: the reader's IANA time zone)",

@@ -18,12 +18,12 @@ from app.domain.sessions import Principal, ServerKeys
 from app.domain.throttle import Throttle
 from app.http.auth import client_address
 from app.http.contract import BODY, CHANGE, READER, problems
-from app.http.request import HttpRequest
+from app.http.request import HttpRequest, Strict
 
 Password = Annotated[str, msgspec.Meta(max_length=MAX_PASSWORD)]
 
 
-class ExportIn(msgspec.Struct, forbid_unknown_fields=True):
+class ExportIn(Strict):
     """A saved account re-enters its password: it protects the encrypted file's key copy, and
     it is asked before a readable copy too."""
 
@@ -41,7 +41,7 @@ IMPORT_BODY: dict[str, object] = {
 
 
 class PortabilityController(Controller):
-    path = "/api"
+    path = "/"
     tags = ["portability"]
 
     @post("/export", status_code=200, summary="Download everything that is mine (spec §9, format 1.1)",

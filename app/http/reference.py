@@ -23,10 +23,7 @@ from app.domain.sessions import Principal
 from app.domain.settings import ReaderSettings
 from app.domain.skills import Skill
 from app.http.contract import BODY, CHANGE, QUERY, READER, problems
-
-
-class Strict(msgspec.Struct, forbid_unknown_fields=True):
-    pass
+from app.http.request import Strict
 
 
 class SettingsPatch(Strict):
@@ -45,7 +42,7 @@ class SkillIn(Strict):
 
 
 class SettingsController(Controller):
-    path = "/api/settings"
+    path = "/settings"
     tags = ["settings and reference data"]
 
     @get("/", summary="The reader's settings", responses=problems(READER))
@@ -61,7 +58,7 @@ class SettingsController(Controller):
 
 
 class ReferenceController(Controller):
-    path = "/api"
+    path = "/"
     tags = ["settings and reference data"]
 
     @get("/personality-types", summary="The 16 personality types, by code (no session needed)", responses=problems())
@@ -80,7 +77,7 @@ class ReferenceController(Controller):
 
 
 class SkillsController(Controller):
-    path = "/api/skills"
+    path = "/skills"
     tags = ["skills"]
 
     @get("/", summary="Skills I may tag whose name contains q (master list, shared and my own)",

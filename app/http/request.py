@@ -10,9 +10,16 @@ from __future__ import annotations
 
 from typing import TypeAlias
 
+import msgspec
 from litestar import Request
 from litestar.datastructures import State
 
 HttpRequest: TypeAlias = Request[object, object, State]
 
-__all__ = ["HttpRequest"]
+
+class Strict(msgspec.Struct, forbid_unknown_fields=True):
+    """The base of every JSON request body: a field the API does not declare is refused
+    (422 `validation_failed`), never silently dropped, so a client's typo cannot pass unseen."""
+
+
+__all__ = ["HttpRequest", "Strict"]

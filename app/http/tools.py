@@ -16,6 +16,7 @@ from app.domain.json_limits import FreeJSON
 from app.domain.sessions import Principal
 from app.domain.tools import ToolInfo, ToolInstance
 from app.http.contract import BODY, CHANGE, READER, problems
+from app.http.request import Strict
 
 # What a tool entry's content can be refused for (its shape, its size, its tags).
 CONTENT = ("invalid_tool_content", "tool_content_too_large", "unknown_skill")
@@ -23,19 +24,19 @@ CONTENT = ("invalid_tool_content", "tool_content_too_large", "unknown_skill")
 SkillIds = Annotated[list[Annotated[str, msgspec.Meta(max_length=100)]], msgspec.Meta(max_length=50)]
 
 
-class NewToolInstance(msgspec.Struct, forbid_unknown_fields=True):
+class NewToolInstance(Strict):
     content: FreeJSON
     origin: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] = tools.STANDALONE
     skills: SkillIds | None = None
 
 
-class ToolInstanceEdit(msgspec.Struct, forbid_unknown_fields=True):
+class ToolInstanceEdit(Strict):
     content: FreeJSON
     skills: SkillIds | None = None
 
 
 class ToolController(Controller):
-    path = "/api"
+    path = "/"
     tags = ["tools"]
 
     @get("/tools", summary="The tools, with this reader's unlocks, counts and each content's JSON Schema",

@@ -15,15 +15,16 @@ from app.domain.json_limits import FreeJSON
 from app.domain.sessions import Principal
 from app.domain.workbook import AnswerSaved, CompletedModule, Exercise, Outline, WorkbookComplete
 from app.http.contract import BODY, CHANGE, READER, problems
+from app.http.request import Strict
 
 
-class AnswerIn(msgspec.Struct, forbid_unknown_fields=True):
+class AnswerIn(Strict):
     response: FreeJSON
     skills: Annotated[list[Annotated[str, msgspec.Meta(max_length=100)]], msgspec.Meta(max_length=50)] | None = None
 
 
 class WorkbookController(Controller):
-    path = "/api"
+    path = "/"
     tags = ["workbook"]
 
     @get("/workbook", summary="Outline with per-exercise status and progress", responses=problems(READER))
