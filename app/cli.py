@@ -276,11 +276,9 @@ def seed(db: Path | None, engine: str | None, dry_run: bool, only: str | None, e
 
 
 def _server_keys(settings: Settings) -> ServerKeys:
-    from app.domain import keys
     from app.domain.sessions import ServerKeys
 
-    params = keys.Argon2Params.PRODUCTION if settings.argon2 == "production" else keys.Argon2Params.FAST
-    return ServerKeys.derive(settings.server_secret(), argon2=params)
+    return ServerKeys.configured(settings.server_secret(), settings.argon2)
 
 
 def _ask_password(prompt: str, from_stdin: bool) -> str:
@@ -537,9 +535,8 @@ def reset_login(db: Path | None, engine: str | None, email: str, yes: bool) -> N
     is deleted; tool entries are deleted), ends all their sessions and prints a new one-time
     recovery code, with which they set a new password. Asks first unless --yes.
     """
-    from app.domain import accounts, keys
+    from app.domain import accounts
     from app.domain.errors import NotFound
-    from app.domain.sessions import ServerKeys
 
     settings = settings_for(db, engine=engine)
     click.echo(f"This ERASES what {email} wrote (answers keep their place, their content is deleted; tool "
@@ -547,9 +544,8 @@ def reset_login(db: Path | None, engine: str | None, email: str, yes: bool) -> N
                "can read it anyway.")
     if not yes and not click.confirm("Erase and reset this login?", default=False):
         raise UserError("nothing changed")
-    params = keys.Argon2Params.PRODUCTION if settings.argon2 == "production" else keys.Argon2Params.FAST
     require_database(settings)  # before the server secret: a wrong path creates no key file
-    server = ServerKeys.derive(settings.server_secret(), argon2=params)
+    server = _server_keys(settings)
     try:
         result = run_with_engine(settings, lambda engine: accounts.reset_login(engine, server, email))
     except NotFound as exc:

@@ -24,8 +24,9 @@ def now_iso() -> str:
     return iso(now())
 
 
-def normalize(text: str) -> str:
-    """Any ISO 8601 timestamp with a zone (Z or ±HH:MM) → the canonical form; ValueError otherwise.
+def parse(text: str) -> datetime:
+    """Any ISO 8601 timestamp with a zone (Z or ±HH:MM) → an aware datetime in UTC; ValueError
+    otherwise (the one parser: stored timestamps and timestamps from outside alike).
 
     ValueError also for a moment that exists in its own zone but not in UTC's range of years
     (`0001-01-01T00:00:00+14:00`, `9999-12-31T23:59:59-14:00`): Python raises OverflowError
@@ -37,6 +38,11 @@ def normalize(text: str) -> str:
     if moment.tzinfo is None:
         raise ValueError(f"timestamp without a time zone: {text!r}")
     try:
-        return iso(moment)
+        return moment.astimezone(timezone.utc)
     except OverflowError:
         raise ValueError(f"timestamp outside the years 1 to 9999 once in UTC: {text!r}") from None
+
+
+def normalize(text: str) -> str:
+    """Any ISO 8601 timestamp with a zone → the canonical form; ValueError otherwise (`parse`)."""
+    return iso(parse(text))

@@ -34,7 +34,7 @@ from typing import Generic, TypeVar
 import msgspec
 
 from app import timeutil
-from app.db.engine import ConstraintFailed, Engine, GuardFailed, Read, Row, Stmt, Work, Write, changed, guard
+from app.db.engine import ConstraintFailed, Engine, GuardFailed, Read, Row, Stmt, Work, Write, changed, guard_query
 from app.db.queries import Q
 from app.domain import keys, portability
 from app.domain.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unauthorized
@@ -184,10 +184,6 @@ def _refusal(failed: GuardFailed) -> DomainError:
                     code="changed_concurrently")
 
 
-def _holds(name: str, query: str, params: tuple[object, ...]) -> Stmt:
-    """A guard whose condition is a named query (app/sql) that selects one truth value."""
-    return guard(name, "(\n" + query.rstrip().removesuffix(";") + "\n)", params)
-
 
 def delete_user_statements(user_id: str) -> list[Stmt]:
     """Everything of one user: the tags first (no foreign key reaches them), then the user row,
@@ -317,7 +313,7 @@ class Unlocked:
     def still_standing(self, stamp: str) -> list[Stmt]:
         """The write's guard that these credentials still stand, re-hashing them on the way."""
         if self.rehashed is None:
-            return [_holds("credentials_changed", Q.credentials_unchanged,
+            return [guard_query("credentials_changed", Q.credentials_unchanged,
                            (self.user_id, self.password_hash, self.updated_at))]
         new_hash, new_wrapped = self.rehashed
         return [Stmt(Q.replace_credentials, (new_hash, new_wrapped, stamp, self.user_id, self.password_hash,
@@ -418,7 +414,7 @@ def sign_in_statements(server: ServerKeys, unlocked: Unlocked, cookie_session: s
     after: list[Stmt] = []
     if anonymous is not None:
         if anonymous_read_empty:
-            after.append(_holds("anonymous_data_present", Q.user_has_no_answers, (anonymous.user_id,)))
+            after.append(guard_query("anonymous_data_present", Q.user_has_no_answers, (anonymous.user_id,)))
         after += delete_user_statements(anonymous.user_id)
     insert_session, issued = new_session(server, unlocked.user_id, unlocked.dek, is_anonymous=False, stamp=stamp)
     after += [insert_session, Stmt(Q.me, (unlocked.user_id,))]
@@ -619,7 +615,7 @@ def delete_account_work(principal: Principal, confirmed: Row | None) -> Work[Non
     credentials the password was confirmed against still do."""
     statements: list[Stmt] = [principal.holds()]
     if confirmed is not None:
-        statements.append(_holds("credentials_changed", Q.credentials_unchanged,
+        statements.append(guard_query("credentials_changed", Q.credentials_unchanged,
                                  (principal.user_id, confirmed["password_hash"], confirmed["updated_at"])))
     try:
         yield Write(statements, delete_user_statements(principal.user_id))
@@ -693,7 +689,7 @@ def reset_write_work(read: Row, erased: list[list[str]], password_hash: str, wra
             Stmt(Q.replace_credentials, (password_hash, wrapped, stamp, user_id, read["password_hash"],
                                          read["updated_at"])),
             changed("credentials_changed"),
-            _holds("answers_changed", Q.answers_all_known, (user_id, msgspec.json.encode(ids).decode())),
+            guard_query("answers_changed", Q.answers_all_known, (user_id, msgspec.json.encode(ids).decode())),
             Stmt(Q.erase_responses, (msgspec.json.encode(erased).decode(), user_id)),
             Stmt(Q.delete_tool_skill_tags, (user_id,)),
             Stmt(Q.erase_tool_instances, (user_id,)),

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from app import timeutil
-from app.db.engine import Engine, Refused, Result, Stmt, Work, Write, guard
+from app.db.engine import Engine, Refused, Result, Stmt, Work, Write, guard_query
 from app.db.queries import Q
 from app.domain import keys
 from app.domain.errors import Unauthorized
@@ -61,6 +61,13 @@ class ServerKeys:
             throttle=keys.server_subkey(secret, "throttle"),
             argon2=argon2,
         )
+
+    @classmethod
+    def configured(cls, secret: bytes, argon2: str) -> ServerKeys:
+        """The keys of a configured server (the app and the CLI alike): `argon2` is the
+        setting's name, `production` or `fast` (tests and benchmarks only)."""
+        params = keys.Argon2Params.FAST if argon2 == "fast" else keys.Argon2Params.PRODUCTION
+        return cls.derive(secret, argon2=params)
 
     def __repr__(self) -> str:
         return "ServerKeys(…)"
@@ -111,13 +118,13 @@ class Principal:
             raise Refused(Unauthorized("This session has timed out; please sign in again.", code="session_expired"),
                           cleanup=Stmt(Q.delete_session, (self.session_id,)))
         self._anonymous = is_anonymous
-        seen = datetime.fromisoformat(row["last_seen_at"].replace("Z", "+00:00"))
+        seen = timeutil.parse(row["last_seen_at"])
         if moment - seen >= TOUCH_EVERY:
             return Stmt(Q.touch_session, (iso(moment), self.session_id))
         return None
 
     def holds(self) -> Stmt:
-        return guard("session_ended", "EXISTS (SELECT 1 FROM sessions WHERE id = ?)", (self.session_id,))
+        return guard_query("session_ended", Q.session_exists, (self.session_id,))
 
 
 @dataclass(frozen=True)
@@ -165,8 +172,7 @@ async def start_anonymous(db: Engine, server: ServerKeys) -> tuple[Principal, Is
 
 
 def _expired(created_at: str, last_seen_at: str, is_anonymous: bool, moment: datetime) -> bool:
-    seen = datetime.fromisoformat(last_seen_at.replace("Z", "+00:00"))
-    created = datetime.fromisoformat(created_at.replace("Z", "+00:00"))
+    seen, created = timeutil.parse(last_seen_at), timeutil.parse(created_at)
     if is_anonymous:
         return moment - seen > ANONYMOUS_IDLE
     return moment - seen > CLAIMED_IDLE or moment - created > CLAIMED_ABSOLUTE

@@ -18,7 +18,7 @@ keep both changes, whichever writes last.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Literal, TypedDict, get_args
 
 import msgspec
@@ -158,8 +158,7 @@ def later_stamp(stamp: str) -> str:
     """A millisecond after `stamp`: what updated_at becomes when a change happens in the row's
     first millisecond, so that it still reads as a change (created_at != updated_at) to
     import's merge."""
-    moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    return timeutil.iso(moment + timedelta(milliseconds=1))
+    return timeutil.iso(timeutil.parse(stamp) + timedelta(milliseconds=1))
 
 
 __all__ = [

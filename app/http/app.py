@@ -15,7 +15,7 @@ from app import __version__
 from app.config import Settings
 from app.db.engine import Engine
 from app.db.engines import open_engine
-from app.domain import kdf, keys
+from app.domain import kdf
 from app.domain.sessions import ServerKeys
 from app.domain.throttle import Throttle
 from app.http.accounts import AccountController, SessionController
@@ -56,8 +56,7 @@ def provide_db(state: State) -> Engine:
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
     # Derived once here, never per request; fails at start when the secret is unusable.
-    params = keys.Argon2Params.PRODUCTION if settings.argon2 == "production" else keys.Argon2Params.FAST
-    server_keys = ServerKeys.derive(settings.server_secret(), argon2=params)
+    server_keys = ServerKeys.configured(settings.server_secret(), settings.argon2)
     throttle = Throttle(enabled=settings.rate_limits, key=server_keys.throttle)
     metrics = Metrics()
     proxies = TrustedProxies(settings.trusted_proxies)

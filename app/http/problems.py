@@ -1,8 +1,12 @@
 """Every error as RFC 9457 problem details with a stable `code`, mapped once for the whole app.
 
-Domain errors carry their own status and code. Litestar's own exceptions (routing 404/405,
-CSRF 403, rate limits 429, body validation) get codes here. A body that is not JSON is 400
-`invalid_json`; JSON that does not fit the request's shape is 422 `validation_failed`.
+Domain errors carry a kind (app/domain/errors.py) and a code; `STATUS_OF_KIND` below is the one
+table from kinds to statuses. Litestar's own exceptions (routing 404/405, bodies it cannot
+read or that do not fit) are told apart by their type and their cause, never by their
+message text: a body that is not JSON (Litestar's ClientException caused by a
+SerializationException, or msgspec's DecodeError) or no body at all is 400 `invalid_json`;
+JSON that does not fit the request's shape is 422 `validation_failed`. The CSRF check answers
+its own 403 `csrf_failed` (app/http/csrf.py).
 An unexpected exception is logged and answered with a bare 500 `internal_error`, never a trace.
 A database that does not answer (the D1 Worker down or slow: `EngineUnavailable`) is 503
 `database_unavailable` with Retry-After; one that refuses our credentials is a 500.
@@ -88,14 +92,16 @@ def problem(
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers={"Cache-Control": "no-store", **(headers or {})})
 
 
-def _validation(exc: ValidationException) -> Response[dict[str, object]]:
+def _has_no_body(request: HttpRequest) -> bool:
+    headers = request.headers
+    return headers.get("content-length", "0") == "0" and "transfer-encoding" not in headers
+
+
+def _validation(request: HttpRequest, exc: ValidationException) -> Response[dict[str, object]]:
     detail = str(exc.detail or "")
     errors = exc.extra if isinstance(exc.extra, list) else []
-    if "malformed" in detail.lower() or "decode" in detail.lower() or "utf-8" in detail.lower():
-        return problem(400, "The request body is not valid JSON.", code="invalid_json")
-    if any(isinstance(e, dict) and e.get("source") == "body" and e.get("key") == "data" and e.get("message") == "'data'"
-           for e in errors):
-        # Litestar's way of saying the request had no body at all.
+    if _has_no_body(request) and any(isinstance(e, dict) and e.get("source") == "body" for e in errors):
+        # The operation reads a body and the request sent none.
         return problem(400, "The request needs a JSON body.", code="invalid_json")
     messages = [f"{e.get('key') or 'body'}: {e.get('message')}" for e in errors if isinstance(e, dict)]
     return problem(
@@ -108,7 +114,7 @@ def _validation(exc: ValidationException) -> Response[dict[str, object]]:
 def handle_exception(request: HttpRequest, exc: Exception) -> Response[dict[str, object]]:
     if isinstance(exc, NotFoundException) and wants_page(request):
         return page_not_found()  # type: ignore[return-value]
-    answer = _request_problem(exc)
+    answer = _request_problem(request, exc)
     if answer is None:
         answer = _server_problem(request, exc)
     if answer is not None:
@@ -117,12 +123,12 @@ def handle_exception(request: HttpRequest, exc: Exception) -> Response[dict[str,
     return problem(500, "Something went wrong on our side. Nothing was changed.")
 
 
-def _request_problem(exc: Exception) -> Response[dict[str, object]] | None:
+def _request_problem(request: HttpRequest, exc: Exception) -> Response[dict[str, object]] | None:
     """What was wrong with the request (a 4xx), or None when the exception says nothing of it."""
     if isinstance(exc, DomainError):
         return domain_problem(exc)
     if isinstance(exc, ValidationException):
-        return _validation(exc)
+        return _validation(request, exc)
     if isinstance(exc, msgspec.ValidationError):
         return problem(422, str(exc))
     if isinstance(exc, msgspec.DecodeError):
@@ -137,17 +143,13 @@ def _request_problem(exc: Exception) -> Response[dict[str, object]] | None:
 
 
 def _http_problem(exc: HTTPException) -> Response[dict[str, object]]:
-    """Litestar's own exceptions (routing, CSRF, rate limits, bodies it cannot read)."""
-    detail = str(exc.detail) if exc.detail else _CODES.get(exc.status_code, ("", "Error"))[1]
-    headers = dict(exc.headers or {})
-    code = None
-    if exc.status_code == 403 and "csrf" in detail.lower():
-        code = "csrf_failed"
-    if exc.status_code == 400 and (isinstance(exc.__cause__, SerializationException) or "malformed" in detail.lower()):
+    """Litestar's own exceptions (routing, bodies it cannot read)."""
+    if isinstance(exc.__cause__, SerializationException):
         # Litestar wraps a body that msgspec cannot decode (truncated, a lone surrogate,
         # trailing bytes) in a ClientException.
         return problem(400, "The request body is not valid JSON.", code="invalid_json")
-    return problem(exc.status_code, detail, code=code, headers=headers)
+    detail = str(exc.detail) if exc.detail else _CODES.get(exc.status_code, ("", "Error"))[1]
+    return problem(exc.status_code, detail, headers=dict(exc.headers or {}))
 
 
 def _server_problem(request: HttpRequest, exc: Exception) -> Response[dict[str, object]] | None:

@@ -18,6 +18,10 @@ FROM sessions s
 JOIN users u ON u.id = s.user_id
 WHERE s.id = ?;
 
+-- name: session_exists
+-- The reader's session still exists (a sign-out elsewhere may have ended it meanwhile).
+SELECT EXISTS (SELECT 1 FROM sessions WHERE id = ?);
+
 -- name: touch_session
 UPDATE sessions SET last_seen_at = ? WHERE id = ?;
 

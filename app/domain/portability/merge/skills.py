@@ -5,7 +5,7 @@ mapped through this merge's result."""
 
 from __future__ import annotations
 
-from app.db.engine import Stmt, changed, guard
+from app.db.engine import Stmt, changed, guard_query
 from app.db.queries import Q
 from app.domain.errors import Invalid
 from app.domain.portability.incoming import Incoming
@@ -51,5 +51,5 @@ def merge_custom_skills(ctx: Context, book: Incoming) -> None:
                       f"at most {MAX_CUSTOM_SKILLS} are possible. Nothing was imported.", code="import_over_limit")
     for chunk, count in json_chunks(new, ctx.chunk_bytes):
         ctx.writes += [Stmt(Q.import_insert_skills, (ctx.user_id, ctx.stamp, chunk)), changed("skill_taken", count)]
-    ctx.writes.append(guard("custom_skill_limit", Q.custom_skill_limit_holds.rstrip(";"),
+    ctx.writes.append(guard_query("custom_skill_limit", Q.custom_skill_limit_holds,
                             (ctx.user_id, MAX_CUSTOM_SKILLS)))

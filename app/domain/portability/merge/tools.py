@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from app.db.engine import Row, Stmt, changed, guard
+from app.db.engine import Row, Stmt, changed, guard_query
 from app.db.queries import Q
 from app.domain import keys
 from app.domain.errors import Invalid
@@ -100,7 +100,7 @@ def merge_tools(ctx: Context, book: Incoming) -> None:
     for chunk, count in json_chunks(rows.updates, ctx.chunk_bytes):
         ctx.writes += [Stmt(Q.import_update_tools, (ctx.user_id, chunk)), changed("tool_changed", count)]
     if rows.added:
-        ctx.writes.append(guard("tool_instance_limit", Q.tool_limit_holds.rstrip(";"),
+        ctx.writes.append(guard_query("tool_instance_limit", Q.tool_limit_holds,
                                 (ctx.user_id, msgspec.json.encode(sorted(rows.added)).decode(), MAX_INSTANCES_PER_TOOL)))
 
 
