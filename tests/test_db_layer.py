@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 import time
@@ -165,3 +166,18 @@ async def test_concurrent_writes_are_serialised(db_path: Path) -> None:
         assert await db.read(lambda c: c.execute("SELECT count(*) FROM users").fetchone()[0]) == 50
     finally:
         await db.close()
+
+
+NEXT_PLACE = re.compile(
+    r"SELECT COALESCE\(MAX\(es2\.sequence_order\), 0\) \+ 1\s+FROM exercise_responses er\s+"
+    r"JOIN exercise_sequence es2\s+ON es2\.part_id = er\.part_id AND es2\.module_id = er\.module_id "
+    r"AND es2\.exercise_id = er\.exercise_id\s+WHERE er\.user_id = (\?2?|u\.id)")
+
+
+def test_the_next_exercise_subquery_is_the_same_wherever_it_is_written_out() -> None:
+    # app/sql/workbook.sql says why it is written out four times; a change must reach all four.
+    holders = {name: NEXT_PLACE.search(Q[name]) for name in
+               ("next_exercise", "exercise_blocks", "exercise_sources", "workbook_state")}
+    assert {name for name, found in holders.items() if found is None} == set()
+    everywhere = sum(len(NEXT_PLACE.findall(Q[name])) for name in Q)
+    assert everywhere == 4, "a new copy of the next-exercise subquery: add it to this test and the note"

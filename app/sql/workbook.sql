@@ -6,6 +6,12 @@
 -- answers keep naming the version they answered (spec §14.2); joining by place keeps their
 -- position. Where the versions agree, the two joins are the same (tests/test_workbook_api.py
 -- runs the spec's literal queries next to these on every case the spec covers).
+--
+-- The spec's "next available exercise" subquery (COALESCE(MAX(sequence_order), 0) + 1 over the
+-- reader's answers) is written out in next_exercise, exercise_blocks, exercise_sources and
+-- workbook_state on purpose: each is one statement of a request's one read batch, a CTE does
+-- not reach across statements, and the exact schema has no room for a view. Written out, each
+-- query reads like the spec; tests/test_db_layer.py fails if the copies ever differ.
 
 -- name: sequence_outline
 -- Every place in order, with the first active block of its current version (the title's home).
