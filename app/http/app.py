@@ -50,7 +50,8 @@ API_CONTROLLERS = [
 def provide_db(state: State) -> Engine:
     """The engine the lifespan opened: the sqlite Database, or the D1Engine (Litestar checks
     each dependency against its annotation, so every handler and dependency names `Engine`)."""
-    return state.db
+    engine: Engine = state.db
+    return engine
 
 
 def create_app(settings: Settings | None = None) -> Litestar:

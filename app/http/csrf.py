@@ -23,11 +23,12 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 from litestar.connection import ASGIConnection
-from litestar.types import ASGIApp, HTTPResponseStartEvent, HTTPScope, Message, Receive, Scope, Send
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
 from app.domain.sessions import COOKIE_NAME
 
@@ -83,11 +84,11 @@ def csrf_middleware_factory(key: bytes, *, secure: Callable[[str], bool]) -> Any
 
     def csrf_middleware(app: ASGIApp) -> ASGIApp:
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != "http":
+            if scope["type"] != ScopeType.HTTP:
                 await app(scope, receive, send)
                 return
             cookies = cookies_of(scope)
-            method = cast("HTTPScope", scope)["method"]
+            method = scope["method"]
             if method in UNSAFE:
                 if header(scope, b"sec-fetch-site") == "cross-site":
                     await _refuse(send, 403, "csrf_failed", "Cross-site requests cannot change anything here.")
@@ -109,7 +110,7 @@ def csrf_middleware_factory(key: bytes, *, secure: Callable[[str], bool]) -> Any
                 await app(scope, receive, send)
                 return
             token = new_token(key)
-            attributes = "; Path=/; SameSite=Lax" + ("; Secure" if secure(cast("HTTPScope", scope)["scheme"]) else "")
+            attributes = "; Path=/; SameSite=Lax" + ("; Secure" if secure(scope["scheme"]) else "")
 
             async def send_with_token(message: Message) -> None:
                 if message["type"] == "http.response.start":

@@ -23,6 +23,7 @@ import ipaddress
 from collections.abc import Iterable
 from typing import Any, cast
 
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 PEER = "dreamtree.peer"  # the scope key holding the TCP peer's address, as the server gave it
@@ -101,7 +102,7 @@ def forwarded_middleware_factory(proxies: TrustedProxies) -> Any:
 
     def forwarded_middleware(app: ASGIApp) -> ASGIApp:
         async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] == "http":
+            if scope["type"] == ScopeType.HTTP:
                 resolve(scope, proxies)
             await app(scope, receive, send)
 
@@ -114,6 +115,6 @@ def peer_of(scope: Scope) -> str | None:
     """The TCP peer's address (before any forwarded header was believed)."""
     raw = cast("dict[str, Any]", scope)
     if PEER in raw:
-        return raw[PEER]
+        return cast("str | None", raw[PEER])
     client = raw.get("client")
     return client[0] if client else None
