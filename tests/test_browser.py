@@ -502,3 +502,42 @@ def test_the_api_documentation_loads_only_from_this_origin(browser: Browser, ser
     assert requested and all(url.startswith(server + "/") for url in requested), requested
     assert f"{server}/schema/openapi.json" in requested
     assert watch.errors == []
+
+
+def test_a_file_of_the_original_app_keeps_what_this_one_has_no_field_for(
+        browser: Browser, server: str, tmp_path: Path) -> None:
+    """Spec §9's example, uploaded through the page: the SOARED story's `outcome` has no field
+    here, so the page shows it read-only (in the entry and in its edit form), and it is still
+    there after the reader edits the story."""
+    from tests.test_portability import spec_example
+
+    original = tmp_path / "dreamtree-original.json"
+    original.write_text(json.dumps(spec_example()), encoding="utf-8")
+    page, watch = new_page(browser, server)
+    page.goto("/data")
+    page.get_by_label("Export file").set_input_files(original)
+    page.get_by_role("button", name="Import").click()
+    expect(page.locator(".report")).to_contain_text("What was imported")
+    expect(page.locator(".report")).to_contain_text("fields this installation does not know (outcome)")
+
+    page.goto("/tools/soared-story")
+    entry = page.locator("li.entry")
+    expect(entry).to_have_count(1)
+    kept = entry.locator(".kept-fields")
+    expect(kept).to_contain_text("Kept from an imported file")
+    expect(kept.locator("dt")).to_have_text(["Outcome"])
+    expect(kept.locator("dd")).to_have_text(["..."])
+    shoot(page, "13-kept-fields")
+
+    entry.get_by_role("button", name="Edit SOARED Story").click()
+    form = page.locator("form.tool-form")
+    expect(form.locator(".kept-fields dd")).to_have_text(["..."])  # shown, not an input
+    expect(form.locator(".kept-fields input, .kept-fields textarea")).to_have_count(0)
+    form.get_by_label("Situation").fill("The launch slipped a week")
+    with page.expect_response(lambda r: "/api/tool-instances/" in r.url and r.request.method == "PUT") as saved:
+        form.get_by_role("button", name="Save").click()
+    assert saved.value.status == 200
+    content = saved.value.json()["content"]
+    assert content["situation"] == "The launch slipped a week" and content["outcome"] == "..."
+    expect(page.locator("li.entry .kept-fields dd")).to_have_text(["..."])
+    assert watch.errors == []
