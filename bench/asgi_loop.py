@@ -1,0 +1,135 @@
+"""The app's own cost per request, without sockets: its ASGI callable called in a loop.
+
+    .venv/bin/python bench/asgi_loop.py [--users 10000] [--requests 4000] [--rounds 5]
+                                        [--tree DIR ...]
+
+Builds (or reuses) the dataset of bench/dataset.py, copies its file, opens the app
+(`create_app`, rate limits off, access lines on and sent to /dev/null) and, for each read
+endpoint (outline, next exercise, Daily Dos, /healthz), sends `--requests` requests straight
+to the ASGI callable from 8 concurrent tasks, spread round-robin over the active readers.
+It prints the process's CPU (user + system, the database threads included) per request, in
+µs: what a change to the HTTP layer saves, free of wrk, granian and the network.
+
+`--tree DIR` (repeatable) measures other checkouts of the project (e.g. a `git worktree` of
+the commit before a change) in the same run: each round runs every tree once, in turn, in a
+subprocess of its own, so a noisy moment of the machine hits them alike. Reported per tree:
+the median over the rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+ENDPOINTS = {"outline": "/api/workbook", "next": "/api/workbook/next", "daily-dos": "/api/daily-dos",
+             "healthz": "/healthz"}
+TASKS = 8
+
+
+async def _measure(db: Path, secret: str, cookies: list[str], requests: int) -> dict[str, float]:
+    from app.config import Settings
+    from app.http.app import create_app
+
+    app = create_app(Settings(db_path=db, secret_hex=secret, rate_limits=False, argon2="fast"))
+    results: dict[str, float] = {}
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async with app.lifespan():
+        for name, path in ENDPOINTS.items():
+            statuses: list[int] = []
+
+            async def send(message: Any, statuses: list[int] = statuses) -> None:
+                if message["type"] == "http.response.start":
+                    statuses.append(message["status"])
+
+            def scope(n: int, path: str = path) -> dict[str, Any]:
+                return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+                        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+                        "root_path": "", "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 8000),
+                        "headers": [(b"host", b"127.0.0.1:8000"), (b"cookie", cookies[n % len(cookies)].encode())]}
+
+            async def loop(start: int, count: int) -> None:
+                for n in range(start, start + count):
+                    await app(scope(n), receive, send)  # type: ignore[arg-type]
+
+            per_task = requests // TASKS
+            await asyncio.gather(*(loop(t * per_task, min(200, per_task)) for t in range(TASKS)))  # warm
+            statuses.clear()
+            cpu, wall = time.process_time(), time.perf_counter()
+            await asyncio.gather(*(loop(t * per_task, per_task) for t in range(TASKS)))
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            bad = [s for s in statuses if not 200 <= s < 300]
+            if bad:
+                raise SystemExit(f"{name}: {len(bad)} answers were not 2xx (first: {bad[0]})")
+            results[name] = 1e6 * cpu / len(statuses)
+            results[f"{name} wall"] = 1e6 * wall / len(statuses)
+    return results
+
+
+def child(args: argparse.Namespace) -> None:
+    """One round in this process: print the figures as JSON."""
+    sys.stderr = open(os.devnull, "w")  # the access lines
+    data = Path(args.data) / f"dreamtree-bench-{args.users}"
+    active = json.loads((data / "active.json").read_text())
+    cookies = [f"dt_session={r['cookie']}" for r in active["readers"]]
+    print(json.dumps(asyncio.run(_measure(Path(args.db), active["secret"], cookies, args.requests))))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--active", type=int, default=2_000)
+    parser.add_argument("--requests", type=int, default=4_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--tree", action="append", default=[], type=Path,
+                        help="another checkout to measure in the same run (repeatable)")
+    parser.add_argument("--data", default=tempfile.gettempdir(), help="where datasets are built and kept")
+    parser.add_argument("--db", help=argparse.SUPPRESS)  # set for a round's subprocess
+    args = parser.parse_args()
+    if args.db:
+        child(args)
+        return
+    sys.path.insert(0, str(HERE))
+    from dataset import ensure
+
+    ensure(Path(args.data) / f"dreamtree-bench-{args.users}", args.users, args.active)
+    trees = [ROOT, *(t.resolve() for t in args.tree)]
+    work = Path(tempfile.mkdtemp(prefix="dreamtree-asgi-"))
+    figures: dict[Path, list[dict[str, float]]] = {t: [] for t in trees}
+    try:
+        for tree in trees:  # each tree its own copy: the session touches write to it
+            shutil.copyfile(Path(args.data) / f"dreamtree-bench-{args.users}" / "dreamtree.db", work / f"{tree.name}.db")
+        for round_ in range(args.rounds):
+            for tree in trees:
+                out = subprocess.run(
+                    [sys.executable, str(HERE / "asgi_loop.py"), "--users", str(args.users), "--data", args.data,
+                     "--requests", str(args.requests), "--db", str(work / f"{tree.name}.db")],
+                    cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True, text=True, check=True)
+                figures[tree].append(json.loads(out.stdout))
+                print(f"round {round_ + 1} {tree}: " + ", ".join(
+                    f"{k} {v:.0f}" for k, v in figures[tree][-1].items() if "wall" not in k), file=sys.stderr)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"CPU µs per request, median of {args.rounds} rounds ({args.requests} requests each, {TASKS} tasks)")
+    print(f"{'tree':<40} " + " ".join(f"{name:>10}" for name in ENDPOINTS))
+    for tree in trees:
+        print(f"{str(tree)[-40:]:<40} " + " ".join(
+            f"{statistics.median(r[name] for r in figures[tree]):>10.0f}" for name in ENDPOINTS))
+
+
+if __name__ == "__main__":
+    main()
