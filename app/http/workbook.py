@@ -14,8 +14,9 @@ from app.domain import workbook
 from app.domain.json_limits import FreeJSON
 from app.domain.sessions import Principal
 from app.domain.workbook import AnswerSaved, CompletedModule, Exercise, Outline, WorkbookComplete
+from app.http.auth import reader_of
 from app.http.contract import BODY, CHANGE, READER, problems
-from app.http.request import Strict
+from app.http.request import HttpRequest, Strict
 
 
 class AnswerIn(Strict):
@@ -28,12 +29,12 @@ class WorkbookController(Controller):
     tags = ["workbook"]
 
     @get("/workbook", summary="Outline with per-exercise status and progress", responses=problems(READER))
-    async def outline(self, db: NamedDependency[Engine], principal: NamedDependency[Principal]) -> Outline:
-        return await workbook.outline(db, principal)
+    async def outline(self, request: HttpRequest) -> Outline:
+        return await workbook.outline(*reader_of(request))
 
     @get("/workbook/next", summary="The next exercise in full, or {complete: true}", responses=problems(READER))
-    async def next(self, db: NamedDependency[Engine], principal: NamedDependency[Principal]) -> Exercise | WorkbookComplete:
-        return await workbook.next_exercise(db, principal)
+    async def next(self, request: HttpRequest) -> Exercise | WorkbookComplete:
+        return await workbook.next_exercise(*reader_of(request))
 
     @get("/exercises/{full_exercise_id:str}", summary="One exercise in full (403 exercise_locked when locked)",
          responses=problems(READER, "exercise_locked", "not_found"))
