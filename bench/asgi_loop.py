@@ -85,7 +85,13 @@ def child(args: argparse.Namespace) -> None:
     sys.stderr = open(os.devnull, "w")  # the access lines
     data = Path(args.data) / f"dreamtree-bench-{args.users}"
     active = json.loads((data / "active.json").read_text())
-    cookies = [f"dt_session={r['cookie']}" for r in active["readers"]]
+    from app.domain import keys
+    from app.domain.sessions import ServerKeys
+    from app.http.csrf import new_token
+
+    # A browser's requests carry the CSRF cookie it was given (bench/load.py's too).
+    token = new_token(ServerKeys.derive(bytes.fromhex(active["secret"]), argon2=keys.Argon2Params.FAST).csrf)
+    cookies = [f"dt_session={r['cookie']}; csrftoken={token}" for r in active["readers"]]
     print(json.dumps(asyncio.run(_measure(Path(args.db), active["secret"], cookies, args.requests))))
 
 
