@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, NoReturn, ParamSpec, TypeVar
 import click
 
 from app import __version__
-from app.config import ConfigError, Settings, check_cpu, parse_trusted_proxies
+from app.config import ConfigError, Settings, check_cpu, check_workers, parse_trusted_proxies, serve_lock_path
 from app.db import migrations
 from app.db.checks import pending_migrations, verdict_on
 from app.db.connection import NotADatabase, connect_sync
@@ -680,7 +680,6 @@ def check_port_free(host: str, port: int) -> None:
     import fcntl
     import os
     import socket
-    import tempfile
 
     global _port_lock
     try:
@@ -689,8 +688,7 @@ def check_port_free(host: str, port: int) -> None:
     except socket.gaierror as exc:
         raise UserError(f"{host}: cannot listen on this host ({exc.strerror})") from None
     busy = f"{host}:{port}: address already in use (is another server running there?)"
-    name = "".join(ch if ch.isalnum() or ch in ".-" else "_" for ch in f"{host}-{port}")
-    lock = os.open(Path(tempfile.gettempdir()) / f"dreamtree-serve-{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    lock = os.open(serve_lock_path(host, port), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -736,7 +734,11 @@ def secure_cookie_notice(settings: Settings) -> str | None:
               help="Reverse proxies whose X-Forwarded-For/-Proto are believed: addresses or CIDRs, "
                    "comma-separated (default: $DREAMTREE_TRUSTED_PROXIES, else none).")
 @click.option("--no-rate-limits", "no_rate_limits", is_flag=True, help="Turn rate limits off (load tests).")
-@click.option("--cpu", default=None, help="Core to run on: auto (default: the last core), none, or a number.")
+@click.option("--cpu", default=None, help="Core to run on: auto (default: the last core, one core per worker), none, "
+                                          "or a number.")
+@click.option("--workers", default=None, metavar="N|auto",
+              help="Server processes sharing the port and the database file (default: $DREAMTREE_WORKERS, else 1; "
+                   "auto: one per core but one).")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]),
               show_default=True, help="How much the server logs: warning and error also turn off the app's line per request; "
                    "debug adds granian's own access log.")
@@ -750,12 +752,13 @@ def serve(
     trusted_proxies: str | None,
     no_rate_limits: bool,
     cpu: str | None,
+    workers: str | None,
     log_level: str,
 ) -> None:
     """Migrate the database, seed it if empty, and serve the app.
 
-    The server is granian, one worker, its event loop and database threads on one core (--cpu).
-    It stops at once with "address already in use" when something listens on the port. With
+    The server is granian: one worker by default (--workers), each worker's event loop and
+    database threads on a core of their own (--cpu). It stops at once with "address already in use" when something listens on the port. With
     --engine d1 it migrates and seeds through the D1 Worker (docs/d1.md).
     """
     import os
@@ -766,6 +769,7 @@ def serve(
         db, engine=engine, host=host, port=port, secure_cookies=secure_cookies,
         rate_limits=False if no_rate_limits else None,
         cpu=check_cpu(cpu or os.environ.get("DREAMTREE_CPU") or "auto"),
+        workers=check_workers(workers or os.environ.get("DREAMTREE_WORKERS") or "1"),
         access_log=False if log_level in ("warning", "error") else None,
         trusted_proxies=None if trusted_proxies is None else parse_trusted_proxies(trusted_proxies),
     )
@@ -784,7 +788,10 @@ def serve(
     settings.server_secret()  # create or check the key file before the worker starts
     # The worker process builds the app from the environment (create_app reads Settings.from_env).
     os.environ.update(settings.to_env())
-    where = f", event loop on core {min(cores)}" if cores else ""
+    if settings.workers > 1:
+        where = f", {settings.workers} workers" + (", each on a core of its own" if cores else "")
+    else:
+        where = f", event loop on core {min(cores)}" if cores else ""
     click.echo(f"DreamTree store on http://{settings.host}:{settings.port}/ (database {database}{where})")
     if notice := secure_cookie_notice(settings):
         click.echo(f"dreamtree: {notice}", err=True)
@@ -794,6 +801,7 @@ def serve(
         address=settings.host,
         port=settings.port,
         interface="asgi",  # type: ignore[arg-type]
+        workers=settings.workers,
         websockets=False,
         log_level=log_level,  # type: ignore[arg-type]
         log_access=log_level == "debug",

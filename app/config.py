@@ -12,6 +12,7 @@
 | rate limits      | DREAMTREE_RATE_LIMITS     | --no-rate-limits      | on                              |
 | access log lines | DREAMTREE_ACCESS_LOG      | serve --log-level     | on (off at warning and above)   |
 | event loop's core| DREAMTREE_CPU             | serve --cpu auto|none|N | serve: auto (the last core); else none |
+| server processes | DREAMTREE_WORKERS         | serve --workers N|auto | 1 (auto: one per core but one)   |
 | storage engine   | DREAMTREE_ENGINE          | serve/migrate --engine sqlite|d1 | sqlite                 |
 | D1 Worker        | DREAMTREE_D1_URL          |                       | (required with d1)              |
 | D1 Worker token  | DREAMTREE_D1_TOKEN        |                       | (required with d1, ≥ 32 chars)  |
@@ -24,6 +25,7 @@ import ipaddress
 import os
 import secrets
 import stat
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -100,6 +102,27 @@ def check_cpu(value: str) -> str:
     raise ConfigError(f"DREAMTREE_CPU must be auto, none or a core number (not {value!r})")
 
 
+def serve_lock_path(host: str, port: int, suffix: str = "") -> Path:
+    """A lock file of `dreamtree serve` on host:port, in the temporary directory: the one
+    that keeps a second server off the address, and (`suffix`) the ones its workers number
+    themselves by."""
+    name = "".join(ch if ch.isalnum() or ch in ".-" else "_" for ch in f"{host}-{port}")
+    return Path(tempfile.gettempdir()) / f"dreamtree-serve-{name}{suffix}.lock"
+
+
+def check_workers(value: str) -> int:
+    """A DREAMTREE_WORKERS or --workers value: a number of processes, or `auto`, which is one
+    per core this process may use except one (at least 1): each worker's event loop and
+    database threads keep a core of their own (`cpu`), and the last core is left to Argon2,
+    the load balancer or proxy in front and the OS. On this project's 2-core machine that is
+    1, which is also what measured best there (bench/README.md)."""
+    if value == "auto":
+        return max(1, len(os.sched_getaffinity(0)) - 1)
+    if value.isdigit() and 1 <= int(value) <= 64:
+        return int(value)
+    raise ConfigError(f"DREAMTREE_WORKERS must be auto or a number from 1 to 64 (not {value!r})")
+
+
 @dataclass(frozen=True)
 class Settings:
     db_path: Path = Path("dreamtree.db")
@@ -121,6 +144,10 @@ class Settings:
     # (bench/README.md). Argon2 runs on the other cores, granian's own threads anywhere.
     # `dreamtree serve` defaults to "auto"; everything else (tests, the CLI) to "none".
     cpu: str = "none"
+    # Server processes sharing the listening socket and the database file (SQLite in WAL mode
+    # lets them read at once; writes take the file's lock one at a time, waiting up to the
+    # busy timeout). docs/operations.md lists what each process keeps for itself.
+    workers: int = 1
     # One JSON line per request on standard error (app/http/observability.py).
     access_log: bool = True
     # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (app/http/proxy.py),
@@ -153,6 +180,7 @@ class Settings:
             rate_limits=_flag(env.get("DREAMTREE_RATE_LIMITS"), True),
             argon2=_choice(env.get("DREAMTREE_ARGON2") or "production", ("production", "fast"), "DREAMTREE_ARGON2"),
             cpu=check_cpu(env.get("DREAMTREE_CPU") or "none"),
+            workers=check_workers(env.get("DREAMTREE_WORKERS") or "1"),
             access_log=_flag(env.get("DREAMTREE_ACCESS_LOG"), True),
             trusted_proxies=parse_trusted_proxies(env.get("DREAMTREE_TRUSTED_PROXIES")),
             metrics_token=check_metrics_token(env.get("DREAMTREE_METRICS_TOKEN")),
@@ -177,6 +205,7 @@ class Settings:
             "DREAMTREE_RATE_LIMITS": "1" if self.rate_limits else "0",
             "DREAMTREE_ARGON2": self.argon2,
             "DREAMTREE_CPU": self.cpu,
+            "DREAMTREE_WORKERS": str(self.workers),
             "DREAMTREE_ACCESS_LOG": "1" if self.access_log else "0",
             "DREAMTREE_TRUSTED_PROXIES": ",".join(self.trusted_proxies),
         }
@@ -215,13 +244,15 @@ class Settings:
             raise ConfigError("DREAMTREE_D1_URL takes no query, fragment or credentials (the token goes in DREAMTREE_D1_TOKEN)")
         return self.d1_url, self.d1_token
 
-    def server_cores(self) -> set[int] | None:
-        """The core to keep the event loop and its database threads on, or None."""
+    def server_cores(self, slot: int = 0) -> set[int] | None:
+        """The core to keep the event loop and its database threads on, or None. `slot` is
+        the worker's number (0 to workers - 1): with `auto`, worker 0 takes the last core,
+        worker 1 the one before, and so on round the cores; a core number is every worker's."""
         allowed = sorted(os.sched_getaffinity(0))
         if self.cpu == "none" or (self.cpu == "auto" and len(allowed) < 2):
             return None
         if self.cpu == "auto":
-            return {allowed[-1]}
+            return {allowed[-1 - slot % len(allowed)]}
         core = int(self.cpu)
         if core not in allowed:
             raise ConfigError(f"DREAMTREE_CPU: core {core} is not available (this process may use {allowed})")

@@ -1,11 +1,22 @@
-"""The floor: the thinnest Litestar app that runs the same SQL as the real read endpoints.
+"""The floor: the thinnest Litestar app that runs the same SQL as the real endpoints.
 
-No session cookie to open, no CSRF middleware, no access log, no decryption and no shaping:
-`GET /floor/<endpoint>?u=<user id>&s=<session id>` runs, in one read job on the same
-`Database` class, exactly the named queries (`app/sql/*.sql`) the real endpoint runs (its
-session lookup included), and sends back the rows they return, unshaped. Whatever the real
-endpoint costs above this is our own overhead; bench/load.py reports each real endpoint as a
-fraction of its floor, measured in the same run.
+No session cookie to open, no CSRF middleware, no access log, no decryption or sealing, no
+request body to decode and check, and no shaping. The statements are not copied here: they
+come from the domain's own works (app/domain/workbook.py, daily_dos.py, tools.py), so the
+floor always runs what the real endpoint runs.
+
+- Reads, `GET /floor/<outline|next|daily-dos>?u=<user id>&s=<session id>`: the work's first
+  read batch (the outline's content part is cached, so that is all it reads) and the session
+  gate's statement, in one read job on the engine's own `Database`; the rows are sent back
+  unshaped.
+- Writes, `POST /floor/answer/<exercise>?u=&s=` and `POST /floor/tool?u=&s=`: the domain's
+  work itself (editing an answer, adding a list-builder entry) run by `Database.change` with
+  the session as its gate: its reads, decision and write batch in one `BEGIN IMMEDIATE` job on
+  the writer, as the real endpoint runs it. The sealed value is sealed once at start, not per
+  request, and the answer is not shaped into the API's JSON.
+
+Whatever the real endpoint costs above this is the service's own overhead; bench/load.py
+reports each real figure as a fraction of its floor, measured in the same run.
 
 Served by granian like the real app: `granian --interface asgi --factory bench.floor:create_app`
 with DREAMTREE_DB set.
@@ -13,84 +24,104 @@ with DREAMTREE_DB set.
 
 from __future__ import annotations
 
-import json
-import os
 import sqlite3
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timezone
 from typing import Any
 
-from litestar import Litestar, get
+from litestar import Litestar, get, post
 from litestar.datastructures import State
 
 from app import timeutil
-from app.db.connection import Database
-from app.db.queries import Q
-from app.domain.daily_dos import day_bounds
+from app.config import Settings
+from app.db.connection import run_in_transaction, run_statements
+from app.db.engine import Read, Stmt, Work
+from app.db.engines import open_engine
+from app.domain import daily_dos, keys, tools, workbook
+from app.domain.sessions import Principal
 
-Rows = list[tuple[Any, ...]]
-
-
-def rows(conn: sqlite3.Connection, name: str, *params: Any) -> Rows:
-    return [tuple(r) for r in conn.execute(Q[name], params)]
-
-
-def outline(conn: sqlite3.Connection, u: str) -> Rows:
-    # The skeleton (sequence_outline, openings) is read only when the content fingerprint moves.
-    return rows(conn, "content_fingerprint") + rows(conn, "answered_orders", u) + rows(conn, "user_modules", u)
+Rows = list[list[Any]]
+ANSWER = {"text": "Edited during the load test: the food bank years taught me planning."}
+TOOL_ENTRY = {"title": "Load test list", "items": ["one", "two", "three"]}
 
 
-def next_exercise(conn: sqlite3.Connection, u: str) -> Rows:
-    place = conn.execute(Q.next_exercise, (u,)).fetchone()
-    if place is None:
-        return []
-    full = place["full_exercise_id"]
-    answer = rows(conn, "response_at_place", u, place["part_id"], place["module_id"], place["exercise_id"])
-    tags = rows(conn, "tags_of", json.dumps([a[0] for a in answer]))
-    return [tuple(place)] + rows(conn, "answered_at_order", u, place["sequence_order"] - 1) + rows(
-        conn, "exercise_blocks", full) + rows(conn, "exercise_sources", full) + answer + tags
+def _daily_dos(principal: Principal) -> Work[Any]:
+    return daily_dos.daily_dos_work(principal, daily_dos.day_bounds(timeutil.now(), timezone.utc))
 
 
-def daily_dos(conn: sqlite3.Connection, u: str) -> Rows:
-    b = day_bounds(timeutil.now(), timezone.utc)
-    found = rows(conn, "reader_workbook_complete", u)
-    place = conn.execute(Q.next_exercise, (u,)).fetchone()
-    if place is not None:
-        found += [tuple(place)] + rows(conn, "exercise_blocks", place["full_exercise_id"])[:1]
-    return found + rows(conn, "daily_reminders", u, b.start_of_today, b.start_of_tomorrow) + rows(
-        conn, "weekly_reminders", u, b.start_of_week) + rows(conn, "monthly_reminders", u, b.start_of_month)
-
-
-# The statements each real read endpoint runs (app/domain/workbook.py, daily_dos.py), by name;
-# the floor sends back what they return, unshaped, since a real endpoint must send its data too.
-ENDPOINTS: dict[str, Callable[[sqlite3.Connection, str], Rows]] = {
-    "outline": outline,
-    "next": next_exercise,
-    "daily-dos": daily_dos,
+# The real read endpoints' works (app/http/workbook.py, daily_dos.py call these).
+READS: dict[str, Callable[[Principal], Work[Any]]] = {
+    "outline": workbook.outline_work,
+    "next": workbook.next_work,
+    "daily-dos": _daily_dos,
 }
 
 
+def first_read(work: Work[Any]) -> tuple[Stmt, ...]:
+    batch = next(work)
+    assert isinstance(batch, Read)
+    return batch.statements
+
+
+class Presealed:
+    """What the works the floor runs see as app.domain.keys: the same module, except that
+    sealing gives back a value sealed once at start (of the same size), so no request seals."""
+
+    def __init__(self, sealed: str) -> None:
+        self.sealed = sealed
+
+    def seal_column(self, dek: keys.DataKey, doc: object, *, table: str, row_id: str) -> str:
+        return self.sealed
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(keys, name)
+
+
 def create_app() -> Litestar:
+    dek = keys.new_data_key()
+    sealed_answer = keys.seal_column(dek, ANSWER, table="exercise_responses", row_id="0" * 36)
+    sealed_entry = keys.seal_column(dek, TOOL_ENTRY, table="tool_instances", row_id="0" * 36)
+    entry_hash = keys.content_hash(dek, TOOL_ENTRY)
+    workbook.keys = Presealed(sealed_answer)  # type: ignore[assignment]  # this process only
+
     @asynccontextmanager
     async def database(app: Litestar) -> AsyncIterator[None]:
-        db = Database(os.environ["DREAMTREE_DB"], strict=True)
-        await db.open()
-        app.state.db = db
+        app.state.db = await open_engine(Settings.from_env())
         try:
             yield
         finally:
-            await db.close()
+            await app.state.db.close()
 
     @get("/floor/{endpoint:str}")
-    async def floor(endpoint: str, u: str, s: str, state: State) -> dict[str, Rows]:
-        """`u` the reader, `s` their session id: the session lookup every signed-in request
-        makes is part of the same SQL, run here in the same job."""
-        job = ENDPOINTS[endpoint]
-        return {"rows": await state.db.read(lambda c: rows(c, "session_with_user", s) + job(c, u))}
+    async def read(endpoint: str, u: str, s: str, state: State) -> dict[str, Rows]:
+        """`u` the reader, `s` their session id (the gate's statement is part of the job)."""
+        principal = Principal(u, s, dek)
+        statements = (principal.statement(), *first_read(READS[endpoint](principal)))
+
+        def job(conn: sqlite3.Connection) -> Rows:
+            return [list(row) for result in run_statements(conn, statements) for row in result.rows]
+
+        return {"rows": await state.db._run(state.db._reader_conn(), run_in_transaction, job, False)}
+
+    @post("/floor/answer/{exercise:str}", status_code=200)
+    async def answer(exercise: str, u: str, s: str, state: State) -> dict[str, bool]:
+        principal = Principal(u, s, dek)
+        stamp = timeutil.now_iso()
+        await state.db.change(lambda: workbook.answer_work(principal, exercise, ANSWER, None, stamp), principal)
+        return {"saved": True}
+
+    @post("/floor/tool", status_code=200)
+    async def tool(u: str, s: str, state: State) -> dict[str, bool]:
+        principal = Principal(u, s, dek)
+        stamp, instance_id = timeutil.now_iso(), str(uuid.uuid4())
+        await state.db.change(lambda: tools.create_work(principal, "list-builder", TOOL_ENTRY, tools.STANDALONE, None,
+                                                        instance_id, sealed_entry, entry_hash, stamp), principal)
+        return {"saved": True}
 
     @get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    return Litestar(route_handlers=[floor, healthz], lifespan=[database], debug=False)
+    return Litestar(route_handlers=[read, answer, tool, healthz], lifespan=[database], debug=False)

@@ -125,20 +125,29 @@ def csrf_token(port: int) -> str:
     return cookie.split("csrftoken=", 1)[1].split(";", 1)[0]
 
 
+class NotAllAnswered(Exception):
+    """wrk saw an answer that was not 2xx, or a socket error: the run stops and says which."""
+
+
 def wrk(port: int, lines: list[tuple[str, str, str, str]], csrf: str, *, seconds: int, connections: int,
-        work: Path, pid: int) -> dict[str, float]:
-    """wrk over a request list (bench/mix.lua): common.parse_wrk's figures, errors counting socket
-    errors too, and the server's CPU per request (its process tree, user + system)."""
+        work: Path, pid: int, name: str = "") -> dict[str, float]:
+    """wrk over a request list (bench/mix.lua): common.parse_wrk's figures and the server's CPU
+    per request (its process tree, user + system). mix.lua stops at the first answer that is
+    not 2xx; that answer, or any socket error, stops the benchmark with what went wrong."""
     listing = work / "requests.tsv"
     listing.write_text("".join("\t".join(line) + "\n" for line in lines))
     cpu_before = tree_cpu_s(pid)
-    out = subprocess.run(
+    done = subprocess.run(
         [*CLIENT, "wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s",
          "-s", str(HERE / "mix.lua"), f"http://127.0.0.1:{port}", "--", str(listing), csrf],
-        capture_output=True, text=True, check=True).stdout
+        capture_output=True, text=True, check=True)
     cpu = tree_cpu_s(pid) - cpu_before
-    result = parse_wrk(out)
-    result["errors"] += result.pop("socket_errors")
+    result = parse_wrk(done.stdout)
+    bad = [line for line in done.stderr.splitlines() if line.startswith("NON-2XX")]
+    if bad or result["errors"] or result["socket_errors"]:
+        raise NotAllAnswered(f"{name}: {result['errors']:.0f} answers not 2xx, {result['socket_errors']:.0f} socket "
+                             f"errors; first: {bad[0] if bad else '(none reported)'}")
+    del result["socket_errors"]
     result["cpu_us"] = 1e6 * cpu / max(1.0, result["requests"])
     return result
 
@@ -157,8 +166,8 @@ def measure_size(users: int, args: argparse.Namespace, work: Path) -> dict[str, 
     results: dict[str, Any] = {"dataset": counts}
 
     # The default log level: access lines on, as deployed (the bench discards them).
-    proc, cold = start([PY, "-m", "app.cli", "serve", "--db", str(db), "--port", str(PORT), "--no-rate-limits"],
-                       PORT, env)
+    serve = [PY, "-m", "app.cli", "serve", "--db", str(db), "--port", str(PORT), "--no-rate-limits"]
+    proc, cold = start([*serve, "--workers", str(args.workers[0])], PORT, env)
     try:
         time.sleep(1)
         results["cold_start_s"] = cold
@@ -175,12 +184,14 @@ def measure_size(users: int, args: argparse.Namespace, work: Path) -> dict[str, 
         writes = [line for r in readers for line in (
             ("PUT", f"/api/exercises/{r['last_answered']}/response", r["cookie_header"], ANSWER),
             ("POST", "/api/tools/list-builder/instances", r["cookie_header"], TOOL_ENTRY))]
-        run = lambda lines, c=args.connections: wrk(PORT, lines, csrf, seconds=args.seconds, connections=c,  # noqa: E731
-                                                    work=work, pid=proc.pid)
-        run(reads["read mix"][:3000], args.connections)  # warm the page cache and the server
+        def run(name: str, lines: list[tuple[str, str, str, str]], c: int = args.connections) -> dict[str, float]:
+            return wrk(PORT, lines, csrf, seconds=args.seconds, connections=c, work=work, pid=proc.pid,
+                       name=f"{name} ({users:,} readers)")
+
+        run("warm-up", reads["read mix"][:3000])  # warm the page cache and the server
         for name, lines in reads.items():
-            results[name] = run(lines)
-        results["write mix"] = run(writes)
+            results[name] = run(name, lines)
+        results["write mix"] = run("write mix", writes)
 
         # Sign-ins: four new accounts claimed with production Argon2id, signed in again and again.
         logins = []
@@ -193,7 +204,7 @@ def measure_size(users: int, args: argparse.Namespace, work: Path) -> dict[str, 
                                          body={"email": email, "password": PASSWORD})
             assert status == 200, (status, body)
             logins.append(("POST", "/api/auth/login", f"csrftoken={csrf}", json.dumps({"email": email, "password": PASSWORD})))
-        results["sign-in"] = run(logins, 4)
+        results["sign-in"] = run("sign-in", logins, 4)
 
         # Export and import: anonymous readers' plaintext exports, imported back into themselves.
         exports, imports = [], []
@@ -205,44 +216,69 @@ def measure_size(users: int, args: argparse.Namespace, work: Path) -> dict[str, 
             status, document, _ = http("POST", PORT, "/api/export", cookie=r["cookie_header"], csrf=csrf, body={})
             assert status == 200, (status, document)
             imports.append(("POST", "/api/import?dry_run=false", r["cookie_header"], json.dumps({"document": document})))
-        results["export"] = run(exports, 8)
-        results["import"] = run(imports, 8)
+        results["export"] = run("export", exports, 8)
+        results["import"] = run("import", imports, 8)
     finally:
         stop(proc)
+
+    # The same read and write mixes with each other number of workers, in this run.
+    for workers in args.workers[1:]:
+        proc, _ = start([*serve, "--workers", str(workers)], PORT, env)
+        try:
+            time.sleep(1)
+            run("warm-up", reads["read mix"][:3000])
+            results[f"read mix, {workers} workers"] = run(f"read mix, {workers} workers", reads["read mix"])
+            results[f"write mix, {workers} workers"] = run(f"write mix, {workers} workers", writes)
+        finally:
+            stop(proc)
 
     pin = ["taskset", "-c", str(SERVER_CORE)] if CLIENT else []
     floor, _ = start([*pin, PY, "-m", "granian", "--interface", "asgi", "--factory", "--port", str(FLOOR_PORT),
                       "--log-level", "error", "--no-ws", "bench.floor:create_app"], FLOOR_PORT, env)
+
+    def floor_run(name: str, lines: list[tuple[str, str, str, str]]) -> dict[str, float]:
+        return wrk(FLOOR_PORT, lines, "", seconds=args.seconds, connections=args.connections, work=work, pid=floor.pid,
+                   name=f"floor {name} ({users:,} readers)")
+
     try:
+        def query(r: dict[str, Any]) -> str:
+            return f"u={r['user_id']}&s={session_of[r['user_id']]}"
+
         for name in ("outline", "next", "daily-dos"):
-            lines = [("GET", f"/floor/{name}?u={r['user_id']}&s={session_of[r['user_id']]}", "", "") for r in readers]
-            results[f"floor {name}"] = wrk(FLOOR_PORT, lines, "", seconds=args.seconds, connections=args.connections,
-                                           work=work, pid=floor.pid)
-        results["floor read mix"] = wrk(FLOOR_PORT, [("GET", f"/floor/{name}?u={r['user_id']}&s={session_of[r['user_id']]}", "", "")
-                                                     for r in readers for name in ("outline", "next", "daily-dos")],
-                                        "", seconds=args.seconds, connections=args.connections, work=work,
-                                        pid=floor.pid)
+            results[f"floor {name}"] = floor_run(name, [("GET", f"/floor/{name}?{query(r)}", "", "") for r in readers])
+        results["floor read mix"] = floor_run("read mix", [("GET", f"/floor/{name}?{query(r)}", "", "")
+                                                           for r in readers for name in ("outline", "next", "daily-dos")])
+        results["floor write mix"] = floor_run("write mix", [line for r in readers for line in (
+            ("POST", f"/floor/answer/{r['last_answered']}?{query(r)}", "", ""),
+            ("POST", f"/floor/tool?{query(r)}", "", ""))])
     finally:
         stop(floor)
     return results
 
 
-def report(all_results: dict[int, dict[str, Any]]) -> None:
+def report(all_results: dict[int, dict[str, Any]], workers: list[int]) -> None:
     for users, results in all_results.items():
         d = results["dataset"]
         print(f"\n## {users:,} readers: {d['exercise_responses']:,} answers, {d['tool_instances']:,} tool entries, "
-              f"{d['bytes'] / 2**30:.2f} GiB")
+              f"{d['bytes'] / 2**30:.2f} GiB; {workers[0]} worker(s)")
         print(f"cold start to first healthy answer: {results['cold_start_s']:.2f} s; idle memory: {results['idle_rss_mib']:.0f} MiB")
         print(f"{'load':<12} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU us/req':>11} "
-              f"{'floor req/s':>12} {'floor CPU':>10} {'of floor':>9}")
+              f"{'floor req/s':>12} {'floor p99':>10} {'floor CPU':>10} {'of floor':>9} {'p99 ratio':>10} {'CPU share':>10}")
         for name in ("outline", "next", "daily-dos", "read mix", "write mix", "sign-in", "export", "import"):
             r = results[name]
             f = results.get(f"floor {name}")
-            share = f"{r['rps'] / f['rps']:.0%}" if f else ""
-            floor_rps = f"{f['rps']:.0f}" if f else ""
-            floor_cpu = f"{f['cpu_us']:.0f}" if f else ""
+            cells = (f"{f['rps']:.0f}", f"{f['p99']:.2f}", f"{f['cpu_us']:.0f}", f"{r['rps'] / f['rps']:.0%}",
+                     f"{r['p99'] / f['p99']:.2f}x", f"{f['cpu_us'] / r['cpu_us']:.0%}") if f else ("",) * 6
             print(f"{name:<12} {r['rps']:>8.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['errors']:>7.0f} {r['cpu_us']:>11.0f} "
-                  f"{floor_rps:>12} {floor_cpu:>10} {share:>9}")
+                  + " ".join(f"{c:>{w}}" for c, w in zip(cells, (12, 10, 10, 9, 10, 10))))
+        if len(workers) > 1:
+            print(f"\n{'workers':<8} {'read mix req/s':>15} {'p99 ms':>8} {'CPU us/req':>11} "
+                  f"{'write mix req/s':>16} {'p99 ms':>8} {'CPU us/req':>11}")
+            for n in workers:
+                read = results["read mix"] if n == workers[0] else results[f"read mix, {n} workers"]
+                write = results["write mix"] if n == workers[0] else results[f"write mix, {n} workers"]
+                print(f"{n:<8} {read['rps']:>15.0f} {read['p99']:>8.2f} {read['cpu_us']:>11.0f} "
+                      f"{write['rps']:>16.0f} {write['p99']:>8.2f} {write['cpu_us']:>11.0f}")
     sizes = sorted(all_results)
     if len(sizes) == 2:
         small, large = (all_results[s] for s in sizes)
@@ -258,6 +294,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--data", default=tempfile.gettempdir(), help="where datasets are built and kept")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1],
+                        help="serve with each number of workers; the first gets every load, the others the mixes")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -265,9 +303,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="dreamtree-load-"))
     try:
         results = {users: measure_size(users, args, work) for users in args.users}
+    except NotAllAnswered as failed:
+        sys.exit(f"stopped: {failed}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    report(results)
+    report(results, args.workers)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

@@ -25,3 +25,12 @@ function request()
   i = i % #requests + 1
   return requests[i]
 end
+
+-- Any answer that is not 2xx stops this thread and is reported (status, then the body's start):
+-- a benchmark that counts errors as throughput measures nothing.
+function response(status, headers, body)
+  if status < 200 or status > 299 then
+    io.stderr:write(string.format("NON-2XX %d %s\n", status, string.sub(body or "", 1, 300)))
+    wrk.thread:stop()
+  end
+end

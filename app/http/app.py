@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,7 +13,7 @@ from litestar.di import Provide
 from litestar.openapi.config import OpenAPIConfig
 
 from app import __version__
-from app.config import Settings
+from app.config import Settings, serve_lock_path
 from app.db.engine import Engine
 from app.db.engines import open_engine
 from app.domain import kdf
@@ -54,6 +55,29 @@ def provide_db(state: State) -> Engine:
     return engine
 
 
+_slot_lock: int | None = None  # held while this worker lives (see worker_slot)
+
+
+def worker_slot(settings: Settings) -> int:
+    """This process's number among `serve --workers N`'s workers (0 with one worker): the first
+    number whose lock file (one per address and number) no living worker holds. The kernel
+    drops a lock with its process, so a worker granian starts again takes the dead one's
+    number, and with it its core."""
+    global _slot_lock
+    if settings.workers < 2:
+        return 0
+    for slot in range(settings.workers):
+        lock = os.open(serve_lock_path(settings.host, settings.port, f".worker-{slot}"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(lock)
+            continue
+        _slot_lock = lock
+        return slot
+    return 0
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
     # Derived once here, never per request; fails at start when the secret is unusable.
@@ -72,7 +96,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def database(app: Litestar) -> AsyncIterator[None]:
-        cores = settings.server_cores()
+        cores = settings.server_cores(worker_slot(settings) if settings.cpu != "none" else 0)
         if cores is not None:
             # This thread is the event loop; the database threads opened next inherit its core,
             # and Argon2 is sent to the other cores.
