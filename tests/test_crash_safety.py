@@ -3,7 +3,8 @@
 64 clients answer at once: none gets a 5xx ("database is locked" included). Then the server is
 killed with SIGKILL in the middle of that write load and started again: every answer the
 server acknowledged is there (or a newer one from the same client), and `dreamtree check`
-passes.
+passes. Each test runs with one server process and with two (`serve --workers 2`: two
+writers on one file, taking its write lock in turn).
 """
 
 from __future__ import annotations
@@ -39,11 +40,14 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_server(db: Path, port: int) -> subprocess.Popen[bytes]:
+WORKERS = pytest.mark.parametrize("workers", [1, 2])
+
+
+def start_server(db: Path, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
     env = {**os.environ, "DREAMTREE_ARGON2": "fast"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--db", str(db), "--port", str(port), "--no-rate-limits",
-         "--log-level", "error"],
+         "--log-level", "error", "--workers", str(workers)],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     deadline = time.monotonic() + 30
@@ -110,9 +114,10 @@ def write_load(port: int, seconds: float, results: list, stop: threading.Event |
     return clients
 
 
-def test_64_concurrent_writers_never_get_a_5xx(tmp_path: Path) -> None:
+@WORKERS
+def test_64_concurrent_writers_never_get_a_5xx(tmp_path: Path, workers: int) -> None:
     port = free_port()
-    proc = start_server(tmp_path / "load.db", port)
+    proc = start_server(tmp_path / "load.db", port, workers)
     try:
         results: list = []
         write_load(port, 3.0, results)
@@ -124,10 +129,11 @@ def test_64_concurrent_writers_never_get_a_5xx(tmp_path: Path) -> None:
     assert statuses == {200}, statuses
 
 
-def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
+@WORKERS
+def test_acknowledged_writes_survive_sigkill(tmp_path: Path, workers: int) -> None:
     db = tmp_path / "crash.db"
     port = free_port()
-    proc = start_server(db, port)
+    proc = start_server(db, port, workers)
     results: list = []
     # 1.5 s into the writes (the 64 sessions are started first, however long a busy machine takes).
     killer = threading.Timer(1.5, lambda: os.killpg(proc.pid, signal.SIGKILL))
@@ -141,7 +147,7 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
     assert acknowledged, "no write was acknowledged before the kill"
 
     port = free_port()
-    restarted = start_server(db, port)
+    restarted = start_server(db, port, workers)
     try:
         for index, last in acknowledged.items():
             client = clients[index]
@@ -169,7 +175,8 @@ def batch_document(client_index: int, batch: int) -> dict:
                                 "created_at": stamp, "updated_at": stamp, "skills": []} for i in range(BATCH)]}
 
 
-def test_no_partial_import_or_claim_survives_sigkill(tmp_path: Path) -> None:
+@WORKERS
+def test_no_partial_import_or_claim_survives_sigkill(tmp_path: Path, workers: int) -> None:
     """Imports (one transaction of BATCH entries each) and claims (user, email, auth rows and a
     new session) run while the server is killed: afterwards each is there whole or not at all,
     and every one the server acknowledged is there."""
@@ -177,7 +184,7 @@ def test_no_partial_import_or_claim_survives_sigkill(tmp_path: Path) -> None:
 
     db = tmp_path / "crash-imports.db"
     port = free_port()
-    proc = start_server(db, port)
+    proc = start_server(db, port, workers)
     importers, claimers = [Client(port) for _ in range(8)], [Client(port) for _ in range(8)]
     for c in importers:
         c.begin()
