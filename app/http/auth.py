@@ -15,11 +15,13 @@ from app.http.request import HttpRequest
 
 
 def provide_server_keys(state: State) -> ServerKeys:
-    return state.server_keys
+    keys: ServerKeys = state.server_keys
+    return keys
 
 
 def provide_throttle(state: State) -> Throttle:
-    return state.throttle
+    throttle: Throttle = state.throttle
+    return throttle
 
 
 def provide_principal(request: Request[Any, Any, Any], state: State, db: NamedDependency[Engine]) -> Principal:

@@ -25,15 +25,19 @@ import hmac
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TextIO, cast
+from typing import TextIO
 
 import msgspec
-from litestar import MediaType, Request, get
+from litestar import MediaType, get
+from litestar.enums import ScopeType
 from litestar.exceptions import NotFoundException
-from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.config import Settings
 from app.http.proxy import TrustedProxies, parse_address, peer_of
+from app.http.request import HttpRequest
 from app.timeutil import now_iso
 
 BUCKETS_MS = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
@@ -123,12 +127,12 @@ class AccessLog:
         stream.flush()
 
 
-def access_log(metrics: Metrics, lines: AccessLog | None):
+def access_log(metrics: Metrics, lines: AccessLog | None) -> Callable[[ASGIApp], ASGIApp]:
     """Counts every request in `metrics` and, unless `lines` is None, logs it there."""
 
     def middleware(app: ASGIApp) -> ASGIApp:
         async def logged(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != "http":
+            if scope["type"] != ScopeType.HTTP:
                 await app(scope, receive, send)
                 return
             started = time.perf_counter()
@@ -145,7 +149,7 @@ def access_log(metrics: Metrics, lines: AccessLog | None):
             finally:
                 ms = (time.perf_counter() - started) * 1000
                 route = scope.get("path_template") or "(unmatched)"
-                method = cast("HTTPScope", scope)["method"]
+                method = scope["method"]
                 metrics.observe(method, route, status, ms)
                 if lines is not None:
                     lines.write({"time": now_iso(), "method": method, "route": route, "status": status,
@@ -163,22 +167,24 @@ def is_loopback(host: str | None) -> bool:
     return address is not None and address.is_loopback
 
 
-def has_token(request: Request, token: str | None) -> bool:
+def has_token(request: HttpRequest, token: str | None) -> bool:
     if not token:
         return False
     scheme, _, sent = (request.headers.get("authorization") or "").partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(sent.strip().encode(), token.encode())
 
 
-def may_read_metrics(request: Request, proxies: TrustedProxies, token: str | None) -> bool:
+def may_read_metrics(request: HttpRequest, proxies: TrustedProxies, token: str | None) -> bool:
     peer = peer_of(request.scope)
     return (is_loopback(peer) and peer not in proxies) or has_token(request, token)
 
 
 @get("/metrics", media_type=MediaType.TEXT, include_in_schema=False, cache=False)
-async def metrics_endpoint(request: Request) -> str:
+async def metrics_endpoint(request: HttpRequest) -> str:
     """Counters and latency histograms, for local non-proxy peers or the metrics token."""
     state = request.app.state
-    if not may_read_metrics(request, state.proxies, state.settings.metrics_token):
+    settings: Settings = state.settings
+    if not may_read_metrics(request, state.proxies, settings.metrics_token):
         raise NotFoundException()
-    return state.metrics.render()
+    metrics: Metrics = state.metrics
+    return metrics.render()
