@@ -670,8 +670,8 @@ def check_port_free(host: str, port: int) -> None:
     busy port would start and silently share its connections with the first (each answering
     from its own database). Two checks, both before the database is touched:
 
-    - a lock file per address (`dreamtree-serve-<host>-<port>.lock` in the temporary
-      directory), taken with flock and held by this process until it ends: of two servers
+    - a lock file per address (`dreamtree-serve-<address>-<port>.lock` in the temporary
+      directory, named by the address the host resolves to), taken with flock and held by this process until it ends: of two servers
       started in the same instant, exactly one gets it (the kernel drops the lock with the
       process, so a killed server leaves nothing to clean up);
     - a plain bind, without SO_REUSEPORT, which fails on a port anything else listens on.
@@ -689,8 +689,13 @@ def check_port_free(host: str, port: int) -> None:
     except socket.gaierror as exc:
         raise UserError(f"{host}: cannot listen on this host ({exc.strerror})") from None
     busy = f"{host}:{port}: address already in use (is another server running there?)"
-    name = "".join(ch if ch.isalnum() or ch in ".-" else "_" for ch in f"{host}-{port}")
-    lock = os.open(Path(tempfile.gettempdir()) / f"dreamtree-serve-{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    # Named by the resolved address, so `localhost` and `127.0.0.1` share one lock.
+    name = "".join(ch if ch.isalnum() or ch in ".-" else "_" for ch in f"{address[0]}-{port}")
+    path = Path(tempfile.gettempdir()) / f"dreamtree-serve-{name}.lock"
+    try:
+        lock = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot open the serve lock ({exc.strerror})") from None
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
