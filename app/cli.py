@@ -305,14 +305,20 @@ def _with_account(settings: Settings, email: str, password: str,
     return run_with_engine(settings, run)
 
 
+def password_stdin_option(command: str, more: str = "") -> Callable[[F], F]:
+    """`--password-stdin` of the commands that unlock an account, with `command` in its example."""
+    return click.option(
+        "--password-stdin", is_flag=True,
+        help="Read the account password from the first line of standard input instead of asking for it "
+             f"(for scripts: `dreamtree {command} --user EMAIL --password-stdin FILE < password.txt`). Only "
+             "the line's ending newline is removed; spaces are part of the password." + more)
+
+
 @main.command("export")
 @db_option
 @engine_option
 @click.option("--user", "email", required=True, metavar="EMAIL", help="The claimed account's email.")
-@click.option("--password-stdin", is_flag=True,
-              help="Read the account password from the first line of standard input instead of asking for it "
-                   "(for scripts: `dreamtree export --user EMAIL --password-stdin FILE < password.txt`). Only "
-                   "the line's ending newline is removed; spaces are part of the password.")
+@password_stdin_option("export")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @friendly_errors
 def export_cmd(db: Path | None, engine: str | None, email: str, password_stdin: bool, file: Path) -> None:
@@ -346,11 +352,8 @@ def export_cmd(db: Path | None, engine: str | None, email: str, password_stdin: 
 @db_option
 @engine_option
 @click.option("--user", "email", required=True, metavar="EMAIL", help="The claimed account that receives the data.")
-@click.option("--password-stdin", is_flag=True,
-              help="Read the account password from the first line of standard input instead of asking for it "
-                   "(for scripts: `dreamtree import --user EMAIL --password-stdin FILE < password.txt`). Only "
-                   "the line's ending newline is removed; spaces are part of the password. The same password "
-                   "opens an encrypted FILE, so it must be the one the file was exported with.")
+@password_stdin_option("import", " The same password opens an encrypted FILE, so it must be the one "
+                       "the file was exported with.")
 @click.option("--dry-run", is_flag=True, help="Report what would change; write nothing.")
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @friendly_errors
