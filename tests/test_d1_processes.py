@@ -172,9 +172,24 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     for name in ("DREAMTREE_ENGINE", "DREAMTREE_DB", "DREAMTREE_PORT", "DREAMTREE_RATE_LIMITS"):
         env.pop(name, None)
     servers = [Server(port, base / f"serve-{port}.log") for port in (d1util.free_port(), d1util.free_port())]
+    assert worker.proc is not None
+    group = worker.proc.pid
     try:
-        for server in servers:  # at the same instant, both on the empty D1
-            server.start(env, base / "dreamtree.db")
+        # At the same instant, both on the empty D1. The Worker is held (SIGSTOP) until both have
+        # sent their first batch, so that both read the empty ledger before either applies a file.
+        os.killpg(group, signal.SIGSTOP)
+        try:
+            for server in servers:
+                server.start(env, base / "dreamtree.db")
+            hold_until = time.monotonic() + SERVE_START_S
+            while (waiting := _connections_to(worker.port)) < len(servers) and time.monotonic() < hold_until:
+                if waiting and hold_until - time.monotonic() > D1_TIMEOUT_S / 2:
+                    hold_until = time.monotonic() + D1_TIMEOUT_S / 2  # well before the first one gives up
+                if any(s.proc is not None and s.proc.poll() is not None for s in servers):
+                    break
+                time.sleep(0.02)
+        finally:
+            os.killpg(group, signal.SIGCONT)
         deadline = time.monotonic() + SERVE_START_S
         for server in servers:
             server.wait_ready(deadline)
@@ -183,6 +198,17 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         for server in servers:
             server.stop()
         worker.stop()
+
+
+def _connections_to(port: int) -> int:
+    """Established IPv4 connections to 127.0.0.1:port, from the client's side (Linux)."""
+    count = 0
+    with open("/proc/net/tcp", encoding="ascii") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            if int(fields[2].split(":")[1], 16) == port and fields[3] == "01":
+                count += 1
+    return count
 
 
 def run(*coroutines: Any) -> list[Any]:
