@@ -1,7 +1,8 @@
 """Several `dreamtree serve` processes on one D1 (markers d1 and slow).
 
 One `wrangler dev` Worker over a fresh local D1, and two real `dreamtree serve --engine d1`
-processes started at the same instant on the EMPTY database. Both must come up: migrations
+processes started at the same instant on the empty database (the Worker held until both have
+sent their first batch, so that both find the ledger empty). Both must come up: migrations
 applied once (the runner that loses the race finds the file in the ledger and goes on), the
 sample workbook seeded once (the loser's guarded write fails, it reads again and finds nothing
 to change). Then the readers' races, split across both processes: claims of one email, edits of
