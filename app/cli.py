@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 
 import click
 
@@ -766,9 +766,11 @@ def serve(
     It stops at once with "address already in use" when something listens on the port. With
     --engine d1 it migrates and seeds through the D1 Worker (docs/d1.md).
     """
+    import copy
     import os
 
     from granian import Granian
+    from granian.log import LOGGING_CONFIG
 
     settings = settings_for(
         db, engine=engine, host=host, port=port, secure_cookies=secure_cookies,
@@ -796,6 +798,9 @@ def serve(
     click.echo(f"DreamTree store on http://{settings.host}:{settings.port}/ (database {database}{where})")
     if notice := secure_cookie_notice(settings):
         click.echo(f"dreamtree: {notice}", err=True)
+    # httpx notes every request it sends at INFO: on d1, one line per batch. Only debug shows them.
+    log_config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    log_config["loggers"]["httpx"] = {"level": "DEBUG" if log_level == "debug" else "WARNING"}
     Granian(
         "app.http.app:create_app",
         factory=True,
@@ -804,6 +809,7 @@ def serve(
         interface="asgi",  # type: ignore[arg-type]
         websockets=False,
         log_level=log_level,  # type: ignore[arg-type]
+        log_dictconfig=log_config,
         log_access=log_level == "debug",
     ).serve()
 
