@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 
 import click
 
@@ -305,14 +305,20 @@ def _with_account(settings: Settings, email: str, password: str,
     return run_with_engine(settings, run)
 
 
+def password_stdin_option(command: str, more: str = "") -> Callable[[F], F]:
+    """`--password-stdin` of the commands that unlock an account, with `command` in its example."""
+    return click.option(
+        "--password-stdin", is_flag=True,
+        help="Read the account password from the first line of standard input instead of asking for it "
+             f"(for scripts: `dreamtree {command} --user EMAIL --password-stdin FILE < password.txt`). Only "
+             "the line's ending newline is removed; spaces are part of the password." + more)
+
+
 @main.command("export")
 @db_option
 @engine_option
 @click.option("--user", "email", required=True, metavar="EMAIL", help="The claimed account's email.")
-@click.option("--password-stdin", is_flag=True,
-              help="Read the account password from the first line of standard input instead of asking for it "
-                   "(for scripts: `dreamtree export --user EMAIL --password-stdin FILE < password.txt`). Only "
-                   "the line's ending newline is removed; spaces are part of the password.")
+@password_stdin_option("export")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @friendly_errors
 def export_cmd(db: Path | None, engine: str | None, email: str, password_stdin: bool, file: Path) -> None:
@@ -346,11 +352,8 @@ def export_cmd(db: Path | None, engine: str | None, email: str, password_stdin: 
 @db_option
 @engine_option
 @click.option("--user", "email", required=True, metavar="EMAIL", help="The claimed account that receives the data.")
-@click.option("--password-stdin", is_flag=True,
-              help="Read the account password from the first line of standard input instead of asking for it "
-                   "(for scripts: `dreamtree import --user EMAIL --password-stdin FILE < password.txt`). Only "
-                   "the line's ending newline is removed; spaces are part of the password. The same password "
-                   "opens an encrypted FILE, so it must be the one the file was exported with.")
+@password_stdin_option("import", " The same password opens an encrypted FILE, so it must be the one "
+                       "the file was exported with.")
 @click.option("--dry-run", is_flag=True, help="Report what would change; write nothing.")
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @friendly_errors
@@ -670,8 +673,8 @@ def check_port_free(host: str, port: int) -> None:
     busy port would start and silently share its connections with the first (each answering
     from its own database). Two checks, both before the database is touched:
 
-    - a lock file per address (`dreamtree-serve-<host>-<port>.lock` in the temporary
-      directory), taken with flock and held by this process until it ends: of two servers
+    - a lock file per address (`dreamtree-serve-<address>-<port>.lock` in the temporary
+      directory, named by the address the host resolves to), taken with flock and held by this process until it ends: of two servers
       started in the same instant, exactly one gets it (the kernel drops the lock with the
       process, so a killed server leaves nothing to clean up);
     - a plain bind, without SO_REUSEPORT, which fails on a port anything else listens on.
@@ -688,7 +691,12 @@ def check_port_free(host: str, port: int) -> None:
     except socket.gaierror as exc:
         raise UserError(f"{host}: cannot listen on this host ({exc.strerror})") from None
     busy = f"{host}:{port}: address already in use (is another server running there?)"
-    lock = os.open(serve_lock_path(host, port), os.O_RDWR | os.O_CREAT, 0o644)
+    # Named by the resolved address, so `localhost` and `127.0.0.1` share one lock.
+    path = serve_lock_path(str(address[0]), port)
+    try:
+        lock = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot open the serve lock ({exc.strerror})") from None
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -761,9 +769,11 @@ def serve(
     database threads on a core of their own (--cpu). It stops at once with "address already in use" when something listens on the port. With
     --engine d1 it migrates and seeds through the D1 Worker (docs/d1.md).
     """
+    import copy
     import os
 
     from granian import Granian
+    from granian.log import LOGGING_CONFIG
 
     settings = settings_for(
         db, engine=engine, host=host, port=port, secure_cookies=secure_cookies,
@@ -795,6 +805,9 @@ def serve(
     click.echo(f"DreamTree store on http://{settings.host}:{settings.port}/ (database {database}{where})")
     if notice := secure_cookie_notice(settings):
         click.echo(f"dreamtree: {notice}", err=True)
+    # httpx notes every request it sends at INFO: on d1, one line per batch. Only debug shows them.
+    log_config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    log_config["loggers"]["httpx"] = {"level": "DEBUG" if log_level == "debug" else "WARNING"}
     Granian(
         "app.http.app:create_app",
         factory=True,
@@ -804,6 +817,7 @@ def serve(
         workers=settings.workers,
         websockets=False,
         log_level=log_level,  # type: ignore[arg-type]
+        log_dictconfig=log_config,
         log_access=log_level == "debug",
     ).serve()
 

@@ -286,7 +286,11 @@ def test_a_reader_works_through_the_first_week_and_takes_it_to_another_browser(
     third.get_by_label("Password for the file").fill(PASSWORD)
     third.get_by_role("button", name="Check the file first").click()
     expect(third.locator(".report")).to_contain_text("nothing written yet")
-    third.get_by_role("button", name="Import").click()
+    # The page uploads the downloaded file as it is, its password in a header.
+    with third.expect_request(lambda r: "/api/import?dry_run=false" in r.url) as upload:
+        third.get_by_role("button", name="Import").click()
+    assert upload.value.post_data == exported.read_text(encoding="utf-8")
+    assert upload.value.headers["x-export-password"] == PASSWORD
     report = third.locator(".report")
     expect(report).to_contain_text("What was imported")
     expect(report.get_by_role("row", name="Tool entries")).to_contain_text("2")

@@ -40,6 +40,7 @@ from app.db.engine import (
 from app.db.engines import open_engine
 from app.http.bookmarks import bookmark_middleware_factory
 from app.http.problems import exception_handlers
+from tests.d1util import free_port
 
 TOKEN = "t0ken-" + "s" * 58
 URL = "http://127.0.0.1:9"
@@ -413,7 +414,7 @@ def test_the_cli_says_what_is_missing_in_one_line(tmp_path: Path) -> None:
         (["migrate", "--engine", "d1", "--status"], {"DREAMTREE_D1_URL": URL}, "needs DREAMTREE_D1_TOKEN"),
         (["migrate"], {"DREAMTREE_ENGINE": "d1", "DREAMTREE_D1_URL": URL, "DREAMTREE_D1_TOKEN": TOKEN},
          "the D1 Worker at http://127.0.0.1:9 does not answer"),
-        (["serve", "--engine", "d1", "--db", str(tmp_path / "x.db")], {"DREAMTREE_D1_URL": URL, "DREAMTREE_D1_TOKEN": TOKEN},
+        (["serve", "--engine", "d1", "--db", str(tmp_path / "x.db"), "--port", str(free_port())], {"DREAMTREE_D1_URL": URL, "DREAMTREE_D1_TOKEN": TOKEN},
          "does not answer"),
     ]:
         result = runner.invoke(main, args, env={**env, **extra})

@@ -181,3 +181,19 @@ def test_the_next_exercise_subquery_is_the_same_wherever_it_is_written_out() -> 
     assert {name for name, found in holders.items() if found is None} == set()
     everywhere = sum(len(NEXT_PLACE.findall(Q[name])) for name in Q)
     assert everywhere == 4, "a new copy of the next-exercise subquery: add it to this test and the note"
+
+
+# Queries the app names by prefix (`Q[f"seed_rows_{table}"]`), and the one kept only as a
+# reference: the spec's per-tool unlock check, which the tools catalogue's one-statement
+# version is tested against (tests/test_tools_api.py, tests/test_workbook_api.py).
+NAMED_BY_PREFIX = ("seed_rows_", "deactivate_")
+REFERENCE_ONLY = {"tool_unlocked"}
+
+
+def test_every_named_query_is_used_by_the_app() -> None:
+    """A query nobody runs is a rule nobody checks (an unused, unscoped tag query once sat here)."""
+    app_dir = Path(__file__).resolve().parents[1] / "app"
+    source = "\n".join(path.read_text(encoding="utf-8") for path in app_dir.rglob("*.py"))
+    unused = [name for name in Q if name not in REFERENCE_ONLY and not name.startswith(NAMED_BY_PREFIX)
+              and not re.search(rf"\b{name}\b", source)]
+    assert unused == [], f"named queries that nothing in app/ runs: {unused}"

@@ -215,3 +215,85 @@ def test_without_trailing_comment() -> None:
     assert strip("INSERT INTO t VALUES ('a; -- b');") == "INSERT INTO t VALUES ('a; -- b');"
     trigger = "CREATE TRIGGER g AFTER INSERT ON t BEGIN\n  UPDATE t SET a = 1; -- inner\nEND; -- outer"
     assert strip(trigger) == trigger.removesuffix(" -- outer")
+
+
+# --- several runners at once (several `serve` processes starting on one database) ---------------
+
+
+def _stale_once(monkeypatch: pytest.MonkeyPatch, name: str, answer: list[str]) -> None:
+    """The runner's first ledger read answers `answer`, as it did before the other runner wrote."""
+    real = getattr(migrations, name)
+    calls = []
+
+    def stale(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return list(answer) if len(calls) == 1 else real(*args, **kwargs)
+
+    async def stale_async(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return list(answer) if len(calls) == 1 else await real(*args, **kwargs)
+
+    monkeypatch.setattr(migrations, name, stale_async if name.endswith("_on") else stale)
+
+
+def _with_an_idempotent_file(directory: Path) -> list[str]:
+    # A file that runs again without failing: only the ledger's UNIQUE name tells the runner.
+    (directory / "0002_idempotent.sql").write_text("CREATE INDEX IF NOT EXISTS idx_probe ON users(created_at);\n")
+    return [m.name for m in migrations.list_migrations(directory)]
+
+
+# Seen before the other runner's first file (its CREATE TABLE fails), or between its files (the
+# second file runs again without failing, and only the ledger's UNIQUE name stops it).
+STALE = pytest.mark.parametrize("seen", [0, 1], ids=["nothing-seen", "first-file-seen"])
+
+
+@STALE
+def test_a_runner_that_lost_the_race_to_a_migration_finds_it_applied_and_goes_on(
+    tmp_path: Path, migrations_dir: Path, monkeypatch: pytest.MonkeyPatch, seen: int
+) -> None:
+    names = _with_an_idempotent_file(migrations_dir)
+
+    async def go() -> list[str]:
+        db = Database(tmp_path / "raced.db")
+        await db.open()
+        try:
+            assert await migrations.apply_on(db, migrations_dir) == names  # the runner that won
+            _stale_once(monkeypatch, "applied_names_on", names[:seen])
+            return await migrations.apply_on(db, migrations_dir)  # the one that read the ledger before
+        finally:
+            await db.close()
+
+    assert anyio.run(go) == []
+    conn = connect_sync(tmp_path / "raced.db")
+    try:
+        assert [tuple(r) for r in conn.execute("SELECT id, name FROM d1_migrations")] == list(enumerate(names, start=1))
+    finally:
+        conn.close()
+
+
+@STALE
+def test_a_process_that_lost_the_race_on_the_file_finds_it_applied_and_goes_on(
+    empty: sqlite3.Connection, migrations_dir: Path, monkeypatch: pytest.MonkeyPatch, seen: int
+) -> None:
+    names = _with_an_idempotent_file(migrations_dir)
+    assert migrations.apply(empty, migrations_dir) == names
+    _stale_once(monkeypatch, "applied_names", names[:seen])
+    assert migrations.apply(empty, migrations_dir) == []
+    assert [tuple(r) for r in empty.execute("SELECT id, name FROM d1_migrations")] == list(enumerate(names, start=1))
+
+
+def test_a_file_that_fails_for_its_own_reason_is_still_an_error_after_the_ledger_is_read_again(
+    tmp_path: Path, migrations_dir: Path
+) -> None:
+    (migrations_dir / "0002_broken.sql").write_text("CREATE TABLE users (id TEXT);\n")
+
+    async def go() -> None:
+        db = Database(tmp_path / "broken.db")
+        await db.open()
+        try:
+            await migrations.apply_on(db, migrations_dir)
+        finally:
+            await db.close()
+
+    with pytest.raises(MigrationError, match="0002_broken.sql: the batch failed, nothing applied: table users already exists"):
+        anyio.run(go)

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,34 @@ def test_of_servers_started_in_the_same_instant_exactly_one_serves(tmp_path: Pat
         finally:
             for proc in racers:
                 stop(proc)
+
+
+
+@pytest.fixture
+def lock_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """Serve locks taken in this process go to tmp_path and are released when the test ends."""
+    from app import cli
+
+    monkeypatch.setattr("tempfile.gettempdir", lambda: str(tmp_path))
+    monkeypatch.setattr(cli, "_port_lock", None)
+    yield tmp_path
+    if cli._port_lock is not None:
+        os.close(cli._port_lock)
+
+
+def test_a_host_name_and_its_address_share_one_serve_lock(lock_dir: Path) -> None:
+    from app.cli import UserError, check_port_free
+
+    address = socket.getaddrinfo("localhost", 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][4][0]
+    port = free_port()
+    check_port_free("localhost", port)  # this process now holds the lock of localhost:port
+    with pytest.raises(UserError, match="address already in use"):
+        check_port_free(address, port)
+
+
+def test_a_serve_lock_that_cannot_be_opened_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch, lock_dir: Path) -> None:
+    from app.cli import UserError, check_port_free
+
+    monkeypatch.setattr("tempfile.gettempdir", lambda: str(lock_dir / "missing"))
+    with pytest.raises(UserError, match="cannot open the serve lock"):
+        check_port_free("127.0.0.1", free_port())

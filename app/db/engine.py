@@ -34,6 +34,11 @@ How an engine runs a work (docs/engines.md has the whole model):
 Domain code never knows which engine it runs on. It never sees a connection, never opens a
 transaction, and never builds SQL from values: every statement is named SQL from app/sql
 with `?` parameters.
+
+Long on purpose: this is the whole contract between domain code and the engines, in the
+order a reader needs it (the batch vocabulary, guards and their errors, gates, the driver that
+runs a work against a batch executor, the `Engine` interface). Each engine module builds on
+all of it, and splitting it would leave no single page that states the model.
 """
 
 from __future__ import annotations

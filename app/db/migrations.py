@@ -42,6 +42,7 @@ LEDGER_DDL = """CREATE TABLE IF NOT EXISTS d1_migrations(
 LEDGER_EXISTS = "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'd1_migrations'"
 LEDGER_NAMES = "SELECT name FROM d1_migrations ORDER BY id"
 LEDGER_INSERT = "INSERT INTO d1_migrations (name) VALUES (?)"
+LEDGER_HAS = "SELECT count(*) FROM d1_migrations WHERE name = ?"
 
 _NAME = re.compile(r"^(\d+)_[A-Za-z0-9_.-]+\.sql$")
 _TRANSACTION_WORDS = {"BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"}
@@ -162,7 +163,9 @@ def apply(conn: sqlite3.Connection, directory: Path = MIGRATIONS_DIR) -> list[st
     applied = []
     for migration, statements in loaded:
 
-        def run(c: sqlite3.Connection, migration: MigrationFile = migration, statements: list[Statement] = statements) -> None:
+        def run(c: sqlite3.Connection, migration: MigrationFile = migration, statements: list[Statement] = statements) -> bool:
+            if c.execute(LEDGER_HAS, (migration.name,)).fetchone()[0]:
+                return False  # another process applied it since we read the ledger (we hold the lock now)
             for number, statement in enumerate(statements, start=1):
                 try:
                     c.execute(statement.sql)
@@ -171,9 +174,10 @@ def apply(conn: sqlite3.Connection, directory: Path = MIGRATIONS_DIR) -> list[st
                         migration.name, f"statement {number} failed: {exc}", statement.line
                     ) from exc
             c.execute(LEDGER_INSERT, (migration.name,))
+            return True
 
-        run_in_transaction(conn, run, True)
-        applied.append(migration.name)
+        if run_in_transaction(conn, run, True):
+            applied.append(migration.name)
     return applied
 
 
@@ -226,7 +230,12 @@ async def apply_on(engine: Engine, directory: Path = MIGRATIONS_DIR) -> list[str
     The ledger is created first with wrangler's exact DDL (its own batch: `CREATE TABLE IF NOT
     EXISTS` changes nothing when wrangler made it). Every pending file is loaded and checked
     before the first one runs. A file that fails leaves nothing behind, the files before it
-    stay applied, and the error names the file."""
+    stay applied, and the error names the file.
+
+    Several runners may start at once on one database (several `serve` processes on one D1).
+    The one that loses the race to a file sees its batch fail (the file's CREATE TABLE, or the
+    ledger's UNIQUE name); it then reads the ledger again, and a file found there was applied
+    by the other runner: it goes on with the next one. Only a file still missing is an error."""
     from app.db.d1_engine import D1Error  # only here: the sqlite-only commands need no HTTP client
 
     await engine.change(partial(_script_work, (Stmt(LEDGER_DDL),)), None)
@@ -235,16 +244,16 @@ async def apply_on(engine: Engine, directory: Path = MIGRATIONS_DIR) -> list[str
     loaded = [(m, load(m)) for m in pending]  # refuse a bad file before running any of them
     applied = []
     for migration, statements in loaded:
+        if migration.name in done:
+            continue  # applied by another runner since we read the ledger
         batch = (*(Stmt(without_trailing_comment(s.sql)) for s in statements), Stmt(LEDGER_INSERT, (migration.name,)))
         try:
             await engine.change(partial(_script_work, batch), None)
-        except ConstraintFailed as exc:
-            if "d1_migrations.name" in exc.message:
-                raise MigrationError(migration.name, "another runner applied it meanwhile; run migrate again") from None
-            raise MigrationError(migration.name, f"the batch failed, nothing applied: {exc.message}") from None
-        except sqlite3.Error as exc:
-            raise MigrationError(migration.name, f"the batch failed, nothing applied: {exc}") from exc
-        except D1Error as exc:
-            raise MigrationError(migration.name, f"the batch failed, nothing applied: {exc.detail}") from None
+        except (ConstraintFailed, sqlite3.Error, D1Error) as exc:
+            done = set(await applied_names_on(engine))
+            if migration.name in done:
+                continue  # another runner applied it first: nothing of ours was written
+            detail = exc.message if isinstance(exc, ConstraintFailed) else exc.detail if isinstance(exc, D1Error) else exc
+            raise MigrationError(migration.name, f"the batch failed, nothing applied: {detail}") from None
         applied.append(migration.name)
     return applied

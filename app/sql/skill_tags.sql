@@ -8,12 +8,6 @@ FROM skills s
 WHERE s.id IN (SELECT value FROM json_each(?1))
   AND (s.is_custom = 0 OR s.review_status = 'approved' OR s.created_by = ?2);
 
--- name: tags_of
-SELECT exercise_instance_id, skill_id
-FROM exercise_skills
-WHERE exercise_instance_id IN (SELECT value FROM json_each(?))
-ORDER BY created_at, skill_id;
-
 -- name: delete_own_tags
 -- The tags of answer or tool entry ?1, only when that row is reader ?2's.
 DELETE FROM exercise_skills

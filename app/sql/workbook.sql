@@ -138,11 +138,6 @@ JOIN exercise_skills t ON t.exercise_instance_id = er.id
 WHERE es.full_exercise_id = ?1 AND er.user_id = ?2
 ORDER BY t.created_at, t.skill_id;
 
--- name: response_at_place
-SELECT id, full_exercise_id, version, response_json, responded_at
-FROM exercise_responses
-WHERE user_id = ? AND part_id = ? AND module_id = ? AND exercise_id = ?;
-
 -- name: insert_first_response
 -- A reader's first answer at a place: written only while they have none there (one current
 -- answer per reader and place; the schema has no unique index to say it).

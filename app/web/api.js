@@ -37,11 +37,22 @@ export function csrfToken() {
   return "";
 }
 
+/** A JSON body: a value to encode, or `{ text, headers }` sent as it is (a file, unchanged). */
+export class RawJSON {
+  constructor(text, headers = {}) {
+    this.text = text;
+    this.headers = headers;
+  }
+}
+
 async function send(method, path, body) {
   const headers = { Accept: "application/json" };
   if (UNSAFE.has(method)) headers["x-csrftoken"] = csrfToken();
   const init = { method, headers, credentials: "same-origin", cache: "no-store" };
-  if (body !== undefined) {
+  if (body instanceof RawJSON) {
+    Object.assign(headers, body.headers, { "Content-Type": "application/json" });
+    init.body = body.text;
+  } else if (body !== undefined) {
     headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
