@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 
 import msgspec
 
-from app.db.engine import Result, Stmt, changed
+from app.db.engine import Read, Result, Stmt, changed
 from app.db.queries import Q
 from app.domain.errors import Invalid
 
@@ -29,6 +29,12 @@ def _unique(skill_ids: list[str]) -> list[str]:
 def usable_skills(user_id: str, skill_ids: list[str]) -> Stmt:
     """The read that `checked_skills` needs: which of these skills the reader may tag."""
     return Stmt(Q.usable_skills, (json.dumps(_unique(skill_ids)), user_id))
+
+
+def read_with_skills(first: Stmt, user_id: str, skill_ids: list[str] | None) -> Read:
+    """The first read of a work that saves something with tags: its own statement and, when
+    the reader names skills, `usable_skills` after it (its result is `found[1]`)."""
+    return Read(first, usable_skills(user_id, skill_ids)) if skill_ids else Read(first)
 
 
 def checked_skills(skill_ids: list[str] | None, usable: Result | None) -> list[str] | None:

@@ -43,7 +43,7 @@ from app.domain import keys
 from app.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from app.domain.json_limits import FreeJSON
 from app.domain.sessions import Principal
-from app.domain.skill_tags import checked_skills, tag_statements, usable_skills
+from app.domain.skill_tags import checked_skills, read_with_skills, tag_statements, usable_skills
 from app.domain.tool_shapes import content_schema, has_shape, validate_content, with_kept
 from app.timeutil import now_iso
 
@@ -242,10 +242,7 @@ def edit_work(principal: Principal, instance_id: str, content: FreeJSON, skills:
     """Read the entry, validate the content against its tool, seal and hash it, then write the
     content and the tags (when given) only over the row that was read."""
     user = principal.user_id
-    reads = [Stmt(Q.tool_instance_to_edit, (instance_id, user))]
-    if skills:
-        reads.append(usable_skills(user, skills))
-    found = yield Read(*reads)
+    found = yield read_with_skills(Stmt(Q.tool_instance_to_edit, (instance_id, user)), user, skills)
     row = found[0].one()
     if row is None:
         raise _no_instance(instance_id)

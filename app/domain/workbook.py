@@ -37,7 +37,7 @@ from app.domain import keys
 from app.domain.errors import Forbidden, Invalid, NotFound
 from app.domain.json_limits import FreeJSON, check_json
 from app.domain.sessions import Principal
-from app.domain.skill_tags import checked_skills, tag_statements, usable_skills
+from app.domain.skill_tags import checked_skills, read_with_skills, tag_statements
 from app.timeutil import now_iso
 
 MAX_RESPONSE_BYTES = 64 * 1024
@@ -410,10 +410,7 @@ def answer_work(principal: Principal, full_exercise_id: str, response: FreeJSON,
     tags, the module row when the module is complete after it, and workbook_complete, and
     reads back the workbook's state after the write."""
     user = principal.user_id
-    reads = [Stmt(Q.place_state, (full_exercise_id, user))]
-    if skills:
-        reads.append(usable_skills(user, skills))
-    found = yield Read(*reads)
+    found = yield read_with_skills(Stmt(Q.place_state, (full_exercise_id, user)), user, skills)
     place = found[0].one()
     if place is None:
         raise NotFound(f"No exercise {full_exercise_id}.")
