@@ -8,7 +8,6 @@ from this origin and run no inline script or style.
 
 from __future__ import annotations
 
-from litestar.datastructures import MutableScopeHeaders
 from litestar.types import Message, Scope
 
 SECURITY_HEADERS = {
@@ -17,12 +16,16 @@ SECURITY_HEADERS = {
     "x-frame-options": "DENY",
     "content-security-policy": "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
 }
+_RAW = tuple((name.encode(), value.encode()) for name, value in SECURITY_HEADERS.items())
+_NAMES = frozenset(name for name, _ in _RAW)
 
 
 async def add_security_headers(message: Message, scope: Scope) -> None:
+    """Adds each header the response does not set itself, in one pass over its headers (the
+    hook runs on every response, so it costs every request)."""
     if message["type"] != "http.response.start":
         return
-    headers = MutableScopeHeaders.from_message(message)
-    for name, value in SECURITY_HEADERS.items():
-        if name not in headers:
-            headers[name] = value
+    headers = list(message.get("headers") or ())
+    present = {bytes(name).lower() for name, _ in headers} & _NAMES
+    headers.extend(pair for pair in _RAW if pair[0] not in present)
+    message["headers"] = headers

@@ -38,7 +38,6 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from app.config import Settings
 from app.http.proxy import TrustedProxies, parse_address, peer_of
 from app.http.request import HttpRequest
-from app.timeutil import now_iso
 
 BUCKETS_MS = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
 # Peers that are this machine besides loopback addresses: "testclient" is what Litestar's
@@ -127,6 +126,21 @@ class AccessLog:
         stream.flush()
 
 
+_second = -1
+_prefix = ""
+
+
+def _stamp() -> str:
+    """Now, as app.timeutil.now_iso() writes it (UTC, milliseconds), with the date and time of
+    day formatted once a second rather than once a request."""
+    global _second, _prefix
+    moment = time.time()
+    second = int(moment)
+    if second != _second:
+        _second, _prefix = second, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+    return f"{_prefix}{int((moment - second) * 1000):03d}Z"
+
+
 def access_log(metrics: Metrics, lines: AccessLog | None) -> Callable[[ASGIApp], ASGIApp]:
     """Counts every request in `metrics` and, unless `lines` is None, logs it there."""
 
@@ -152,7 +166,7 @@ def access_log(metrics: Metrics, lines: AccessLog | None) -> Callable[[ASGIApp],
                 method = scope["method"]
                 metrics.observe(method, route, status, ms)
                 if lines is not None:
-                    lines.write({"time": now_iso(), "method": method, "route": route, "status": status,
+                    lines.write({"time": _stamp(), "method": method, "route": route, "status": status,
                                  "ms": round(ms, 2)})
 
         return logged
