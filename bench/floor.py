@@ -13,7 +13,9 @@ floor always runs what the real endpoint runs.
   work itself (editing an answer, adding a list-builder entry) run by `Database.change` with
   the session as its gate: its reads, decision and write batch in one `BEGIN IMMEDIATE` job on
   the writer, as the real endpoint runs it. The sealed value is sealed once at start, not per
-  request, and the answer is not shaped into the API's JSON.
+  request, and the answer is not shaped into the API's JSON. (Sealed under the floor's own
+  key, so those answers and entries no longer open for their reader: bench/load.py runs the
+  floor's writes after every load that reads them.)
 
 Whatever the real endpoint costs above this is the service's own overhead; bench/load.py
 reports each real figure as a fraction of its floor, measured in the same run.
