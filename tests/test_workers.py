@@ -40,8 +40,13 @@ def two_workers(tmp_path: Path):
     try:
         yield proc, port
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        proc.terminate()  # serve stops its workers itself
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+            raise
 
 
 def test_both_workers_answer_and_share_the_file(two_workers) -> None:
