@@ -73,10 +73,27 @@ class Reader:
         return self.post("/api/auth/login", {"email": email, "password": password, **extra})
 
 
+# The d1 engine's database by the `db_path` a test holds (conftest.py registers it for a d1
+# test): the helpers below then go through the Worker instead of opening a file.
+D1_DATABASES: dict[str, Any] = {}
+
+
+def connect(db_path: Path, *, strict: bool = True) -> Any:
+    """A connection to the test's database, past the API, on either engine: the file itself
+    (sqlite), or `d1util.D1Connection` through the Worker (d1), which takes the same
+    execute / executemany / fetchone / fetchall calls."""
+    d1 = D1_DATABASES.get(str(db_path))
+    if d1 is not None:
+        from tests.d1util import D1Connection
+
+        return D1Connection(d1)
+    return connect_sync(db_path, strict=strict)
+
+
 def query(db_path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-    """Rows straight from the database file, past the API (a plain connection, not D1-strict)."""
-    conn = connect_sync(db_path, strict=False)
+    """Rows straight from the database, past the API (on sqlite a plain connection, not D1-strict)."""
+    conn = connect(db_path, strict=False)
     try:
-        return conn.execute(sql, params).fetchall()
+        return list(conn.execute(sql, params).fetchall())
     finally:
         conn.close()

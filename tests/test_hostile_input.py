@@ -27,7 +27,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
-pytestmark = pytest.mark.hostile
+pytestmark = [pytest.mark.hostile, pytest.mark.both_engines]
 ROOT = Path(__file__).resolve().parents[1]
 
 

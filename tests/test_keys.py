@@ -36,6 +36,8 @@ from app.domain.keys import (
     WrongRecoveryCode,
 )
 
+pytestmark = pytest.mark.both_engines
+
 FAST = Argon2Params.FAST
 SECRET = bytes(range(32))
 PEPPER = k.server_subkey(SECRET, "pepper:p1")

@@ -25,6 +25,8 @@ from tests.helpers import PASSWORD, Reader, query
 from tests.test_engine import drive_with_interference
 from tests.test_engine import principal as engine_principal
 
+pytestmark = pytest.mark.both_engines
+
 COUNT_TABLES = ("exercise_responses", "tool_instances", "user_competency_scores", "user_modules", "exercise_skills", "skills")
 
 

@@ -36,6 +36,8 @@ from tests.helpers import Reader, query
 from tests.test_engine import STAMP, drive_with_interference
 from tests.test_settings_api import read_then
 
+pytestmark = pytest.mark.both_engines
+
 MASTER = ["Active listening", "Bookkeeping", "Composure"]
 
 

@@ -13,6 +13,8 @@ from app.domain import seeding
 from tests.conftest import SMALL_SEED
 from tests.helpers import Reader, query
 
+pytestmark = pytest.mark.both_engines
+
 
 @pytest.fixture
 def reader(seeded, new_reader) -> Reader:
