@@ -120,7 +120,12 @@ def _d1_path(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest
             return conn.db.batch(statements, write=write)
         return real_batch(conn, statements, write)
 
-    for module in (connection, request.module):
+    import sys
+
+    # The app's module, and every test module that imported them (helpers shared between test
+    # modules, e.g. tests/test_engine.py drive_with_interference, run there).
+    modules = [connection, *(m for name, m in list(sys.modules.items()) if name.startswith("tests.") and m is not None)]
+    for module in modules:
         if getattr(module, "connect_sync", None) is real_connect:
             monkeypatch.setattr(module, "connect_sync", connect_sync)
         if getattr(module, "run_batch", None) is real_batch:

@@ -494,7 +494,10 @@ class D1Database:
         content tables are emptied and seeded again only when they are not what the test wants."""
         from app.db.engine import Stmt
 
-        deletes = [Stmt("DELETE FROM skills WHERE is_custom = 1 OR created_by IS NOT NULL"),
+        applied = sorted(path.name for path in (PROJECT_ROOT / "migrations").glob("*.sql"))
+        deletes = [Stmt("DELETE FROM d1_migrations WHERE name NOT IN (SELECT value FROM json_each(?))",
+                        (json.dumps(applied),)),  # ledger rows a test added
+                   Stmt("DELETE FROM skills WHERE is_custom = 1 OR created_by IS NOT NULL"),
                    *(Stmt(f"DELETE FROM {t}") for t in READER_TABLES)]
         results = self._send((Stmt("PRAGMA defer_foreign_keys = ON"), *deletes, Stmt(FINGERPRINT)), write=True)
         found = tuple(results[-1].rows[0])

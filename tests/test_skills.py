@@ -32,7 +32,7 @@ from app.domain.skills import (
     review_work,
 )
 from tests.conftest import JobLog
-from tests.helpers import Reader, query
+from tests.helpers import Reader, cli_env, query
 from tests.test_engine import STAMP, drive_with_interference
 from tests.test_settings_api import read_then
 
@@ -68,7 +68,7 @@ def add(r: Reader, name: str, category: str | None = None) -> Any:
 
 
 def review(db_path: Path, *args: str, input: str | None = None) -> Any:
-    return CliRunner().invoke(main, ["skills", "review", "--db", str(db_path), *args], input=input)
+    return CliRunner().invoke(main, ["skills", "review", "--db", str(db_path), *args], input=input, env=cli_env(db_path))
 
 
 def user_id(r: Reader) -> str:
