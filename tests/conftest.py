@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 from litestar.testing import TestClient
 
@@ -87,11 +88,13 @@ def engine_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def d1_database(d1_worker: WorkerProcess) -> Iterator[D1Database]:
+def d1_database(d1_worker: WorkerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[D1Database]:
     """The session Worker's database as the API tests see it (tests/d1util.py D1Database)."""
     from tests.d1util import D1Database
 
-    database = D1Database(d1_worker)
+    # The `db_path` of every d1 test: never created, only the server secret's key file goes
+    # there, so the one app the d1 tests share (`client`) keeps one secret.
+    database = D1Database(d1_worker, tmp_path_factory.mktemp("d1-app") / "dreamtree.db")
     try:
         yield database
     finally:
@@ -109,7 +112,7 @@ def _d1_path(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest
 
     database: D1Database = request.getfixturevalue("d1_database")
     database.reset(wanted_content(request.node), {"small": SMALL_SEED, "full": SEED_DIR})
-    path = tmp_path / "dreamtree.db"  # never created: only the server secret's key file goes here
+    path = database.path
     real_connect, real_batch = connection.connect_sync, connection.run_batch
 
     def connect_sync(where: Any, *args: Any, **kw: Any) -> Any:
@@ -173,10 +176,49 @@ def settings(db_path: Path, engine_kind: str, request: pytest.FixtureRequest) ->
     return Settings(db_path=db_path, secure_cookies=True, d1_strict=True, argon2="fast")
 
 
+@pytest.fixture(scope="session")
+def d1_client(d1_database: D1Database, d1_worker: WorkerProcess) -> Iterator[TestClient]:
+    """The app on the d1 engine, built and started once per session: building a Litestar app
+    and opening its engine cost more than most tests. `client` hands it to each d1 test as
+    good as new (cookies, hooks, throttle, counters); readers' rows are gone by then."""
+    settings = Settings(db_path=d1_database.path, secure_cookies=True, d1_strict=True, argon2="fast",
+                        engine="d1", d1_url=d1_worker.url, d1_token=d1_worker.token)
+    app = create_app(settings)
+    with TestClient(app, base_url="https://testserver.local") as test_client:
+        yield test_client
+
+
+def _fresh_d1_client(request: pytest.FixtureRequest, settings: Settings) -> Iterator[TestClient]:
+    from app.domain.throttle import Throttle
+
+    test_client: TestClient = request.getfixturevalue("d1_client")
+    app = test_client.app
+    if app.state.settings != settings:
+        raise pytest.UsageError("a d1 test's settings differ from the shared d1 app's; build its own app")
+    headers = httpx.Headers(test_client.headers)
+    app.state.throttle = Throttle(enabled=settings.rate_limits, key=app.state.server_keys.throttle)
+    app.state.metrics.series.clear()
+    lines = app.state.access_log
+    stream = lines.stream if lines is not None else None
+    test_client.cookies = httpx.Cookies()
+    test_client.event_hooks = {"request": [], "response": [contract_check(app)]}
+    try:
+        yield test_client
+    finally:
+        test_client.headers = headers
+        test_client.cookies = httpx.Cookies()
+        if lines is not None:
+            lines.stream = stream
+
+
 @pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
+def client(settings: Settings, engine_kind: str, request: pytest.FixtureRequest) -> Iterator[TestClient]:
     """The app in-process. Every response it gives is checked against its own OpenAPI
-    document (tests/contract.py): status, body and problem code."""
+    document (tests/contract.py): status, body and problem code. On d1 the session's one app
+    (`d1_client`), made as good as new."""
+    if engine_kind == "d1":
+        yield from _fresh_d1_client(request, settings)
+        return
     app = create_app(settings)
     # https so that Secure cookies flow (httpx never sends them over http).
     with TestClient(app, base_url="https://testserver.local") as test_client:

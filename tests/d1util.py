@@ -462,13 +462,14 @@ class D1Database:
     `content` is what the seed tables hold: "empty", "small" (tests/fixtures/seed_small),
     "full" (seed/), or None when unknown (a test changed content, or wiped everything)."""
 
-    def __init__(self, worker: WorkerProcess) -> None:
+    def __init__(self, worker: WorkerProcess, path: Path) -> None:
         from anyio.from_thread import start_blocking_portal
 
         from app.db.d1_engine import D1Engine
 
         assert worker.token is not None
         self.worker = worker
+        self.path = path  # the tests' `db_path` for this database (tests.helpers.D1_DATABASES)
         self._portal_cm = start_blocking_portal()
         self.portal = self._portal_cm.__enter__()
         self.engine = self.portal.call(lambda: _make_engine(D1Engine, worker.url, worker.token))

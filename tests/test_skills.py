@@ -6,6 +6,7 @@ and Bookkeeping (knowledge). Ann and Ben are two readers on the same service.
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 import uuid
@@ -65,6 +66,16 @@ def add(r: Reader, name: str, category: str | None = None) -> Any:
     if category is not None:
         body["category"] = category
     return r.post("/api/skills", body)
+
+
+@pytest.fixture(autouse=True)
+def quiet_access_log(request: pytest.FixtureRequest) -> None:
+    """The app's access log flushes a moment after a request, to stdout: into the output of a
+    `skills review` run by CliRunner meanwhile. Sent elsewhere here."""
+    if "client" in request.fixturenames:
+        lines = request.getfixturevalue("client").app.state.access_log
+        if lines is not None:
+            lines.stream = io.StringIO()
 
 
 def review(db_path: Path, *args: str, input: str | None = None) -> Any:
