@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
 # --- both engines ------------------------------------------------------------------------------
 
-ENGINE_FIXTURES = frozenset({"db_path", "conn", "settings", "client", "new_reader", "seeded", "full_seed"})
 SMALL_SEED = Path(__file__).parent / "fixtures" / "seed_small"
 
 
