@@ -15,7 +15,7 @@ from app.domain import keys
 from app.domain.errors import Conflict
 from app.domain.json_limits import FreeJSON
 from app.domain.kdf import run_file_kdf
-from app.domain.portability.document import decode_document, decode_json, unwrap_upload
+from app.domain.portability.document import ExportDoc, decode_document, decode_json, unwrap_upload
 from app.domain.portability.incoming import Incoming, check_file_key, file_key, open_file
 from app.domain.portability.merge import merge_work
 from app.domain.portability.report import ImportReport
@@ -28,12 +28,17 @@ def _busy() -> Conflict:
                     code="changed_concurrently")
 
 
-async def open_upload(raw: bytes | FreeJSON, password: str | None) -> Incoming:
-    """The file in clear, checked whole; nothing is read or written before (CPU and Argon2
-    off the event loop)."""
+def _decoded(raw: bytes | FreeJSON) -> tuple[FreeJSON, ExportDoc]:
+    """The file's JSON (parsed here when it comes as bytes) and its document."""
     if isinstance(raw, (bytes, bytearray)):
         raw = decode_json(bytes(raw))
-    doc = await anyio.to_thread.run_sync(decode_document, raw)
+    return raw, decode_document(raw)
+
+
+async def open_upload(raw: bytes | FreeJSON, password: str | None) -> Incoming:
+    """The file in clear, checked whole; nothing is read or written before (parsing, checks,
+    Argon2 and opening all off the event loop)."""
+    raw, doc = await anyio.to_thread.run_sync(_decoded, raw)
     file_dek = None
     if doc.encrypted or doc.key:
         check_file_key(doc)  # a cost we never write is refused before it waits for the slot
