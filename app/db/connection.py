@@ -11,11 +11,21 @@ asyncio lock is needed on top.
 Durability: WAL with `synchronous=NORMAL`. A commit survives a crash of the process (SIGKILL
 included); only an OS crash or power cut can lose the last transactions. That trade is
 SQLite's own recommendation for WAL and is written down in docs/operations.md.
+
+Checkpoints: not in the writer's commits (SQLite's automatic checkpoint runs inside the
+COMMIT that crosses its threshold, so a large import's commit would copy the whole WAL into
+the database while holding the writer). A passive checkpoint runs on a connection of its own
+shortly after writes (`CHECKPOINT_DELAY`): it never waits for the writer or a reader and never
+makes them wait, and it keeps the WAL short, so the next write starts the WAL over and readers
+search a short one. The writer's automatic checkpoint stays only as a backstop far above what
+one write adds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import logging
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -51,6 +61,15 @@ from app.db.files import create_private
 T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 5000
+WRITER_CACHE_KIB = 32 * 1024
+"""The writer's page cache: a large import's pages stay in memory until its commit."""
+CHECKPOINT_DELAY = 0.2
+"""Seconds from a write to the passive checkpoint after it (writes meanwhile share it)."""
+WRITER_AUTOCHECKPOINT_PAGES = 16384
+"""The writer's own automatic checkpoint: a backstop (64 MiB of WAL at 4 KiB pages), for when
+passive checkpoints cannot keep up (a reader holding a snapshot for long)."""
+
+log = logging.getLogger("dreamtree.db")
 
 
 class NotADatabase(Exception):
@@ -208,6 +227,11 @@ class Database(Engine):
         self._writer: aiosqlite.Connection | None = None
         self._readers: list[aiosqlite.Connection] = []
         self._next_reader: itertools.cycle[aiosqlite.Connection] | None = None
+        self._checkpointer: aiosqlite.Connection | None = None
+        self._checkpoint_due: asyncio.TimerHandle | None = None
+        self._checkpoints: set[asyncio.Task[Any]] = set()
+        self.checkpointed: list[tuple[int, int, int]] = []
+        """(busy, WAL frames, frames checkpointed) of each passive checkpoint, the last few."""
 
     def _connector(self, *, writer: bool) -> Callable[[], sqlite3.Connection]:
         def connect() -> sqlite3.Connection:
@@ -225,9 +249,19 @@ class Database(Engine):
                     factory=GuardedConnection,
                 )
             configure(conn, strict=self.strict, writer=writer)
+            if writer:
+                with guard_of(conn).trusted():
+                    conn.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
+                    conn.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT_PAGES}")
             return conn
 
         return connect
+
+    def _checkpointer_connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False,
+                               factory=GuardedConnection)
+        configure(conn, strict=self.strict, writer=False)
+        return conn
 
     async def open(self) -> None:
         # The writer first, so the WAL and -shm files exist before the read-only readers open.
@@ -235,6 +269,7 @@ class Database(Engine):
         try:
             for _ in range(self._reader_count):
                 self._readers.append(await aiosqlite.Connection(self._connector(writer=False), 64))
+            self._checkpointer = await aiosqlite.Connection(self._checkpointer_connect, 64)
         except BaseException:
             await self.close()
             raise
@@ -242,10 +277,48 @@ class Database(Engine):
 
     async def close(self) -> None:
         # aiosqlite >= 0.22 threads are not daemons: an unclosed connection keeps the process alive.
-        connections = [c for c in [self._writer, *self._readers] if c is not None]
-        self._writer, self._readers, self._next_reader = None, [], None
+        if self._checkpoint_due is not None:
+            self._checkpoint_due.cancel()
+            self._checkpoint_due = None
+        if self._checkpoints:
+            await asyncio.gather(*self._checkpoints, return_exceptions=True)
+        connections = [c for c in [self._writer, *self._readers, self._checkpointer] if c is not None]
+        self._writer, self._readers, self._next_reader, self._checkpointer = None, [], None, None
         for conn in connections:
             await conn.close()
+
+    # --- checkpoints ---------------------------------------------------------------------------
+
+    def _wrote(self) -> None:
+        """A write job ended: a passive checkpoint is due shortly, unless one already is."""
+        if self._checkpoint_due is None and self._checkpointer is not None:
+            self._checkpoint_due = asyncio.get_running_loop().call_later(CHECKPOINT_DELAY, self._start_checkpoint)
+
+    def _start_checkpoint(self) -> None:
+        self._checkpoint_due = None
+        task = asyncio.ensure_future(self.checkpoint())
+        self._checkpoints.add(task)
+        task.add_done_callback(self._checkpoints.discard)
+
+    async def checkpoint(self) -> tuple[int, int, int] | None:
+        """One passive checkpoint on the checkpointer's own connection: as much of the WAL as no
+        reader still needs is copied into the database, without waiting for anyone."""
+        if self._checkpointer is None:
+            return None
+        try:
+            done = await self._run(self._checkpointer, _passive_checkpoint)
+        except sqlite3.Error as exc:
+            log.warning("passive checkpoint failed: %s", exc)
+            return None
+        self.checkpointed = [*self.checkpointed[-9:], done]
+        return done
+
+    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
+        """A job on the writer; a checkpoint follows shortly."""
+        try:
+            return await self._run(self._writer_conn(), fn, *args)
+        finally:
+            self._wrote()
 
     @staticmethod
     async def _run(conn: aiosqlite.Connection, fn: Callable[..., T], *args: Any) -> T:
@@ -266,14 +339,14 @@ class Database(Engine):
 
     async def _refused(self, refused: Refused) -> NoReturn:
         if refused.cleanup is not None:
-            await self._run(self._writer_conn(), run_batch, (refused.cleanup,), True)
+            await self._write(run_batch, (refused.cleanup,), True)
         raise refused.error from None
 
     async def query(self, work: WorkFactory[T], gate: Gate | None) -> T:
         try:
             return await self._run(self._reader_conn(), lambda c: run_work(c, work, gate, writes=False))
         except _Touch as done:
-            await self._run(self._writer_conn(), run_batch, (done.touch,), True)
+            await self._write(run_batch, (done.touch,), True)
             return cast(T, done.answer)
         except Refused as refused:
             await self._refused(refused)
@@ -284,7 +357,7 @@ class Database(Engine):
             try:
                 if split:
                     return await self._change_split(work, gate)
-                return await self._run(self._writer_conn(), lambda c: run_work(c, work, gate, writes=True))
+                return await self._write(lambda c: run_work(c, work, gate, writes=True))
             except GuardFailed as failed:
                 last = failed
             except Refused as refused:
@@ -297,24 +370,30 @@ class Database(Engine):
 
         async def execute(batch: Batch, statements: tuple[Stmt, ...]) -> list[Result]:
             if isinstance(batch, Write):
-                return await self._run(self._writer_conn(), run_batch, statements, True)
+                return await self._write(run_batch, statements, True)
             return await self._run(self._reader_conn(), run_batch, statements, False)
 
         answer = await drive_async(work(), driver, execute, resume_in_thread)
         touch = driver.leftover()
         if touch is not None:
-            await self._run(self._writer_conn(), run_batch, (touch,), True)
+            await self._write(run_batch, (touch,), True)
         return answer
 
     # --- the job API the modules not yet moved to works still use ----------------------------
 
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run fn in one `BEGIN IMMEDIATE` transaction on the writer; commit, or roll back on error."""
-        return await self._run(self._writer_conn(), run_in_transaction, fn, True)
+        return await self._write(run_in_transaction, fn, True)
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run fn on a read-only connection, inside one snapshot."""
         return await self._run(self._reader_conn(), run_in_transaction, fn, False)
+
+
+def _passive_checkpoint(conn: sqlite3.Connection) -> tuple[int, int, int]:
+    with guard_of(conn).trusted():
+        busy, frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    return int(busy), int(frames), int(done)
 
 
 async def resume_in_thread(work: Work[Any], results: list[Result] | None, failure: BaseException | None) -> Batch | Done:
@@ -335,6 +414,7 @@ def is_busy(exc: BaseException) -> bool:
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
+    "CHECKPOINT_DELAY",
     "Database",
     "NotADatabase",
     "configure",
