@@ -350,12 +350,16 @@ def open_document(dek: DataKey, sealed: object, *, table: str, row_id: str) -> F
 
 def seal_column(dek: DataKey, doc: object, *, table: str, row_id: str) -> str:
     """A document sealed as the text its column stores (response_json, content_json)."""
-    return json.dumps(seal_document(dek, doc, table=table, row_id=row_id), separators=(",", ":"))
+    return msgspec.json.encode(seal_document(dek, doc, table=table, row_id=row_id)).decode()  # ASCII, no spaces
 
 
 def open_column(dek: DataKey, text: str, *, table: str, row_id: str) -> FreeJSON:
     """The document a response_json / content_json column holds."""
-    return open_document(dek, json.loads(text), table=table, row_id=row_id)
+    try:
+        envelope = msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        envelope = json.loads(text)  # whatever else the column holds fails as it always did
+    return open_document(dek, envelope, table=table, row_id=row_id)
 
 
 # --- Argon2 -------------------------------------------------------------------------------------
