@@ -12,20 +12,13 @@ Durability: WAL with `synchronous=NORMAL`. A commit survives a crash of the proc
 included); only an OS crash or power cut can lose the last transactions. That trade is
 SQLite's own recommendation for WAL and is written down in docs/operations.md.
 
-Checkpoints: not in the writer's commits (SQLite's automatic checkpoint runs inside the
-COMMIT that crosses its threshold, so a large import's commit would copy the whole WAL into
-the database while holding the writer). A passive checkpoint runs on a connection of its own
-shortly after writes (`CHECKPOINT_DELAY`): it never waits for the writer or a reader and never
-makes them wait, and it keeps the WAL short, so the next write starts the WAL over and readers
-search a short one. The writer's automatic checkpoint stays only as a backstop far above what
-one write adds.
+Checkpoints: passive, on a connection of their own, shortly after writes; never inside the
+writer's commit (app/db/checkpoints.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import logging
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -34,6 +27,7 @@ from typing import Any, NoReturn, TypeVar, cast
 import aiosqlite
 import anyio.to_thread
 
+from app.db.checkpoints import CHECKPOINT_DELAY, Checkpointer
 from app.db.d1 import D1Guard, make_strict
 from app.db.engine import (
     ATTEMPTS,
@@ -63,13 +57,9 @@ T = TypeVar("T")
 BUSY_TIMEOUT_MS = 5000
 WRITER_CACHE_KIB = 32 * 1024
 """The writer's page cache: a large import's pages stay in memory until its commit."""
-CHECKPOINT_DELAY = 0.2
-"""Seconds from a write to the passive checkpoint after it (writes meanwhile share it)."""
 WRITER_AUTOCHECKPOINT_PAGES = 16384
 """The writer's own automatic checkpoint: a backstop (64 MiB of WAL at 4 KiB pages), for when
 passive checkpoints cannot keep up (a reader holding a snapshot for long)."""
-
-log = logging.getLogger("dreamtree.db")
 
 
 class NotADatabase(Exception):
@@ -227,11 +217,7 @@ class Database(Engine):
         self._writer: aiosqlite.Connection | None = None
         self._readers: list[aiosqlite.Connection] = []
         self._next_reader: itertools.cycle[aiosqlite.Connection] | None = None
-        self._checkpointer: aiosqlite.Connection | None = None
-        self._checkpoint_due: asyncio.TimerHandle | None = None
-        self._checkpoints: set[asyncio.Task[Any]] = set()
-        self.checkpointed: list[tuple[int, int, int]] = []
-        """(busy, WAL frames, frames checkpointed) of each passive checkpoint, the last few."""
+        self._checkpointer: Checkpointer | None = None
 
     def _connector(self, *, writer: bool) -> Callable[[], sqlite3.Connection]:
         def connect() -> sqlite3.Connection:
@@ -269,7 +255,8 @@ class Database(Engine):
         try:
             for _ in range(self._reader_count):
                 self._readers.append(await aiosqlite.Connection(self._connector(writer=False), 64))
-            self._checkpointer = await aiosqlite.Connection(self._checkpointer_connect, 64)
+            self._checkpointer = Checkpointer(await aiosqlite.Connection(self._checkpointer_connect, 64), self._run,
+                                              _passive_checkpoint)
         except BaseException:
             await self.close()
             raise
@@ -277,48 +264,31 @@ class Database(Engine):
 
     async def close(self) -> None:
         # aiosqlite >= 0.22 threads are not daemons: an unclosed connection keeps the process alive.
-        if self._checkpoint_due is not None:
-            self._checkpoint_due.cancel()
-            self._checkpoint_due = None
-        if self._checkpoints:
-            await asyncio.gather(*self._checkpoints, return_exceptions=True)
-        connections = [c for c in [self._writer, *self._readers, self._checkpointer] if c is not None]
+        if self._checkpointer is not None:
+            await self._checkpointer.close()
+        connections = [c for c in [self._writer, *self._readers] if c is not None]
+        if self._checkpointer is not None:
+            connections.append(self._checkpointer.conn)
         self._writer, self._readers, self._next_reader, self._checkpointer = None, [], None, None
         for conn in connections:
             await conn.close()
 
-    # --- checkpoints ---------------------------------------------------------------------------
-
-    def _wrote(self) -> None:
-        """A write job ended: a passive checkpoint is due shortly, unless one already is."""
-        if self._checkpoint_due is None and self._checkpointer is not None:
-            self._checkpoint_due = asyncio.get_running_loop().call_later(CHECKPOINT_DELAY, self._start_checkpoint)
-
-    def _start_checkpoint(self) -> None:
-        self._checkpoint_due = None
-        task = asyncio.ensure_future(self.checkpoint())
-        self._checkpoints.add(task)
-        task.add_done_callback(self._checkpoints.discard)
+    @property
+    def checkpointed(self) -> list[tuple[int, int, int]]:
+        """(busy, WAL frames, frames checkpointed) of the last few passive checkpoints."""
+        return self._checkpointer.done if self._checkpointer is not None else []
 
     async def checkpoint(self) -> tuple[int, int, int] | None:
-        """One passive checkpoint on the checkpointer's own connection: as much of the WAL as no
-        reader still needs is copied into the database, without waiting for anyone."""
-        if self._checkpointer is None:
-            return None
-        try:
-            done = await self._run(self._checkpointer, _passive_checkpoint)
-        except sqlite3.Error as exc:
-            log.warning("passive checkpoint failed: %s", exc)
-            return None
-        self.checkpointed = [*self.checkpointed[-9:], done]
-        return done
+        """A passive checkpoint now (the engine runs one shortly after writes by itself)."""
+        return await self._checkpointer.now() if self._checkpointer is not None else None
 
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
         """A job on the writer; a checkpoint follows shortly."""
         try:
             return await self._run(self._writer_conn(), fn, *args)
         finally:
-            self._wrote()
+            if self._checkpointer is not None:
+                self._checkpointer.soon()
 
     @staticmethod
     async def _run(conn: aiosqlite.Connection, fn: Callable[..., T], *args: Any) -> T:
