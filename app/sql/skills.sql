@@ -1,8 +1,9 @@
 -- Skills (spec §5.4): the master list, readers' custom skills and their review.
 -- Which skills a reader sees is one rule, the same as `usable_skills` (skill_tags.sql) for
 -- tagging: the master list, approved custom skills, and the reader's own custom skills.
--- The name match is a substring match, so no index can serve it and these scan `skills`
--- (docs/skills.md has the measurements). instr(), not LIKE: D1 caps LIKE patterns at 50
+-- The name match is a substring match, so no index can serve it and these scan `skills`: the
+-- service answers searches from an index in memory (app/domain/skill_index.py) and these two
+-- are the rule it must match (tests/test_skill_index.py compares them; docs/skills.md). instr(), not LIKE: D1 caps LIKE patterns at 50
 -- bytes, and instr takes the reader's text literally (no % or _ wildcards to escape).
 
 -- name: search_skills
@@ -21,6 +22,30 @@ WHERE category = ?3
   AND instr(lower(name), lower(?2)) > 0
 ORDER BY name COLLATE NOCASE, id
 LIMIT ?4;
+
+-- name: skills_marker
+-- The state of `skills` the search index (app/domain/skill_index.py) was built from, read in
+-- the same batch as every search: the row count and the newest row (by rowid) move with every
+-- insert or delete, the pending count with every review decision. Counting the pending skills
+-- walks idx_skills_review's range of them (the review queue); the rest are B-tree lookups.
+SELECT (SELECT count(*) FROM skills) AS row_count,
+       (SELECT coalesce(max(rowid), 0) FROM skills) AS last_rowid,
+       (SELECT count(*) FROM skills WHERE is_custom = 1 AND review_status = 'pending') AS pending;
+
+-- name: skills_from_rowid
+-- The rows from rowid ?1 on, oldest first, at most ?2: the row the index saw last (still
+-- there when nothing was deleted) and every row inserted since. A search by the rowid.
+SELECT rowid AS row_number, id, name, category, is_custom, created_by, review_status
+FROM skills
+WHERE rowid >= ?1
+ORDER BY rowid
+LIMIT ?2;
+
+-- name: skills_for_index
+-- Every skill, for rebuilding the search index (one scan, only when the marker moved in a
+-- way new rows alone do not explain).
+SELECT rowid AS row_number, id, name, category, is_custom, created_by, review_status
+FROM skills;
 
 -- name: visible_skills
 -- Everything the reader sees, with `mine` marking their own custom skills (for the cap).

@@ -1,0 +1,204 @@
+"""The skill search index: the `skills` table held in memory, per engine, so a search at
+100,000 custom skills costs a few lookups instead of a scan of the table.
+
+What it must answer is exactly what `search_skills` / `search_skills_in_category`
+(app/sql/skills.sql) answer: the skills the reader sees (the master list, approved custom
+skills, the reader's own), whose name holds the text as a substring ignoring the case of
+ASCII letters (SQLite's `lower` and `instr`), ordered by `name COLLATE NOCASE, id`, at most
+`limit`. tests/test_skill_index.py compares the two on random data.
+
+Nothing here is needed for correctness: every search reads the table's marker
+(`skills_marker`: row count, newest rowid, pending count) and the rows from the newest rowid
+the index knows, in the same batch as the reader's session (one round trip). Then:
+
+- the marker is the index's: the index answers;
+- only new custom skills that are not on the shared list arrived (readers adding, imports):
+  they are in the rows just read, and join their authors' lists without a rebuild;
+- anything else (a review decision, a new master skill, a deleted row, another database):
+  the index is rebuilt from one more read batch of the whole table and its marker.
+
+An edit the marker does not see (a re-seed renaming a master skill; an author's account
+deleted, which only hides their skills from themselves) is seen within REBUILD_AFTER seconds,
+when the index is rebuilt whatever the marker says. Another process's change is seen on the
+next search, since it moves the marker in the database they share (docs/skills.md).
+
+Structure: the shared list (master and approved skills) sorted by the search order, once for
+every search and once per category, each also as one string of the lowered names joined by
+newlines (a query never holds one), so a substring search is `str.find` in C and stops at
+the `limit`-th match; the reader's own skills (at most a few hundred) are filtered in Python
+and merged in.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from typing import NamedTuple
+
+from app.db.engine import Row
+
+REBUILD_AFTER = 300.0
+"""Seconds after which an index is rebuilt even when the marker has not moved."""
+
+FRESH_ROWS = 500
+"""How many rows a search reads from the newest rowid the index knows. More new rows than
+this since the last search: a rebuild. With no index yet and a table smaller than this (a
+new installation, the tests), the first batch alone builds the index."""
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def fold(text: str) -> str:
+    """Lower-case ASCII letters only: SQLite's `lower()` and `NOCASE` (no ICU), which the SQL
+    search uses for matching and ordering."""
+    return text.translate(_ASCII_LOWER)
+
+
+class Marker(NamedTuple):
+    row_count: int
+    last_rowid: int
+    pending: int
+
+
+class Entry(NamedTuple):
+    """One skill, in search order: the folded name, then the id (`name COLLATE NOCASE, id`)."""
+
+    key: str
+    id: str
+    name: str
+    category: str | None
+    is_custom: bool
+    review_status: str | None
+
+
+def _shared(row: Row) -> bool:
+    return bool(row["is_custom"] == 0 or row["review_status"] == "approved")
+
+
+def _entry(row: Row) -> Entry:
+    return Entry(fold(row["name"]), row["id"], row["name"], row["category"], bool(row["is_custom"]),
+                 row["review_status"])
+
+
+class Shelf:
+    """Entries in search order, and their folded names as one string for `str.find`."""
+
+    __slots__ = ("entries", "starts", "text")
+
+    def __init__(self, entries: list[Entry]) -> None:
+        self.entries = entries
+        self.starts: list[int] = []
+        position = 0
+        for entry in entries:
+            self.starts.append(position)
+            position += len(entry.key) + 1
+        self.text = "".join(entry.key + "\n" for entry in entries)
+
+    def matching(self, folded: str) -> Iterable[Entry]:
+        """The entries whose key holds `folded`, in order, found lazily."""
+        if not folded:
+            yield from self.entries
+            return
+        starts, entries, find = self.starts, self.entries, self.text.find
+        position = find(folded)
+        while position >= 0:
+            at = bisect_right(starts, position) - 1
+            yield entries[at]
+            following = at + 1
+            if following == len(entries):
+                return
+            position = find(folded, starts[following])
+
+
+@dataclass
+class SkillIndex:
+    marker: Marker
+    last_id: str  # the id of the row at marker.last_rowid ("" in an empty table)
+    built: float  # time.monotonic() of the full build
+    everything: Shelf
+    by_category: dict[str, Shelf]
+    own: dict[str, list[Entry]]  # an author's skills not on the shared list, in search order
+
+    @classmethod
+    def build(cls, marker: Marker, rows: Sequence[Row]) -> SkillIndex:
+        shared: list[Entry] = []
+        own: dict[str, list[Entry]] = {}
+        last_rowid, last_id = 0, ""
+        for row in rows:
+            if row["row_number"] > last_rowid:
+                last_rowid, last_id = row["row_number"], row["id"]
+            if _shared(row):
+                shared.append(_entry(row))
+            elif row["created_by"] is not None:
+                own.setdefault(row["created_by"], []).append(_entry(row))
+        shared.sort()
+        for entries in own.values():
+            entries.sort()
+        categories: dict[str, list[Entry]] = {}
+        for entry in shared:
+            if entry.category is not None:
+                categories.setdefault(entry.category, []).append(entry)
+        return cls(marker, last_id, time.monotonic(), Shelf(shared),
+                   {category: Shelf(entries) for category, entries in categories.items()}, own)
+
+    def search(self, user_id: str, text: str, category: str | None, limit: int) -> list[Entry]:
+        folded = fold(text)
+        shelf = self.everything if category is None else self.by_category.get(category)
+        shared = shelf.matching(folded) if shelf is not None else iter(())
+        mine = [e for e in self.own.get(user_id, ()) if folded in e.key and (category is None or e.category == category)]
+        return list(islice(heapq.merge(shared, mine), limit))
+
+    def with_new(self, marker: Marker, rows: Sequence[Row]) -> SkillIndex:
+        """This index and `rows`, new custom skills none of which is on the shared list."""
+        own = dict(self.own)
+        for row in rows:
+            if row["created_by"] is not None:
+                own[row["created_by"]] = sorted([*own.get(row["created_by"], ()), _entry(row)])
+        return SkillIndex(marker, rows[-1]["id"] if rows else self.last_id, self.built, self.everything,
+                          self.by_category, own)
+
+
+def marker_of(row: Row) -> Marker:
+    return Marker(int(row["row_count"]), int(row["last_rowid"]), int(row["pending"]))
+
+
+def brought_up_to_date(index: SkillIndex | None, marker: Marker, fresh: Sequence[Row]) -> SkillIndex | None:
+    """The index for `marker`, from `index` and the rows from its newest rowid on (`fresh`), or
+    None when those cannot tell what changed (then the whole table is read).
+
+    `fresh` starting with the index's newest row proves no row took a rowid the index has seen
+    (SQLite reuses the largest rowid only once that row is deleted), so every insert since is
+    in `fresh`; the row count then proves nothing was deleted, and the pending count that no
+    review decision was made."""
+    if index is None:
+        # Read from rowid 0 on: the whole table when it is that small.
+        return SkillIndex.build(marker, fresh) if len(fresh) == marker.row_count < FRESH_ROWS else None
+    if time.monotonic() - index.built > REBUILD_AFTER:
+        return None
+    known = index.marker
+    if known.row_count and (not fresh or fresh[0]["row_number"] != known.last_rowid or fresh[0]["id"] != index.last_id):
+        return None
+    new = [r for r in fresh if r["row_number"] > known.last_rowid]
+    if len(fresh) >= FRESH_ROWS or any(_shared(r) for r in new):
+        return None
+    pending = sum(1 for r in new if r["is_custom"] == 1 and r["review_status"] == "pending")
+    if marker != Marker(known.row_count + len(new), new[-1]["row_number"] if new else known.last_rowid,
+                        known.pending + pending):
+        return None
+    return index.with_new(marker, new) if new else index
+
+
+@dataclass
+class Holder:
+    """The index of one engine's database (app/domain/skills.py keeps one per engine)."""
+
+    index: SkillIndex | None = None
+    builds: int = 0  # full builds so far, for the tests and the benchmark
+
+
+__all__ = ["FRESH_ROWS", "REBUILD_AFTER", "Entry", "Holder", "Marker", "SkillIndex", "brought_up_to_date", "fold",
+           "marker_of"]
