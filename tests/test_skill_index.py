@@ -210,3 +210,49 @@ def test_two_readers_through_the_api(seeded: Path, new_reader: Callable[[], Read
         conn.execute("UPDATE skills SET review_status = 'approved' WHERE id = ?", (created["id"],))
     conn.close()
     assert ben.get("/api/skills", params={"q": "glass"}).json() == [{**created, "review_status": "approved"}]
+
+
+# --- on D1: the same answers, and a second process on the same database ------------------------
+
+
+@pytest.mark.d1
+@pytest.mark.anyio
+async def test_on_d1_the_index_answers_what_the_sql_answers_and_follows_another_process(
+        d1_engine: Any, d1_worker: Any) -> None:
+    from app.db.d1_engine import D1Engine
+    from app.db.engine import Stmt
+
+    rng = random.Random(5)
+    await d1_engine.batch([Stmt("INSERT INTO users (id, created_at, updated_at) VALUES (?, ?, ?)", (u, STAMP, STAMP))
+                           for u in READERS], write=True)
+    names = [random_name(rng) for _ in range(120)]
+    rows = []
+    for name in names:
+        custom = rng.random() > 0.2
+        rows.append((str(uuid.uuid4()), name, rng.choice([*CATEGORIES, None]), int(custom),
+                     rng.choice(READERS) if custom else None,
+                     rng.choice(["pending", "approved", "rejected"]) if custom else None))
+    await d1_engine.batch([Stmt("INSERT INTO skills (id, name, category, is_custom, created_by, review_status, "
+                                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)", (*r, STAMP)) for r in rows], write=True)
+    other = D1Engine(d1_worker.url, d1_worker.token, timeout=10.0)  # another process on the same D1
+    try:
+        for engine in (d1_engine, other):
+            holder = index_of(engine)
+            for _ in range(25):
+                user, text = rng.choice([*READERS, "stranger"]), rng.choice(["", *names, "a", "%"])[:3]
+                category = rng.choice([None, *CATEGORIES])
+                p = principal(user)
+                by_index = await engine.query(lambda p=p, t=text, c=category, h=holder: search_work(p, t, c, h), None)
+                by_sql = await engine.query(lambda p=p, t=text, c=category: sql_search_work(p, t, c), None)
+                assert by_index == by_sql, (user, text, category)
+        await d1_engine.batch([Stmt("INSERT INTO skills (id, name, category, is_custom, created_by, review_status, "
+                                    "created_at) VALUES ('ann-new', 'Zymurgy', NULL, 1, 'ann', 'pending', ?)",
+                                    (STAMP,))], write=True)
+        ann, ben = principal("ann"), principal("ben")
+        assert [s.id for s in await other.query(lambda: search_work(ann, "zym", None, index_of(other)), None)] == ["ann-new"]
+        assert await other.query(lambda: search_work(ben, "zym", None, index_of(other)), None) == []
+        await d1_engine.batch([Stmt("UPDATE skills SET review_status = 'approved' WHERE id = 'ann-new'")], write=True)
+        found = await other.query(lambda: search_work(ben, "zym", None, index_of(other)), None)
+        assert [(s.id, s.review_status) for s in found] == [("ann-new", "approved")]
+    finally:
+        await other.close()
