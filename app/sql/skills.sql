@@ -26,11 +26,14 @@ LIMIT ?4;
 -- name: skills_marker
 -- The state of `skills` the search index (app/domain/skill_index.py) was built from, read in
 -- the same batch as every search: the row count and the newest row (by rowid) move with every
--- insert or delete, the pending count with every review decision. Counting the pending skills
--- walks idx_skills_review's range of them (the review queue); the rest are B-tree lookups.
+-- insert or delete, the pending count with every review decision. The row count walks the
+-- smallest index's pages; the pending count walks idx_skills_review's range of pending skills
+-- (the review queue), named so that statistics gathered while the queue held every custom
+-- skill never turn it into a scan of the table; the newest rowid is one B-tree descent.
 SELECT (SELECT count(*) FROM skills) AS row_count,
        (SELECT coalesce(max(rowid), 0) FROM skills) AS last_rowid,
-       (SELECT count(*) FROM skills WHERE is_custom = 1 AND review_status = 'pending') AS pending;
+       (SELECT count(*) FROM skills INDEXED BY idx_skills_review
+        WHERE is_custom = 1 AND review_status = 'pending') AS pending;
 
 -- name: skills_from_rowid
 -- The rows from rowid ?1 on, oldest first, at most ?2: the row the index saw last (still
