@@ -9,17 +9,21 @@ decisions, new master skills, deletes, a re-seed's rename), and the two must sti
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from click.testing import CliRunner
 
+from app.cli import main
 from app.db.connection import Database, connect_sync
+from app.db.queries import Q
 from app.domain import keys, skill_index
 from app.domain.sessions import Principal
 from app.domain.skills import CATEGORIES, SkillCategory, index_of, search_work, sql_search_work
@@ -109,6 +113,12 @@ def queries(conn: sqlite3.Connection, rng: random.Random, count: int) -> list[tu
     return out
 
 
+def decide(conn: sqlite3.Connection, approve: Sequence[str] = (), reject: Sequence[str] = ()) -> None:
+    """An editor's review in another process: the review's own statement."""
+    with conn:
+        conn.execute(Q.decide_pending_skills, (json.dumps([*approve, *reject]), json.dumps(list(approve))))
+
+
 def agree(both: Both, conn: sqlite3.Connection, rng: random.Random, count: int = 40) -> None:
     for user, text, category in queries(conn, rng, count):
         by_index, by_sql = both.search(user, text, category)
@@ -145,31 +155,40 @@ def test_the_index_follows_every_kind_of_change(both: Both, monkeypatch: pytest.
         assert holder.builds == 0, "new pending skills join the index without a rebuild"
 
         pending = [r[0] for r in conn.execute("SELECT id FROM skills WHERE review_status = 'pending' LIMIT 6")]
-        with conn:  # an editor's review, in another process
-            conn.execute("UPDATE skills SET review_status = 'approved' WHERE id IN (?, ?, ?)", pending[:3])
-            conn.execute("UPDATE skills SET review_status = 'rejected' WHERE id IN (?, ?, ?)", pending[3:])
+        decide(conn, approve=pending[:3], reject=pending[3:])  # an editor's review, in another process
         agree(both, conn, rng)
         assert holder.builds == 1
+        insert_random(conn, rng, 1, master_share=0, statuses=("pending",))
+        newest = conn.execute("SELECT id FROM skills ORDER BY rowid DESC LIMIT 1").fetchone()[0]
+        agree(both, conn, rng)
+        decide(conn, reject=[newest])  # the newest row decided: it moves to a new rowid
+        agree(both, conn, rng)
+        assert holder.builds == 2
 
         insert_random(conn, rng, 5, master_share=1)  # a re-seed adding master skills
         agree(both, conn, rng)
-        assert holder.builds == 2
+        assert holder.builds == 3
 
         with conn:  # the newest row deleted, and its rowid taken again by the next insert
             conn.execute("DELETE FROM skills WHERE rowid = (SELECT max(rowid) FROM skills)")
         insert_random(conn, rng, 1, master_share=0, statuses=("pending",))
         agree(both, conn, rng)
-        assert holder.builds == 3
+        assert holder.builds == 4
 
-        with conn:  # a re-seed renaming a master skill moves none of the marker...
+        with conn:  # a re-seed renaming a master skill, an approval by hand: neither moves the marker...
             conn.execute("UPDATE skills SET name = 'Renamed by the seed' WHERE id = "
                          "(SELECT id FROM skills WHERE is_custom = 0 LIMIT 1)")
-        by_index, by_sql = both.search("ann", "renamed by", None)
-        assert by_sql and by_index == []
-        # ...and is seen once the index is older than REBUILD_AFTER.
+            conn.execute("UPDATE skills SET name = 'Approved by hand', review_status = 'approved' WHERE id = "
+                         "(SELECT id FROM skills WHERE review_status = 'pending' AND created_by = 'ann' LIMIT 1)")
+        for text in ("renamed by", "by hand"):
+            by_index, by_sql = both.search("ben", text, None)
+            assert by_sql and by_index == []
+        # ...and both are seen once the index is older than REBUILD_AFTER.
         monkeypatch.setattr(skill_index, "REBUILD_AFTER", -1.0)
-        by_index, by_sql = both.search("ann", "renamed by", None)
-        assert by_index == by_sql
+        agree(both, conn, rng)
+        for text in ("renamed by", "by hand"):
+            by_index, by_sql = both.search("ben", text, None)
+            assert by_index == by_sql != []
     finally:
         conn.close()
 
@@ -188,8 +207,7 @@ def test_another_process_sees_a_change_on_its_next_search(both: Both) -> None:
             for engine in (both, other):
                 assert [s.id for s in engine.search("ann", "zymurgy", None)[0]] == ["ann-new"]
                 assert engine.search("ben", "zymurgy", None)[0] == []
-            with conn:
-                conn.execute("UPDATE skills SET review_status = 'approved' WHERE id = 'ann-new'")
+            decide(conn, approve=["ann-new"])
             for engine in (both, other):
                 assert [s.review_status for s in engine.search("ben", "zymurgy", None)[0]] == ["approved"]
     finally:
@@ -205,10 +223,8 @@ def test_two_readers_through_the_api(seeded: Path, new_reader: Callable[[], Read
         assert [s["id"] for s in ann.get("/api/skills", params={"q": "GLASS"}).json()] == [created["id"]]
         assert ben.get("/api/skills", params={"q": "glass"}).json() == []
         assert ben.get("/api/skills", params={"q": "glass", "category": "knowledge"}).json() == []
-    conn = connect_sync(seeded)
-    with conn:  # an editor approves it from another process
-        conn.execute("UPDATE skills SET review_status = 'approved' WHERE id = ?", (created["id"],))
-    conn.close()
+    result = CliRunner().invoke(main, ["skills", "review", "--db", str(seeded), "--approve", created["id"]])
+    assert result.exit_code == 0, result.output  # an editor, from another process
     assert ben.get("/api/skills", params={"q": "glass"}).json() == [{**created, "review_status": "approved"}]
 
 
@@ -251,8 +267,17 @@ async def test_on_d1_the_index_answers_what_the_sql_answers_and_follows_another_
         ann, ben = principal("ann"), principal("ben")
         assert [s.id for s in await other.query(lambda: search_work(ann, "zym", None, index_of(other)), None)] == ["ann-new"]
         assert await other.query(lambda: search_work(ben, "zym", None, index_of(other)), None) == []
-        await d1_engine.batch([Stmt("UPDATE skills SET review_status = 'approved' WHERE id = 'ann-new'")], write=True)
+        await d1_engine.batch([Stmt(Q.decide_pending_skills, ('["ann-new"]', '["ann-new"]'))], write=True)
         found = await other.query(lambda: search_work(ben, "zym", None, index_of(other)), None)
         assert [(s.id, s.review_status) for s in found] == [("ann-new", "approved")]
     finally:
         await other.close()
+
+
+def test_the_marker_and_the_fresh_rows_are_index_searches(conn: sqlite3.Connection) -> None:
+    def plan(name: str, params: tuple[Any, ...]) -> str:
+        return " | ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + Q[name], params))
+
+    marker = plan("skills_marker", ())
+    assert "SCAN skills USING COVERING INDEX" in marker and "SCAN skills |" not in marker + " |"
+    assert "USING INTEGER PRIMARY KEY (rowid>?)" in plan("skills_from_rowid", (1, 10))

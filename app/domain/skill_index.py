@@ -8,8 +8,9 @@ ASCII letters (SQLite's `lower` and `instr`), ordered by `name COLLATE NOCASE, i
 `limit`. tests/test_skill_index.py compares the two on random data.
 
 Nothing here is needed for correctness: every search reads the table's marker
-(`skills_marker`: row count, newest rowid, pending count) and the rows from the newest rowid
-the index knows, in the same batch as the reader's session (one round trip). Then:
+(`skills_marker`: row count, newest rowid; a review decision moves the decided skill to a new
+largest rowid) and the rows from the newest rowid the index knows, in the same batch as the
+reader's session (one round trip). Then:
 
 - the marker is the index's: the index answers;
 - only new custom skills that are not on the shared list arrived (readers adding, imports):
@@ -61,7 +62,6 @@ def fold(text: str) -> str:
 class Marker(NamedTuple):
     row_count: int
     last_rowid: int
-    pending: int
 
 
 class Entry(NamedTuple):
@@ -168,7 +168,7 @@ class SkillIndex:
 
 
 def marker_of(row: Row) -> Marker:
-    return Marker(int(row["row_count"]), int(row["last_rowid"]), int(row["pending"]))
+    return Marker(int(row["row_count"]), int(row["last_rowid"]))
 
 
 def brought_up_to_date(index: SkillIndex | None, marker: Marker, fresh: Sequence[Row]) -> SkillIndex | None:
@@ -176,9 +176,9 @@ def brought_up_to_date(index: SkillIndex | None, marker: Marker, fresh: Sequence
     None when those cannot tell what changed (then the whole table is read).
 
     `fresh` starting with the index's newest row proves no row took a rowid the index has seen
-    (SQLite reuses the largest rowid only once that row is deleted), so every insert since is
-    in `fresh`; the row count then proves nothing was deleted, and the pending count that no
-    review decision was made."""
+    (SQLite reuses the largest rowid only once that row is deleted), so every row inserted or
+    decided since (a decision moves the skill to a new rowid) is in `fresh`; the row count
+    growing by exactly their number proves they were all inserts and nothing was deleted."""
     if index is None:
         # Read from rowid 0 on: the whole table when it is that small.
         return SkillIndex.build(marker, fresh) if len(fresh) == marker.row_count < FRESH_ROWS else None
@@ -190,9 +190,7 @@ def brought_up_to_date(index: SkillIndex | None, marker: Marker, fresh: Sequence
     new = [r for r in fresh if r["row_number"] > known.last_rowid]
     if len(fresh) >= FRESH_ROWS or any(_shared(r) for r in new):
         return None
-    pending = sum(1 for r in new if r["is_custom"] == 1 and r["review_status"] == "pending")
-    if marker != Marker(known.row_count + len(new), new[-1]["row_number"] if new else known.last_rowid,
-                        known.pending + pending):
+    if marker != Marker(known.row_count + len(new), new[-1]["row_number"] if new else known.last_rowid):
         return None
     return index.with_new(marker, new) if new else index
 

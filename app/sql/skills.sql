@@ -25,19 +25,17 @@ LIMIT ?4;
 
 -- name: skills_marker
 -- The state of `skills` the search index (app/domain/skill_index.py) was built from, read in
--- the same batch as every search: the row count and the newest row (by rowid) move with every
--- insert or delete, the pending count with every review decision. The row count walks the
--- smallest index's pages; the pending count walks idx_skills_review's range of pending skills
--- (the review queue), named so that statistics gathered while the queue held every custom
--- skill never turn it into a scan of the table; the newest rowid is one B-tree descent.
+-- the same batch as every search: the newest rowid moves with every insert and every review
+-- decision (`decide_pending_skills` moves a decided skill to a new, largest rowid), the row
+-- count with every insert or delete. One B-tree descent and a walk of the smallest index's
+-- pages (no row is read).
 SELECT (SELECT count(*) FROM skills) AS row_count,
-       (SELECT coalesce(max(rowid), 0) FROM skills) AS last_rowid,
-       (SELECT count(*) FROM skills INDEXED BY idx_skills_review
-        WHERE is_custom = 1 AND review_status = 'pending') AS pending;
+       (SELECT coalesce(max(rowid), 0) FROM skills) AS last_rowid;
 
 -- name: skills_from_rowid
 -- The rows from rowid ?1 on, oldest first, at most ?2: the row the index saw last (still
--- there when nothing was deleted) and every row inserted since. A search by the rowid.
+-- there when nothing was deleted or decided) and every row inserted or decided since. A search
+-- by the rowid.
 SELECT rowid AS row_number, id, name, category, is_custom, created_by, review_status
 FROM skills
 WHERE rowid >= ?1
@@ -107,6 +105,11 @@ SELECT NOT EXISTS (
 -- rejected otherwise. Each applies only to a custom skill still pending (the batch checks
 -- that all of them did). The unary + keeps the planner on the id index (a few ids) rather
 -- than idx_skills_review (the whole queue).
+-- A decided skill also takes a new rowid past the largest (its place in ?1 keeps them apart):
+-- that moves the search index's marker (`skills_marker`), so every process sees the decision
+-- on its next search without counting the review queue. Nothing refers to a skill by rowid.
 UPDATE skills
-SET review_status = iif(id IN (SELECT value FROM json_each(?2)), 'approved', 'rejected')
+SET review_status = iif(id IN (SELECT value FROM json_each(?2)), 'approved', 'rejected'),
+    rowid = (SELECT max(rowid) FROM skills) + 1
+            + (SELECT min(CAST(key AS INTEGER)) FROM json_each(?1) WHERE value = skills.id)
 WHERE id IN (SELECT value FROM json_each(?1)) AND is_custom = 1 AND +review_status = 'pending';
