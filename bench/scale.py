@@ -14,7 +14,7 @@ changes them. In one run:
 2. EXPLAIN QUERY PLAN of every statement those endpoints ran (captured in-process, with their
    real parameters), and whether any scans a user table instead of searching an index.
 3. Skill search at `--skills` custom skills (added to the largest dataset's copy: a tenth
-   pending, the rest approved or rejected, then all pending, the marker's worst case):
+   pending, the rest approved or rejected; then all pending, where the SQL scan sorts least):
    in-process, the SQL scan (`search_skills`, what search was) against the index
    (app/domain/skill_index.py), calls alternating; the index's full rebuild; and the
    endpoint over HTTP.
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import random
 import re
 import shutil
@@ -168,7 +169,9 @@ def captured_statements(path: Path, readers: list[dict[str, str]], secret: str) 
 
     connection.run_statements = recording  # type: ignore[assignment]
     try:
-        app = create_app(Settings(db_path=path, secret_hex=secret, rate_limits=False, d1_strict=False, argon2="fast"))
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        app = create_app(Settings(db_path=path, secret_hex=secret, rate_limits=False, d1_strict=False, argon2="fast",
+                                  access_log=False))
         out = {}
         with TestClient(app, base_url="http://testserver.local") as client:
             r = readers[0]
@@ -348,7 +351,7 @@ def main() -> None:
                 print(f"  {'':<30}   {d}")
         print(f"\n{'no full scan of a user table' if problems == 0 else f'{problems} full scan(s) of user tables'}")
 
-        for share, title in ((0.1, "a tenth pending"), (1.0, "all pending: the marker counts the whole queue")):
+        for share, title in ((0.1, "a tenth pending"), (1.0, "then all pending, nobody reviewing")):
             if share == 1.0:
                 with closing(connect_sync(paths[large], strict=False)) as conn, conn:
                     conn.execute("UPDATE skills SET review_status = 'pending' WHERE is_custom = 1")

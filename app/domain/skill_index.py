@@ -19,9 +19,10 @@ reader's session (one round trip). Then:
   the index is rebuilt from one more read batch of the whole table and its marker.
 
 An edit the marker does not see (a re-seed renaming a master skill; an author's account
-deleted, which only hides their skills from themselves) is seen within REBUILD_AFTER seconds,
-when the index is rebuilt whatever the marker says. Another process's change is seen on the
-next search, since it moves the marker in the database they share (docs/skills.md).
+deleted, which only hides their skills from themselves; an edit by hand in SQL) is seen within
+REBUILD_AFTER seconds, when the index is rebuilt whatever the marker says. Another process's
+change is seen on the next search, since it moves the marker in the database they share
+(docs/skills.md).
 
 Structure: the shared list (master and approved skills) sorted by the search order, once for
 every search and once per category, each also as one string of the lowered names joined by
