@@ -154,26 +154,43 @@ def test_the_index_follows_every_kind_of_change(both: Both, monkeypatch: pytest.
         agree(both, conn, rng)
         assert holder.builds == 0, "new pending skills join the index without a rebuild"
 
-        pending = [r[0] for r in conn.execute("SELECT id FROM skills WHERE review_status = 'pending' LIMIT 6")]
+        pending = [r[0] for r in conn.execute("SELECT id FROM skills WHERE review_status = 'pending' "
+                                              "AND created_by IS NOT NULL ORDER BY rowid DESC LIMIT 6")]
         decide(conn, approve=pending[:3], reject=pending[3:])  # an editor's review, in another process
         agree(both, conn, rng)
+        for skill_id, name, category in conn.execute("SELECT id, name, category FROM skills WHERE id IN "
+                                                     "(SELECT value FROM json_each(?))", (json.dumps(pending),)):
+            for user in ("stranger", *READERS):
+                for wanted in (None, category):
+                    by_index, by_sql = both.search(user, name, wanted)
+                    assert by_index == by_sql, (skill_id, user)
+        assert holder.builds == 0, "decided skills move within the index without a rebuild"
+        insert_random(conn, rng, 3, master_share=0, statuses=("pending",))
+        newest = conn.execute("SELECT id FROM skills WHERE created_by IS NOT NULL ORDER BY rowid DESC LIMIT 1").fetchone()[0]
+        agree(both, conn, rng)
+        decide(conn, approve=[newest])  # the index's newest row decided: it moves to a new rowid
+        insert_random(conn, rng, 2, master_share=0, statuses=("pending",))
+        agree(both, conn, rng)
+        assert holder.builds == 0
+        orphan = "orphan-pending"
+        with conn:  # a pending skill whose author deleted their account, then approved
+            conn.execute("INSERT INTO skills (id, name, is_custom, created_by, review_status, created_at)"
+                         " VALUES (?, 'Orphan', 1, NULL, 'pending', ?)", (orphan, STAMP))
+        agree(both, conn, rng)
+        decide(conn, approve=[orphan])
+        agree(both, conn, rng)
         assert holder.builds == 1
-        insert_random(conn, rng, 1, master_share=0, statuses=("pending",))
-        newest = conn.execute("SELECT id FROM skills ORDER BY rowid DESC LIMIT 1").fetchone()[0]
-        agree(both, conn, rng)
-        decide(conn, reject=[newest])  # the newest row decided: it moves to a new rowid
-        agree(both, conn, rng)
-        assert holder.builds == 2
+        assert both.search("ben", "orphan", None)[0] != []
 
         insert_random(conn, rng, 5, master_share=1)  # a re-seed adding master skills
         agree(both, conn, rng)
-        assert holder.builds == 3
+        assert holder.builds == 2
 
         with conn:  # the newest row deleted, and its rowid taken again by the next insert
             conn.execute("DELETE FROM skills WHERE rowid = (SELECT max(rowid) FROM skills)")
         insert_random(conn, rng, 1, master_share=0, statuses=("pending",))
         agree(both, conn, rng)
-        assert holder.builds == 4
+        assert holder.builds == 3
 
         with conn:  # a re-seed renaming a master skill, an approval by hand: neither moves the marker...
             conn.execute("UPDATE skills SET name = 'Renamed by the seed' WHERE id = "

@@ -13,10 +13,12 @@ largest rowid) and the rows from the newest rowid the index knows, in the same b
 reader's session (one round trip). Then:
 
 - the marker is the index's: the index answers;
-- only new custom skills that are not on the shared list arrived (readers adding, imports):
-  they are in the rows just read, and join their authors' lists without a rebuild;
-- anything else (a review decision, a new master skill, a deleted row, another database):
-  the index is rebuilt from one more read batch of the whole table and its marker.
+- new custom skills that are not on the shared list (readers adding, imports) and review
+  decisions (the decided skills moved to new rowids) are in the rows just read: they join
+  or move within the index without a rebuild (an approval lays the shared list's shelves out
+  again, from memory);
+- anything else (a new master skill, a deleted row, another database): the index is
+  rebuilt from one more read batch of the whole table and its marker.
 
 An edit the marker does not see (a re-seed renaming a master skill; an author's account
 deleted, which only hides their skills from themselves; an edit by hand in SQL) is seen within
@@ -158,14 +160,36 @@ class SkillIndex:
         mine = [e for e in self.own.get(user_id, ()) if folded in e.key and (category is None or e.category == category)]
         return list(islice(heapq.merge(shared, mine), limit))
 
-    def with_new(self, marker: Marker, rows: Sequence[Row]) -> SkillIndex:
-        """This index and `rows`, new custom skills none of which is on the shared list."""
+    def knows_own(self, row: Row) -> bool:
+        """Whether the row is already among its author's skills here (a decision moved it)."""
+        return any(e.id == row["id"] for e in self.own.get(row["created_by"], ()))
+
+    def updated(self, marker: Marker, last_id: str, inserted: Sequence[Row], moved: Sequence[Row]) -> SkillIndex:
+        """A new index: this one with `inserted` (new custom skills, none shared) and `moved`
+        (skills of its authors' lists, as they are now: decided, some approved)."""
         own = dict(self.own)
-        for row in rows:
+        shared: list[Entry] = []
+        for row in moved:
+            author = row["created_by"]
+            own[author] = [e for e in own[author] if e.id != row["id"]]
+            if _shared(row):
+                shared.append(_entry(row))
+            else:
+                own[author].append(_entry(row))
+        for row in inserted:
             if row["created_by"] is not None:
-                own[row["created_by"]] = sorted([*own.get(row["created_by"], ()), _entry(row)])
-        return SkillIndex(marker, rows[-1]["id"] if rows else self.last_id, self.built, self.everything,
-                          self.by_category, own)
+                own[row["created_by"]] = [*own.get(row["created_by"], ()), _entry(row)]
+        for author in {r["created_by"] for r in [*moved, *inserted]} - {None}:
+            own[author].sort()
+        everything, by_category = self.everything, self.by_category
+        if shared:  # approvals join the shared list: its shelves are laid out again (no read)
+            everything = Shelf(sorted([*everything.entries, *shared]))
+            by_category = dict(by_category)
+            for category in {e.category for e in shared if e.category is not None}:
+                joining = [e for e in shared if e.category == category]
+                present = by_category[category].entries if category in by_category else []
+                by_category[category] = Shelf(sorted([*present, *joining]))
+        return SkillIndex(marker, last_id, self.built, everything, by_category, own)
 
 
 def marker_of(row: Row) -> Marker:
@@ -176,24 +200,33 @@ def brought_up_to_date(index: SkillIndex | None, marker: Marker, fresh: Sequence
     """The index for `marker`, from `index` and the rows from its newest rowid on (`fresh`), or
     None when those cannot tell what changed (then the whole table is read).
 
-    `fresh` starting with the index's newest row proves no row took a rowid the index has seen
-    (SQLite reuses the largest rowid only once that row is deleted), so every row inserted or
-    decided since (a decision moves the skill to a new rowid) is in `fresh`; the row count
-    growing by exactly their number proves they were all inserts and nothing was deleted."""
+    `fresh` holding the index's newest row, where it was or moved further (by a decision),
+    proves no row took a rowid the index has seen (SQLite gives a new row the largest rowid
+    plus one, so it reuses a rowid only once that row is gone), so every row inserted or
+    decided since (a decision moves the skill to a new rowid) is in `fresh`. Those among an
+    author's skills here were moved (decided); the others are new, and the row count growing
+    by exactly their number proves nothing was deleted."""
     if index is None:
         # Read from rowid 0 on: the whole table when it is that small.
         return SkillIndex.build(marker, fresh) if len(fresh) == marker.row_count < FRESH_ROWS else None
     if time.monotonic() - index.built > REBUILD_AFTER:
         return None
     known = index.marker
-    if known.row_count and (not fresh or fresh[0]["row_number"] != known.last_rowid or fresh[0]["id"] != index.last_id):
-        return None
     new = [r for r in fresh if r["row_number"] > known.last_rowid]
-    if len(fresh) >= FRESH_ROWS or any(_shared(r) for r in new):
+    still_there = bool(fresh) and fresh[0]["row_number"] == known.last_rowid and fresh[0]["id"] == index.last_id
+    if known.row_count and not still_there and not any(r["id"] == index.last_id for r in new):
+        return None  # the index's newest row is gone: its rowid may have been taken again
+    if len(fresh) >= FRESH_ROWS:
         return None
-    if marker != Marker(known.row_count + len(new), new[-1]["row_number"] if new else known.last_rowid):
+    if not new:
+        return index if marker == known else None
+    moved = [r for r in new if index.knows_own(r)]
+    inserted = [r for r in new if not index.knows_own(r)]
+    if any(_shared(r) for r in inserted):  # a new master skill (a re-seed): rebuilt, rarely
         return None
-    return index.with_new(marker, new) if new else index
+    if marker != Marker(known.row_count + len(inserted), new[-1]["row_number"]):
+        return None
+    return index.updated(marker, new[-1]["id"], inserted, moved)
 
 
 @dataclass
