@@ -8,8 +8,9 @@ changes them. In one run:
 
 1. Every read endpoint (GET /api/…) over HTTP: one real server (granian, one worker) per size,
    both running, one client, one request at a time (latency without queueing; bench/load.py
-   measures under load). Requests alternate between the sizes, so the machine's noise falls
-   on both alike. Each endpoint's p50 at the largest size over its p50 at the smallest is the
+   measures under load). Requests alternate between the sizes, and go round every endpoint
+   for one reader after another, so the machine's noise and the caches' warmth fall on all
+   alike. Each endpoint's p50 at the largest size over its p50 at the smallest is the
    growth; the target is at most 1.3.
 2. EXPLAIN QUERY PLAN of every statement those endpoints ran (captured in-process, with their
    real parameters), and whether any scans a user table instead of searching an index.
@@ -135,19 +136,19 @@ def endpoints_over_http(paths: dict[int, Path], readers: dict[int, list[dict[str
     try:
         cookies = {size: [f"dt_session={r['cookie']}; csrftoken={csrf_token(ports[size])}" for r in readers[size]]
                    for size in paths}
-        results: dict[str, dict[int, tuple[float, float]]] = {}
-        for name, template in ENDPOINTS.items():
-            timings: dict[int, list[float]] = {size: [] for size in paths}
-            order = list(paths)
-            for i in range(samples + samples // 10):
+        timings: dict[str, dict[int, list[float]]] = {name: {size: [] for size in paths} for name in ENDPOINTS}
+        order = list(paths)
+        # Rounds: every endpoint once per round, for the next reader, so that no endpoint is
+        # measured on a colder cache than another.
+        for i in range(samples + samples // 10):
+            for name, template in ENDPOINTS.items():
                 order.reverse()
                 for size in order:
                     r = readers[size][i % len(readers[size])]
                     took = http_get(ports[size], template.format(**r), cookies[size][i % len(readers[size])])
                     if i >= samples // 10:  # the first tenth warms the page cache and the server
-                        timings[size].append(took)
-            results[name] = {size: percentiles(t) for size, t in timings.items()}
-        return results
+                        timings[name][size].append(took)
+        return {name: {size: percentiles(t) for size, t in by_size.items()} for name, by_size in timings.items()}
     finally:
         for proc in procs.values():
             stop(proc)
