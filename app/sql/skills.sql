@@ -3,8 +3,9 @@
 -- tagging: the master list, approved custom skills, and the reader's own custom skills.
 -- The name match is a substring match, so no index can serve it and these scan `skills`: the
 -- service answers searches from an index in memory (app/domain/skill_index.py) and these two
--- are the rule it must match (tests/test_skill_index.py compares them; docs/skills.md). instr(), not LIKE: D1 caps LIKE patterns at 50
--- bytes, and instr takes the reader's text literally (no % or _ wildcards to escape).
+-- are the rule it must match (tests/test_skill_index.py compares them; docs/skills.md).
+-- instr(), not LIKE: D1 caps LIKE patterns at 50 bytes, and instr takes the reader's text
+-- literally (no % or _ wildcards to escape).
 
 -- name: search_skills
 SELECT id, name, category, is_custom, review_status
@@ -44,7 +45,7 @@ LIMIT ?2;
 
 -- name: skills_for_index
 -- Every skill, for rebuilding the search index (one scan, only when the marker moved in a
--- way new rows alone do not explain).
+-- way the fresh rows do not explain, and every few minutes).
 SELECT rowid AS row_number, id, name, category, is_custom, created_by, review_status
 FROM skills;
 
