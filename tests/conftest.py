@@ -188,6 +188,7 @@ def d1_client(d1_database: D1Database, d1_worker: WorkerProcess) -> Iterator[Tes
 
 
 def _fresh_d1_client(request: pytest.FixtureRequest, settings: Settings) -> Iterator[TestClient]:
+    from app.domain import skills
     from app.domain.throttle import Throttle
 
     test_client: TestClient = request.getfixturevalue("d1_client")
@@ -197,6 +198,7 @@ def _fresh_d1_client(request: pytest.FixtureRequest, settings: Settings) -> Iter
     headers = httpx.Headers(test_client.headers)
     app.state.throttle = Throttle(enabled=settings.rate_limits, key=app.state.server_keys.throttle)
     app.state.metrics.series.clear()
+    skills.index_of(app.state.db).index = None  # as a new process would have it: built on first search
     lines = app.state.access_log
     stream = lines.stream if lines is not None else None
     test_client.cookies = httpx.Cookies()
