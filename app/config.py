@@ -288,20 +288,37 @@ class Settings:
 
 
 def load_or_create_secret(path: Path) -> bytes:
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            raise ConfigError(f"{path}: the server secret must not be readable by others (chmod 600 {path})") from None
-        text = path.read_text(encoding="ascii").strip()
+    """The server secret in `path`, created (0600) on first use.
+
+    Several processes may start at once on one key file (`serve --workers`, several servers):
+    a new secret is written whole to a file of its own and then linked into place, which fails
+    if another process got there first; so no process ever reads a key file half written, and
+    all of them end up with the one secret that won."""
+    if not path.exists():
+        secret = secrets.token_bytes(SECRET_BYTES)
+        fd, draft = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # created 0600
         try:
-            secret = bytes.fromhex(text)
-        except ValueError:
-            raise ConfigError(f"{path}: not a DreamTree key file (expected hex)") from None
-        if len(secret) < SECRET_BYTES:
-            raise ConfigError(f"{path}: the server secret is too short")
-        return secret
+            with os.fdopen(fd, "w", encoding="ascii") as handle:
+                handle.write(secret.hex() + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.link(draft, path)
+            return secret
+        except FileExistsError:
+            pass  # another process created it meanwhile: use theirs
+        finally:
+            os.unlink(draft)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise ConfigError(f"{path}: the server secret must not be readable by others (chmod 600 {path})")
+    text = path.read_text(encoding="ascii").strip()
+    try:
+        secret = bytes.fromhex(text)
+    except ValueError:
+        raise ConfigError(f"{path}: not a DreamTree key file (expected hex)") from None
+    if len(secret) < SECRET_BYTES:
+        raise ConfigError(f"{path}: the server secret is too short")
+    return secret
     secret = secrets.token_bytes(SECRET_BYTES)
     with os.fdopen(fd, "w", encoding="ascii") as handle:
         handle.write(secret.hex() + "\n")

@@ -1,4 +1,12 @@
-"""Shared fixtures: a fresh migrated database file per test, in D1-strict mode."""
+"""Shared fixtures: a fresh migrated database file per test, in D1-strict mode.
+
+Both engines: a module with `pytestmark = pytest.mark.both_engines` runs each of its tests
+that touches the database (through `db_path`, `settings`, `client`, …) twice: on the sqlite
+file, and on the d1 engine against the session's `wrangler dev` (id `[d1]`, marker `d1`).
+`@pytest.mark.sqlite_only("why")` keeps one test on sqlite. On d1 the fixtures follow the
+engine: `db_path` names the Worker's database for `tests.helpers.query` / `connect` (and for
+`connect_sync` / `run_batch` as the test module imported them), `settings` point the app at
+the Worker, `seeded` / `full_seed` make sure the content is loaded. docs/d1.md has the rest."""
 
 from __future__ import annotations
 
@@ -9,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 from litestar.testing import TestClient
 
@@ -19,45 +28,216 @@ from app.http.app import create_app
 
 if TYPE_CHECKING:
     from app.db.d1_engine import D1Engine
-    from tests.d1util import RoundTrips, WorkerProcess
+    from tests.d1util import D1Database, RoundTrips, WorkerProcess
+
+
+# --- both engines ------------------------------------------------------------------------------
+
+SMALL_SEED = Path(__file__).parent / "fixtures" / "seed_small"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A `both_engines` test that uses the database runs on sqlite and on d1 (marker `d1`)."""
+    if metafunc.definition.get_closest_marker("both_engines") is None or "engine_kind" not in metafunc.fixturenames:
+        return
+    only = metafunc.definition.get_closest_marker("sqlite_only")
+    if only is not None:
+        if not only.args or not str(only.args[0]).strip():
+            raise pytest.UsageError(f"{metafunc.definition.nodeid}: sqlite_only needs the reason it cannot run on d1")
+        return
+    metafunc.parametrize("engine_kind", [pytest.param("sqlite", id="sqlite"),
+                                         pytest.param("d1", id="d1", marks=pytest.mark.d1)],
+                         indirect=True, scope="module")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Within a module's d1 tests, those that want the same content run one after another, so
+    the Worker's database is seeded again as rarely as possible (a stable sort)."""
+    rank = {"empty": 0, "small": 1, "full": 2}
+
+    def key(pair: tuple[int, pytest.Item]) -> tuple[int, int, int]:
+        index, item = pair
+        callspec = getattr(item, "callspec", None)
+        if callspec is None or callspec.params.get("engine_kind") != "d1":
+            return (index, 0, 0)
+        return (first_of[(item.module, "d1")] if hasattr(item, "module") else index, 1, rank[wanted_content(item)])
+
+    first_of: dict[Any, int] = {}
+    for index, item in enumerate(items):
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("engine_kind") == "d1":
+            first_of.setdefault((getattr(item, "module", None), "d1"), index)
+    items[:] = [item for _, item in sorted(enumerate(items), key=key)]
+
+
+def wanted_content(item: Any) -> str:
+    names = getattr(item, "fixturenames", ())
+    if "full_seed" in names:
+        return "full"
+    if "seeded" in names or "publish_v2" in names:
+        return "small"
+    return "empty"
+
+
+@pytest.fixture(scope="module")
+def engine_kind(request: pytest.FixtureRequest) -> str:
+    """The engine a test runs on: "sqlite", or "d1" for the d1 half of a `both_engines` module."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture(scope="session")
+def d1_database(d1_worker: WorkerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[D1Database]:
+    """The session Worker's database as the API tests see it (tests/d1util.py D1Database)."""
+    from tests.d1util import D1Database
+
+    # The `db_path` of every d1 test: never created, only the server secret's key file goes
+    # there, so the one app the d1 tests share (`client`) keeps one secret.
+    database = D1Database(d1_worker, tmp_path_factory.mktemp("d1-app") / "dreamtree.db")
+    try:
+        yield database
+    finally:
+        database.close()
+
+
+def _d1_path(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The d1 half of `db_path`: readers' rows deleted, the content the test wants in place,
+    and the path registered so that the helpers and the module's `connect_sync` / `run_batch`
+    reach the Worker instead of a file."""
+    from app.db import connection
+    from app.domain.seeding.shapes import SEED_DIR
+    from tests import helpers
+    from tests.d1util import D1Connection
+
+    database: D1Database = request.getfixturevalue("d1_database")
+    database.reset(wanted_content(request.node), {"small": SMALL_SEED, "full": SEED_DIR})
+    path = database.path
+    real_connect, real_batch = connection.connect_sync, connection.run_batch
+
+    def connect_sync(where: Any, *args: Any, **kw: Any) -> Any:
+        return D1Connection(database) if str(where) == str(path) else real_connect(where, *args, **kw)
+
+    def run_batch(conn: Any, statements: Any, write: bool) -> Any:
+        if isinstance(conn, D1Connection):
+            return conn.db.batch(statements, write=write)
+        return real_batch(conn, statements, write)
+
+    import sys
+
+    # The app's module, and every test module that imported them (helpers shared between test
+    # modules, e.g. tests/test_engine.py drive_with_interference, run there).
+    modules = [connection, *(m for name, m in list(sys.modules.items()) if name.startswith("tests.") and m is not None)]
+    for module in modules:
+        if getattr(module, "connect_sync", None) is real_connect:
+            monkeypatch.setattr(module, "connect_sync", connect_sync)
+        if getattr(module, "run_batch", None) is real_batch:
+            monkeypatch.setattr(module, "run_batch", run_batch)
+    helpers.D1_DATABASES[str(path)] = database
+    try:
+        yield path
+    finally:
+        del helpers.D1_DATABASES[str(path)]
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    """A migrated, empty database file."""
+def db_path(engine_kind: str, request: pytest.FixtureRequest, tmp_path: Path,
+            monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A migrated, empty database file (sqlite), or the session Worker's database with no
+    reader's rows in it (d1)."""
+    if engine_kind == "d1":
+        yield from _d1_path(request, tmp_path, monkeypatch)
+        return
     path = tmp_path / "dreamtree.db"
     conn = connect_sync(path)
     try:
         migrations.apply(conn)
     finally:
         conn.close()
-    return path
+    yield path
 
 
 @pytest.fixture
 def conn(db_path: Path) -> Iterator[sqlite3.Connection]:
-    """A D1-strict connection to the migrated database."""
-    connection = connect_sync(db_path)
+    """A D1-strict connection to the migrated database (on d1: tests.d1util.D1Connection)."""
+    from tests.helpers import connect
+
+    connection = connect(db_path)
     yield connection
     connection.close()
 
 
 @pytest.fixture
-def settings(db_path: Path) -> Settings:
+def settings(db_path: Path, engine_kind: str, request: pytest.FixtureRequest) -> Settings:
+    if engine_kind == "d1":
+        worker: WorkerProcess = request.getfixturevalue("d1_worker")
+        return Settings(db_path=db_path, secure_cookies=True, d1_strict=True, argon2="fast",
+                        engine="d1", d1_url=worker.url, d1_token=worker.token)
     return Settings(db_path=db_path, secure_cookies=True, d1_strict=True, argon2="fast")
 
 
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    """The app in-process. Every response it gives is checked against its own OpenAPI
-    document (tests/contract.py): status, body and problem code."""
-    from tests.contract import ContractCheck
+@pytest.fixture(scope="session")
+def d1_client(d1_database: D1Database, d1_worker: WorkerProcess) -> Iterator[TestClient]:
+    """The app on the d1 engine, built and started once per session: building a Litestar app
+    and opening its engine cost more than most tests. `client` hands it to each d1 test as
+    good as new (cookies, hooks, throttle, counters); readers' rows are gone by then."""
+    settings = Settings(db_path=d1_database.path, secure_cookies=True, d1_strict=True, argon2="fast",
+                        engine="d1", d1_url=d1_worker.url, d1_token=d1_worker.token)
+    app = create_app(settings)
+    with TestClient(app, base_url="https://testserver.local") as test_client:
+        yield test_client
 
+
+def _fresh_d1_client(request: pytest.FixtureRequest, settings: Settings) -> Iterator[TestClient]:
+    from app.domain import skills
+    from app.domain.throttle import Throttle
+
+    test_client: TestClient = request.getfixturevalue("d1_client")
+    app = test_client.app
+    if app.state.settings != settings:
+        raise pytest.UsageError("a d1 test's settings differ from the shared d1 app's; build its own app")
+    headers = httpx.Headers(test_client.headers)
+    app.state.throttle = Throttle(enabled=settings.rate_limits, key=app.state.server_keys.throttle)
+    app.state.metrics.series.clear()
+    skills.index_of(app.state.db).index = None  # as a new process would have it: built on first search
+    lines = app.state.access_log
+    stream = lines.stream if lines is not None else None
+    test_client.cookies = httpx.Cookies()
+    test_client.event_hooks = {"request": [], "response": [contract_check(app)]}
+    try:
+        yield test_client
+    finally:
+        test_client.headers = headers
+        test_client.cookies = httpx.Cookies()
+        if lines is not None:
+            lines.stream = stream
+
+
+@pytest.fixture
+def client(settings: Settings, engine_kind: str, request: pytest.FixtureRequest) -> Iterator[TestClient]:
+    """The app in-process. Every response it gives is checked against its own OpenAPI
+    document (tests/contract.py): status, body and problem code. On d1 the session's one app
+    (`d1_client`), made as good as new."""
+    if engine_kind == "d1":
+        yield from _fresh_d1_client(request, settings)
+        return
     app = create_app(settings)
     # https so that Secure cookies flow (httpx never sends them over http).
     with TestClient(app, base_url="https://testserver.local") as test_client:
-        test_client.event_hooks["response"].append(ContractCheck(app))
+        test_client.event_hooks["response"].append(contract_check(app))
         yield test_client
+
+
+_CONTRACT: list[Any] = []
+
+
+def contract_check(app: Any) -> Any:
+    """One ContractCheck per process: every app the tests build has the same routes, so the
+    OpenAPI document (and the validators compiled from it) is built once, not per test."""
+    from tests.contract import ContractCheck
+
+    if not _CONTRACT:
+        _CONTRACT.append(ContractCheck(app))
+    return _CONTRACT[0]
 
 
 @pytest.fixture
@@ -73,15 +253,14 @@ def new_reader(client: TestClient):
     return lambda: Reader(client)
 
 
-SMALL_SEED = Path(__file__).parent / "fixtures" / "seed_small"
-
-
 @pytest.fixture
-def full_seed(db_path: Path) -> Path:
+def full_seed(db_path: Path, engine_kind: str) -> Path:
     """The project's own seed/ folder (the sample workbook, every tool, competency and
-    reference) loaded into the test database."""
+    reference) loaded into the test database (on d1 `db_path` has loaded it already)."""
     from app.domain import seeding
 
+    if engine_kind == "d1":
+        return db_path
     connection = connect_sync(db_path)
     try:
         seeding.seed(connection)
@@ -91,10 +270,13 @@ def full_seed(db_path: Path) -> Path:
 
 
 @pytest.fixture
-def seeded(db_path: Path) -> Path:
-    """The small sample seed (tests/fixtures/seed_small) loaded into the test database."""
+def seeded(db_path: Path, engine_kind: str) -> Path:
+    """The small sample seed (tests/fixtures/seed_small) loaded into the test database (on d1
+    `db_path` has loaded it already)."""
     from app.domain import seeding
 
+    if engine_kind == "d1":
+        return db_path
     connection = connect_sync(db_path)
     try:
         seeding.seed(connection, directory=SMALL_SEED)
@@ -139,7 +321,7 @@ def pinned(clock: Clock) -> Clock:
 
 
 @pytest.fixture
-def publish_v2(db_path: Path, tmp_path: Path):
+def publish_v2(db_path: Path, tmp_path: Path, engine_kind: str, request: pytest.FixtureRequest):
     """Re-seed the small workbook with exercise 1.1.1 published as version 2, as an editor
     would (a copy of tests/fixtures/seed_small with its version raised)."""
     import shutil
@@ -152,6 +334,11 @@ def publish_v2(db_path: Path, tmp_path: Path):
         part = folder / "workbook" / "part-1.md"
         part.write_text(part.read_text().replace("version: 1\nrequired: true\nunlocks_tool: list-builder",
                                                  "version: 2\nrequired: true\nunlocks_tool: list-builder"))
+        if engine_kind == "d1":
+            database: D1Database = request.getfixturevalue("d1_database")
+            database.forget_content()  # the next test seeds version 1 again
+            database.run(seeding.seed_on, directory=folder)
+            return
         connection = connect_sync(db_path)
         try:
             seeding.seed(connection, directory=folder)
@@ -268,7 +455,8 @@ def d1_settings(d1_worker: WorkerProcess, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def d1_engine(d1_worker: WorkerProcess, d1_round_trips: RoundTrips, anyio_backend: str) -> AsyncIterator[D1Engine]:
+async def d1_engine(d1_worker: WorkerProcess, d1_database: D1Database, d1_round_trips: RoundTrips,
+                    anyio_backend: str) -> AsyncIterator[D1Engine]:
     """A D1Engine on the session's Worker, every table emptied first (the ledger kept);
     `d1_round_trips` starts counting after the wipe. For `@pytest.mark.anyio` tests."""
     from app.db.d1_engine import D1Engine
@@ -278,6 +466,7 @@ async def d1_engine(d1_worker: WorkerProcess, d1_round_trips: RoundTrips, anyio_
     engine = D1Engine(d1_worker.url, d1_worker.token, timeout=10.0)
     try:
         await d1util.wipe(engine)
+        d1_database.forget_content()
         d1_round_trips.clear()
         yield engine
     finally:

@@ -253,6 +253,8 @@ class WorkerProcess:
     persist_to: Path
     token: str | None
     port: int = field(default_factory=free_port)
+    # workerd's DevTools port: wrangler's default (9229) would let only one instance run at once.
+    inspector_port: int = field(default_factory=free_port)
     config: Path = WRANGLER_TOML
     proc: subprocess.Popen[bytes] | None = None
 
@@ -266,6 +268,7 @@ class WorkerProcess:
 
     def command(self) -> list[str]:
         args = [str(self.wrangler.binary), "dev", "--ip", "127.0.0.1", "--port", str(self.port),
+                "--inspector-port", str(self.inspector_port),
                 "--persist-to", str(self.persist_to), "-c", str(self.config), "--log-level", "info"]
         if self.token is not None:
             args[2:2] = ["--var", f"DREAMTREE_D1_TOKEN:{self.token}"]
@@ -417,3 +420,173 @@ async def wipe(engine: Any) -> None:
     if names:
         deletes = [Stmt('DELETE FROM "{}"'.format(name.replace('"', '""'))) for name in names]
         await engine.batch([Stmt("PRAGMA defer_foreign_keys = ON"), *deletes], write=True)
+
+
+# --- the API tests on the d1 engine (the `both_engines` marker; conftest.py) ------------------------
+
+# The rows readers write, children first; `reset` empties exactly these between tests. Custom
+# skills are readers' rows too (skills.is_custom = 1); the seeded skills stay.
+READER_TABLES = ("exercise_skills", "user_competency_scores", "tool_instances", "exercise_responses",
+                 "user_modules", "user_settings", "sessions", "emails", "auth", "users")
+# The content the seed loads (workbook, tools, competencies, skills, references): loaded once
+# per Worker and left alone while the tests only read it.
+CONTENT_TABLES = ("content_sources", "exercise_sequence", "exercise_content", "tool_types", "references",
+                  "skills", "competency_levels", "competencies", "personality_types")
+_CONTENT_WRITE = re.compile(
+    r"^\s*(?:WITH\b.*?\b)?(?:INSERT|UPDATE|DELETE|REPLACE)\b.*?\b(?:" + "|".join(CONTENT_TABLES) + r")\b",
+    re.I | re.S)
+_WRITE_START = re.compile(r"^\s*(?:INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER)\b", re.I)
+
+
+def _fingerprint_sql() -> str:
+    """One row that changes when the seeded content does: row counts (seeded skills only), and
+    the newest stamp and active rows of the versioned tables."""
+    parts = [f'(SELECT count(*) FROM "{t}"{" WHERE is_custom = 0" if t == "skills" else ""}) AS n_{t}'
+             for t in CONTENT_TABLES]
+    for t in ("tool_types", "exercise_content"):
+        parts.append(f"(SELECT max(updated_at) FROM {t}) AS stamp_{t}")
+        parts.append(f"(SELECT total(is_active) FROM {t}) AS active_{t}")
+    parts.append("(SELECT total(version) FROM exercise_sequence) AS version_sequence")
+    return "SELECT " + ", ".join(parts)
+
+
+FINGERPRINT = _fingerprint_sql()
+
+
+class D1Database:
+    """The tests' own handle on a Worker's D1 (its migrated database), for fixtures and for
+    looking past the API: `batch(statements, write=...)` is one round trip through a
+    `D1Engine` (so a failed guard or constraint raises GuardFailed / ConstraintFailed as it
+    does on the sqlite file), run on a private event loop so that plain tests can call it.
+
+    `content` is what the seed tables hold: "empty", "small" (tests/fixtures/seed_small),
+    "full" (seed/), or None when unknown (a test changed content, or wiped everything)."""
+
+    def __init__(self, worker: WorkerProcess, path: Path) -> None:
+        from anyio.from_thread import start_blocking_portal
+
+        from app.db.d1_engine import D1Engine
+
+        assert worker.token is not None
+        self.worker = worker
+        self.path = path  # the tests' `db_path` for this database (tests.helpers.D1_DATABASES)
+        self._portal_cm = start_blocking_portal()
+        self.portal = self._portal_cm.__enter__()
+        self.engine = self.portal.call(lambda: _make_engine(D1Engine, worker.url, worker.token))
+        self.content: str | None = "empty"
+        self.fingerprint: tuple[Any, ...] | None = None
+        self.reseeds = 0
+
+    def batch(self, statements: Any, *, write: bool) -> list[Any]:
+        statements = tuple(statements)
+        if write and any(_CONTENT_WRITE.match(s.sql) for s in statements):
+            self.content = None  # the next test reseeds
+        return self._send(statements, write=write)
+
+    def _send(self, statements: tuple[Any, ...], *, write: bool) -> list[Any]:
+        return list(self.portal.call(lambda: self.engine.batch(statements, write=write)))
+
+    def run(self, fn: Any, *args: Any, **kw: Any) -> Any:
+        """An async function of the engine, run to completion (`db.run(seeding.seed_on, directory=…)`)."""
+        return self.portal.call(lambda: fn(self.engine, *args, **kw))
+
+    def reset(self, content: str, seeds: dict[str, Path]) -> None:
+        """Between tests: readers' rows deleted and the content checked in ONE round trip; the
+        content tables are emptied and seeded again only when they are not what the test wants."""
+        from app.db.engine import Stmt
+
+        applied = sorted(path.name for path in (PROJECT_ROOT / "migrations").glob("*.sql"))
+        deletes = [Stmt("DELETE FROM d1_migrations WHERE name NOT IN (SELECT value FROM json_each(?))",
+                        (json.dumps(applied),)),  # ledger rows a test added
+                   Stmt("DELETE FROM skills WHERE is_custom = 1 OR created_by IS NOT NULL"),
+                   *(Stmt(f"DELETE FROM {t}") for t in READER_TABLES)]
+        results = self._send((Stmt("PRAGMA defer_foreign_keys = ON"), *deletes, Stmt(FINGERPRINT)), write=True)
+        found = tuple(results[-1].rows[0])
+        if self.content == content and found == self.fingerprint:
+            return
+        self.reseed(content, seeds)
+
+    def reseed(self, content: str, seeds: dict[str, Path]) -> None:
+        from app.db.engine import Stmt
+        from app.domain import seeding
+
+        self.reseeds += 1
+        self.content = None
+        self._send((Stmt("PRAGMA defer_foreign_keys = ON"), *(Stmt(f'DELETE FROM "{t}"') for t in CONTENT_TABLES)),
+                   write=True)
+        if content != "empty":
+            self.run(seeding.seed_on, directory=seeds[content])
+        self.fingerprint = tuple(self._send((Stmt(FINGERPRINT),), write=False)[0].rows[0])
+        self.content = content
+
+    def forget_content(self) -> None:
+        """Something outside `batch` changed or wiped the content: reseed before the next test."""
+        self.content = None
+
+    def close(self) -> None:
+        try:
+            self.portal.call(self.engine.close)
+        finally:
+            self._portal_cm.__exit__(None, None, None)
+
+
+def _make_engine(cls: Any, url: str, token: str | None) -> Any:
+    return cls(url, token, timeout=30.0)
+
+
+class D1Cursor:
+    """What `D1Connection.execute` gives: the rows of one statement."""
+
+    def __init__(self, rows: list[Any], changes: int) -> None:
+        self._rows = rows
+        self.rowcount = changes
+
+    def fetchone(self) -> Any:
+        return self._rows.pop(0) if self._rows else None
+
+    def fetchall(self) -> list[Any]:
+        rows, self._rows = self._rows, []
+        return rows
+
+    def __iter__(self) -> Any:
+        return iter(self.fetchall())
+
+
+class D1Connection:
+    """The few `sqlite3.Connection` calls the API tests make to look into or arrange the
+    database (execute, executemany, fetchone/fetchall, `with`), on the d1 engine: every call is
+    one batch through the Worker, autocommitted like the tests' sqlite connections."""
+
+    row_factory: Any = None
+
+    def __init__(self, db: D1Database) -> None:
+        self.db = db
+
+    def execute(self, sql: str, params: Any = ()) -> D1Cursor:
+        from app.db.engine import Stmt
+
+        write = bool(_WRITE_START.match(sql)) or "RETURNING" in sql.upper()
+        (result,) = self.db.batch([Stmt(sql, tuple(params))], write=write)
+        return D1Cursor(list(result.rows), result.changes)
+
+    def executemany(self, sql: str, seq: Any) -> D1Cursor:
+        from app.db.engine import Stmt
+
+        statements = [Stmt(sql, tuple(params)) for params in seq]
+        results = self.db.batch(statements, write=True) if statements else []
+        return D1Cursor([], sum(r.changes for r in results))
+
+    def commit(self) -> None:
+        pass
+
+    def rollback(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> D1Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass

@@ -73,10 +73,67 @@ class Reader:
         return self.post("/api/auth/login", {"email": email, "password": password, **extra})
 
 
-def query(db_path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-    """Rows straight from the database file, past the API (a plain connection, not D1-strict)."""
-    conn = connect_sync(db_path, strict=False)
+# The d1 engine's database by the `db_path` a test holds (conftest.py registers it for a d1
+# test): the helpers below then go through the Worker instead of opening a file.
+D1_DATABASES: dict[str, Any] = {}
+
+
+def connect(db_path: Path, *, strict: bool = True) -> Any:
+    """A connection to the test's database, past the API, on either engine: the file itself
+    (sqlite), or `d1util.D1Connection` through the Worker (d1), which takes the same
+    execute / executemany / fetchone / fetchall calls."""
+    d1 = D1_DATABASES.get(str(db_path))
+    if d1 is not None:
+        from tests.d1util import D1Connection
+
+        return D1Connection(d1)
+    return connect_sync(db_path, strict=strict)
+
+
+def seed_into(db_path: Path, directory: Path) -> Any:
+    """Load a seed folder into the test's database on either engine (`seeding.seed` on the file,
+    `seeding.seed_on` through the Worker); the result of the seed."""
+    from app.domain import seeding
+
+    d1 = D1_DATABASES.get(str(db_path))
+    if d1 is not None:
+        d1.forget_content()  # the next test gets its own content back
+        return d1.run(seeding.seed_on, directory=directory)
+    conn = connect_sync(db_path)
     try:
-        return conn.execute(sql, params).fetchall()
+        return seeding.seed(conn, directory=directory)
+    finally:
+        conn.close()
+
+
+async def open_engine_on(db_path: Path) -> Any:
+    """The engine the app would open on the test's database: the sqlite Database on the file,
+    or a D1Engine on the Worker (close it when done)."""
+    d1 = D1_DATABASES.get(str(db_path))
+    if d1 is not None:
+        from app.db.d1_engine import D1Engine
+
+        engine = D1Engine(d1.worker.url, d1.worker.token)
+        await engine.open()
+        return engine
+    from app.db.connection import open_database
+
+    return await open_database(db_path)
+
+
+def cli_env(db_path: Path) -> dict[str, str]:
+    """The environment a `dreamtree … --db db_path` command needs to reach the test's database
+    on either engine (none on sqlite; DREAMTREE_ENGINE=d1 and the Worker on d1)."""
+    d1 = D1_DATABASES.get(str(db_path))
+    if d1 is None:
+        return {}
+    return {"DREAMTREE_ENGINE": "d1", "DREAMTREE_D1_URL": d1.worker.url, "DREAMTREE_D1_TOKEN": d1.worker.token}
+
+
+def query(db_path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+    """Rows straight from the database, past the API (on sqlite a plain connection, not D1-strict)."""
+    conn = connect(db_path, strict=False)
+    try:
+        return list(conn.execute(sql, params).fetchall())
     finally:
         conn.close()

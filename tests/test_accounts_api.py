@@ -10,6 +10,8 @@ import pytest
 from app.db.connection import connect_sync
 from tests.helpers import OTHER_PASSWORD, PASSWORD, Reader
 
+pytestmark = pytest.mark.both_engines
+
 
 @pytest.fixture
 def reader(new_reader) -> Reader:
@@ -757,16 +759,16 @@ def test_an_account_deletion_is_refused_when_its_password_or_session_changed_mea
 # --- claims racing for one email, across processes ----------------------------------------------
 
 
-def _claim_in_another_process(db_path: str, claims: int, barrier, results) -> None:
+def _claim_in_another_process(settings, claims: int, barrier, results) -> None:
     import asyncio
 
-    from app.db.connection import open_database
+    from app.db.engines import open_engine
     from app.domain import accounts, keys, sessions
     from app.domain.errors import Conflict
     from app.domain.throttle import Throttle
 
     async def main() -> list[str]:
-        db = await open_database(db_path)
+        db = await open_engine(settings)  # the sqlite file, or the D1 Worker
         server = sessions.ServerKeys.derive(b"s" * 32, argon2=keys.Argon2Params.FAST)
         throttle = Throttle(enabled=False)
         try:
@@ -788,13 +790,13 @@ def _claim_in_another_process(db_path: str, claims: int, barrier, results) -> No
     results.put(asyncio.run(main()))
 
 
-def test_thirty_two_claims_of_one_email_across_processes_make_exactly_one_account(db_path: Path) -> None:
+def test_thirty_two_claims_of_one_email_across_processes_make_exactly_one_account(db_path: Path, settings) -> None:
     import multiprocessing
 
     spawn = multiprocessing.get_context("spawn")
     processes, each = 4, 8
     barrier, results = spawn.Barrier(processes), spawn.Queue()
-    workers = [spawn.Process(target=_claim_in_another_process, args=(str(db_path), each, barrier, results))
+    workers = [spawn.Process(target=_claim_in_another_process, args=(settings, each, barrier, results))
                for _ in range(processes)]
     for worker in workers:
         worker.start()

@@ -63,6 +63,19 @@ def test_secret_file_is_created_once_with_mode_0600(tmp_path: Path) -> None:
     assert load_or_create_secret(path) == first
 
 
+def test_processes_starting_at_once_on_a_new_key_file_all_get_the_one_secret(tmp_path: Path) -> None:
+    """Never a key file read half written ("too short"), never two secrets."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    for round_ in range(30):
+        path = tmp_path / f"race-{round_}.key"
+        with ThreadPoolExecutor(8) as pool:
+            secrets = list(pool.map(load_or_create_secret, [path] * 8))
+        assert len(set(secrets)) == 1
+        assert bytes.fromhex(path.read_text(encoding="ascii")) == secrets[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"race-{i}.key" for i in range(30))  # no drafts left
+
+
 def test_secret_file_readable_by_others_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "dreamtree.db.key"
     load_or_create_secret(path)

@@ -24,6 +24,8 @@ from tests.conftest import JobLog
 from tests.helpers import Reader
 from tests.test_daily_dos import query_plan, scanned_user_tables
 
+pytestmark = pytest.mark.both_engines
+
 SPEC_REASSESSMENT = """SELECT
   MIN(assessed_at) as oldest_assessment,
   CASE

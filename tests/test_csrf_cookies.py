@@ -14,6 +14,8 @@ from litestar.testing import TestClient
 
 from tests.helpers import Reader
 
+pytestmark = pytest.mark.both_engines
+
 ANSWER = "/api/exercises/1.1.1.v1/response"
 MALFORMED = ['x="y; dt_session={session}', 'a=b; x="y; dt_session={session}', 'x="y"z; dt_session={session}',
              'x=\\"; dt_session={session}', 'x="; dt_session={session}; y="']

@@ -22,6 +22,8 @@ from app.domain.daily_dos import DayBounds, day_bounds, start_of_day
 from tests.conftest import JobLog
 from tests.helpers import Reader
 
+pytestmark = pytest.mark.both_engines
+
 # --- the spec's literal SQL (spec §11), to compare against ------------------------------------
 
 SPEC_UNLOCKED = """

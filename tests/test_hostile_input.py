@@ -27,7 +27,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
-pytestmark = pytest.mark.hostile
+pytestmark = [pytest.mark.hostile, pytest.mark.both_engines]
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -59,9 +59,18 @@ def _start(port: int, *, rate_limits: bool = False, env: dict[str, str] | None =
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(engine_kind: str, request: pytest.FixtureRequest):
+    """The server on the sqlite file, or (d1) on the session's Worker with the full seed loaded."""
+    env = None
+    if engine_kind == "d1":
+        from app.domain.seeding.shapes import SEED_DIR
+
+        database = request.getfixturevalue("d1_database")
+        database.reset("full", {"full": SEED_DIR})
+        env = {"DREAMTREE_ENGINE": "d1", "DREAMTREE_D1_URL": database.worker.url,
+               "DREAMTREE_D1_TOKEN": database.worker.token}
     port = free_port()
-    proc = _start(port)
+    proc = _start(port, env=env)
     yield f"http://127.0.0.1:{port}"
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=30)

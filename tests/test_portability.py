@@ -15,15 +15,17 @@ from litestar.testing import TestClient
 
 from app.config import Settings
 from app.db import migrations
-from app.db.connection import connect_sync, open_database, run_batch
+from app.db.connection import connect_sync, run_batch
 from app.db.engine import Stmt
 from app.domain import keys, portability, seeding, sessions
 from app.domain.sessions import Principal, ServerKeys
 from app.http.app import create_app
 from tests.conftest import SMALL_SEED
-from tests.helpers import PASSWORD, Reader, query
+from tests.helpers import PASSWORD, Reader, open_engine_on, query
 from tests.test_engine import drive_with_interference
 from tests.test_engine import principal as engine_principal
+
+pytestmark = pytest.mark.both_engines
 
 COUNT_TABLES = ("exercise_responses", "tool_instances", "user_competency_scores", "user_modules", "exercise_skills", "skills")
 
@@ -813,7 +815,7 @@ def test_two_imports_of_one_file_at_once_leave_one_copy(seeded: Path) -> None:
                 "tool_instances": many_tools(30), "custom_skills": [{"id": "bees", "name": "Beekeeping"}]}
 
     async def scenario() -> list[portability.ImportReport]:
-        db = await open_database(seeded)
+        db = await open_engine_on(seeded)
         try:
             reader, _ = await sessions.start_anonymous(db, ServerKeys.derive(b"k" * 32))
             return list(await asyncio.gather(*(

@@ -21,6 +21,8 @@ from app.domain.settings import FONTS
 from tests.conftest import JobLog
 from tests.helpers import Reader, query
 
+pytestmark = pytest.mark.both_engines
+
 SPEC_COMPETENCIES = {
     "delivery": ["Analytical Thinking", "Achievement Focus", "Drafting Skills", "Flexible Thinking",
                  "Managing Resources", "Teamwork and Team Leadership"],

@@ -18,6 +18,8 @@ from litestar.testing import TestClient
 
 from tests.helpers import Reader, query
 
+pytestmark = pytest.mark.both_engines
+
 REQUESTS: dict[tuple[str, str], tuple[str, Any]] = {
     ("GET", "/api/me"): ("/api/me", None),
     ("DELETE", "/api/session"): ("/api/session", None),

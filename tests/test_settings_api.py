@@ -29,6 +29,8 @@ from app.domain.settings import (
 from tests.conftest import JobLog
 from tests.helpers import Reader, query
 
+pytestmark = pytest.mark.both_engines
+
 
 @pytest.fixture
 def reader(seeded: Path, new_reader: Callable[[], Reader]) -> Reader:

@@ -6,6 +6,7 @@ and Bookkeeping (knowledge). Ann and Ben are two readers on the same service.
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 import uuid
@@ -32,9 +33,11 @@ from app.domain.skills import (
     review_work,
 )
 from tests.conftest import JobLog
-from tests.helpers import Reader, query
+from tests.helpers import Reader, cli_env, query
 from tests.test_engine import STAMP, drive_with_interference
 from tests.test_settings_api import read_then
+
+pytestmark = pytest.mark.both_engines
 
 MASTER = ["Active listening", "Bookkeeping", "Composure"]
 
@@ -65,8 +68,18 @@ def add(r: Reader, name: str, category: str | None = None) -> Any:
     return r.post("/api/skills", body)
 
 
+@pytest.fixture(autouse=True)
+def quiet_access_log(request: pytest.FixtureRequest) -> None:
+    """The app's access log flushes a moment after a request, to stdout: into the output of a
+    `skills review` run by CliRunner meanwhile. Sent elsewhere here."""
+    if "client" in request.fixturenames:
+        lines = request.getfixturevalue("client").app.state.access_log
+        if lines is not None:
+            lines.stream = io.StringIO()
+
+
 def review(db_path: Path, *args: str, input: str | None = None) -> Any:
-    return CliRunner().invoke(main, ["skills", "review", "--db", str(db_path), *args], input=input)
+    return CliRunner().invoke(main, ["skills", "review", "--db", str(db_path), *args], input=input, env=cli_env(db_path))
 
 
 def user_id(r: Reader) -> str:

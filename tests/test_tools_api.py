@@ -24,6 +24,8 @@ from tests.helpers import Reader, query
 from tests.test_engine import STAMP, drive_with_interference, principal
 from tests.test_tool_shapes import SAMPLES
 
+pytestmark = pytest.mark.both_engines
+
 LIST = "/api/tools/list-builder/instances"
 
 

@@ -9,9 +9,10 @@ import pytest
 
 from app.db.connection import connect_sync
 from app.db.queries import Q
-from app.domain import seeding
 from tests.conftest import SMALL_SEED
-from tests.helpers import Reader, query
+from tests.helpers import Reader, query, seed_into
+
+pytestmark = pytest.mark.both_engines
 
 
 @pytest.fixture
@@ -198,15 +199,11 @@ def test_a_re_seed_shows_in_the_outline_at_once(reader: Reader, db_path: Path, t
     part = folder / "workbook" / "part-1.md"
     text = part.read_text()
     part.write_text(text.replace("Exercise 1.1.2: Good Days", "Exercise 1.1.2: Your Best Days", 1))
-    conn = connect_sync(db_path)
-    try:
-        seeding.seed(conn, directory=folder)
-        after = reader.get("/api/workbook").json()["parts"][0]["modules"][0]["exercises"]
-        assert after[1]["title"] == "Your Best Days"  # an edit in place
-        part.write_text(part.read_text().replace("required: false", "required: true", 1))
-        seeding.seed(conn, directory=folder)  # only the sequence changes
-    finally:
-        conn.close()
+    seed_into(db_path, folder)
+    after = reader.get("/api/workbook").json()["parts"][0]["modules"][0]["exercises"]
+    assert after[1]["title"] == "Your Best Days"  # an edit in place
+    part.write_text(part.read_text().replace("required: false", "required: true", 1))
+    seed_into(db_path, folder)  # only the sequence changes
     outline = reader.get("/api/workbook").json()
     assert outline["parts"][0]["modules"][0]["exercises"][1]["is_required"] is True
     assert outline["progress"]["required"] == 4

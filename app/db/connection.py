@@ -11,6 +11,9 @@ asyncio lock is needed on top.
 Durability: WAL with `synchronous=NORMAL`. A commit survives a crash of the process (SIGKILL
 included); only an OS crash or power cut can lose the last transactions. That trade is
 SQLite's own recommendation for WAL and is written down in docs/operations.md.
+
+Checkpoints: passive, on a connection of their own, shortly after writes; never inside the
+writer's commit (app/db/checkpoints.py).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any, NoReturn, TypeVar, cast
 import aiosqlite
 import anyio.to_thread
 
+from app.db.checkpoints import CHECKPOINT_DELAY, Checkpointer
 from app.db.d1 import D1Guard, make_strict
 from app.db.engine import (
     ATTEMPTS,
@@ -51,6 +55,11 @@ from app.db.files import create_private
 T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 5000
+WRITER_CACHE_KIB = 32 * 1024
+"""The writer's page cache: a large import's pages stay in memory until its commit."""
+WRITER_AUTOCHECKPOINT_PAGES = 16384
+"""The writer's own automatic checkpoint: a backstop (64 MiB of WAL at 4 KiB pages), for when
+passive checkpoints cannot keep up (a reader holding a snapshot for long)."""
 
 
 class NotADatabase(Exception):
@@ -208,6 +217,7 @@ class Database(Engine):
         self._writer: aiosqlite.Connection | None = None
         self._readers: list[aiosqlite.Connection] = []
         self._next_reader: itertools.cycle[aiosqlite.Connection] | None = None
+        self._checkpointer: Checkpointer | None = None
 
     def _connector(self, *, writer: bool) -> Callable[[], sqlite3.Connection]:
         def connect() -> sqlite3.Connection:
@@ -225,9 +235,19 @@ class Database(Engine):
                     factory=GuardedConnection,
                 )
             configure(conn, strict=self.strict, writer=writer)
+            if writer:
+                with guard_of(conn).trusted():
+                    conn.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
+                    conn.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT_PAGES}")
             return conn
 
         return connect
+
+    def _checkpointer_connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False,
+                               factory=GuardedConnection)
+        configure(conn, strict=self.strict, writer=False)
+        return conn
 
     async def open(self) -> None:
         # The writer first, so the WAL and -shm files exist before the read-only readers open.
@@ -235,6 +255,8 @@ class Database(Engine):
         try:
             for _ in range(self._reader_count):
                 self._readers.append(await aiosqlite.Connection(self._connector(writer=False), 64))
+            self._checkpointer = Checkpointer(await aiosqlite.Connection(self._checkpointer_connect, 64), self._run,
+                                              _passive_checkpoint)
         except BaseException:
             await self.close()
             raise
@@ -242,10 +264,31 @@ class Database(Engine):
 
     async def close(self) -> None:
         # aiosqlite >= 0.22 threads are not daemons: an unclosed connection keeps the process alive.
+        if self._checkpointer is not None:
+            await self._checkpointer.close()
         connections = [c for c in [self._writer, *self._readers] if c is not None]
-        self._writer, self._readers, self._next_reader = None, [], None
+        if self._checkpointer is not None:
+            connections.append(self._checkpointer.conn)
+        self._writer, self._readers, self._next_reader, self._checkpointer = None, [], None, None
         for conn in connections:
             await conn.close()
+
+    @property
+    def checkpointed(self) -> list[tuple[int, int, int]]:
+        """(busy, WAL frames, frames checkpointed) of the last few passive checkpoints."""
+        return self._checkpointer.done if self._checkpointer is not None else []
+
+    async def checkpoint(self) -> tuple[int, int, int] | None:
+        """A passive checkpoint now (the engine runs one shortly after writes by itself)."""
+        return await self._checkpointer.now() if self._checkpointer is not None else None
+
+    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
+        """A job on the writer; a checkpoint follows shortly."""
+        try:
+            return await self._run(self._writer_conn(), fn, *args)
+        finally:
+            if self._checkpointer is not None:
+                self._checkpointer.soon()
 
     @staticmethod
     async def _run(conn: aiosqlite.Connection, fn: Callable[..., T], *args: Any) -> T:
@@ -266,14 +309,14 @@ class Database(Engine):
 
     async def _refused(self, refused: Refused) -> NoReturn:
         if refused.cleanup is not None:
-            await self._run(self._writer_conn(), run_batch, (refused.cleanup,), True)
+            await self._write(run_batch, (refused.cleanup,), True)
         raise refused.error from None
 
     async def query(self, work: WorkFactory[T], gate: Gate | None) -> T:
         try:
             return await self._run(self._reader_conn(), lambda c: run_work(c, work, gate, writes=False))
         except _Touch as done:
-            await self._run(self._writer_conn(), run_batch, (done.touch,), True)
+            await self._write(run_batch, (done.touch,), True)
             return cast(T, done.answer)
         except Refused as refused:
             await self._refused(refused)
@@ -284,7 +327,7 @@ class Database(Engine):
             try:
                 if split:
                     return await self._change_split(work, gate)
-                return await self._run(self._writer_conn(), lambda c: run_work(c, work, gate, writes=True))
+                return await self._write(lambda c: run_work(c, work, gate, writes=True))
             except GuardFailed as failed:
                 last = failed
             except Refused as refused:
@@ -297,24 +340,30 @@ class Database(Engine):
 
         async def execute(batch: Batch, statements: tuple[Stmt, ...]) -> list[Result]:
             if isinstance(batch, Write):
-                return await self._run(self._writer_conn(), run_batch, statements, True)
+                return await self._write(run_batch, statements, True)
             return await self._run(self._reader_conn(), run_batch, statements, False)
 
         answer = await drive_async(work(), driver, execute, resume_in_thread)
         touch = driver.leftover()
         if touch is not None:
-            await self._run(self._writer_conn(), run_batch, (touch,), True)
+            await self._write(run_batch, (touch,), True)
         return answer
 
     # --- the job API the modules not yet moved to works still use ----------------------------
 
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run fn in one `BEGIN IMMEDIATE` transaction on the writer; commit, or roll back on error."""
-        return await self._run(self._writer_conn(), run_in_transaction, fn, True)
+        return await self._write(run_in_transaction, fn, True)
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run fn on a read-only connection, inside one snapshot."""
         return await self._run(self._reader_conn(), run_in_transaction, fn, False)
+
+
+def _passive_checkpoint(conn: sqlite3.Connection) -> tuple[int, int, int]:
+    with guard_of(conn).trusted():
+        busy, frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    return int(busy), int(frames), int(done)
 
 
 async def resume_in_thread(work: Work[Any], results: list[Result] | None, failure: BaseException | None) -> Batch | Done:
@@ -335,6 +384,7 @@ def is_busy(exc: BaseException) -> bool:
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
+    "CHECKPOINT_DELAY",
     "Database",
     "NotADatabase",
     "configure",

@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Final, NoReturn, TypeGuard
 
+import msgspec
 import rfc8785
 from argon2.low_level import Type, hash_secret_raw
 from cryptography.exceptions import InvalidTag
@@ -58,8 +59,11 @@ ENVELOPE_VERSION: Final = "dt1"
 _WRAPPED_BYTES: Final = KEY_BYTES + TAG_BYTES
 
 _B64U = re.compile(r"[A-Za-z0-9_-]*")
+_B64U_VALUE = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")}
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # user ids, export ids, pepper ids: never "." "," "$" "|"
 _TABLE = re.compile(r"[a-z_][a-z0-9_]{0,63}")
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")  # needs no escaping or normalising in JSON
+_DIGITS = re.compile(rb"[0-9]{16}")  # the start of an integer that may lie beyond 2**53
 _POINTER = re.compile(r"(?:/(?:[^~/]|~[01])*)*")  # RFC 6901; "" is the whole document
 
 
@@ -113,8 +117,11 @@ def b64u_decode(text: object, *, length: int | None = None, max_length: int | No
         raise ValueError("encoded value too long")
     if not _B64U.fullmatch(text) or len(text) % 4 == 1:
         raise ValueError("not canonical base64url")
+    spare = len(text) % 4  # 2 or 3 characters end the text: their last one has 4 or 2 spare bits
+    if spare and _B64U_VALUE[text[-1]] & (0b1111 if spare == 2 else 0b11):
+        raise ValueError("not canonical base64url")
     data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    if b64u_encode(data) != text or (length is not None and len(data) != length):
+    if length is not None and len(data) != length:
         raise ValueError("not canonical base64url")
     return data
 
@@ -201,7 +208,13 @@ def new_data_key() -> DataKey:
     return DataKey(secrets.token_bytes(KEY_BYTES), b64u_encode(secrets.token_bytes(KID_BYTES)))
 
 
-def _nfc(value: object) -> FreeJSON:
+_INT_SAFE = 2**53 - 1  # JCS writes integers within ±(2**53 - 1) exactly as Python's str() does
+
+
+def _nfc(value: object, plain: list[bool] | None = None) -> FreeJSON:
+    """`value` with every string and key NFC-normalised. `plain[0]` is cleared when the value
+    holds what only the full JCS writer spells right: a float, an integer beyond 2**53, or a
+    key with a character outside the Basic Multilingual Plane (JCS sorts keys by UTF-16 units)."""
     if isinstance(value, str):
         return unicodedata.normalize("NFC", value)
     if isinstance(value, dict):
@@ -212,20 +225,39 @@ def _nfc(value: object) -> FreeJSON:
             norm = unicodedata.normalize("NFC", key)
             if norm in out:
                 raise ValueError("two object keys are equal after NFC normalisation")
-            out[norm] = _nfc(item)
+            if plain is not None and norm and max(norm) > "\uffff":
+                plain[0] = False
+            out[norm] = _nfc(item, plain)
         return out
     if isinstance(value, (list, tuple)):
-        return [_nfc(item) for item in value]
-    if value is None or isinstance(value, (bool, int, float)):
+        return [_nfc(item, plain) for item in value]
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        if plain is not None and (isinstance(value, float) or not -_INT_SAFE <= value <= _INT_SAFE):
+            plain[0] = False
         return value
     raise TypeError(f"{type(value).__name__} is not a JSON value")
+
+
+# For JSON of strings, safe integers, booleans, null, lists and objects with BMP keys, JCS is
+# exactly Python's own encoder with sorted keys, no spaces and no ASCII escaping (the same
+# escapes: \" \\ \b \f \n \r \t, \u00xx for other control characters), at C speed.
+_PLAIN_JCS = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 def canonical_json(value: object) -> bytes:
     """RFC 8785 (JCS) bytes of NFC-normalised JSON: what we encrypt, hash, MAC and bind as AAD, so
     equal content gives equal bytes whatever the key order, whitespace or Unicode composition.
     ValueError/TypeError for non-JSON values (NaN, integers beyond 2**53, sets, ...)."""
-    return rfc8785.dumps(_nfc(value))
+    plain = [True]
+    normalised = _nfc(value, plain)
+    if plain[0]:
+        try:
+            return _PLAIN_JCS.encode(normalised).encode("utf-8")
+        except UnicodeEncodeError:
+            pass  # a lone surrogate: the JCS writer refuses it in its own words
+    return rfc8785.dumps(normalised)
 
 
 def content_hash(dek: DataKey, content: object) -> str:
@@ -238,6 +270,10 @@ def content_hash(dek: DataKey, content: object) -> str:
 
 
 def _field_aad(kid: str, table: str, row_id: str, pointer: str) -> bytes:
+    if (isinstance(row_id, str) and _PLAIN_ID.fullmatch(row_id) and not pointer and isinstance(table, str)
+            and _TABLE.fullmatch(table) and isinstance(kid, str) and _PLAIN_ID.fullmatch(kid)):
+        # the common case, written directly: canonical_json's bytes for these ASCII strings
+        return f'["dreamtree-field/1","{kid}","{table}","{row_id}",""]'.encode("ascii")
     if not isinstance(table, str) or not _TABLE.fullmatch(table):
         raise ValueError("table must be a lower-case SQL identifier")
     if not isinstance(row_id, str) or not 0 < len(row_id) <= 128:
@@ -290,6 +326,9 @@ def open_value(dek: DataKey, envelope: object, *, table: str, row_id: str, point
         plaintext = AESGCM(dek._key).decrypt(nonce, sealed, aad)
     except InvalidTag:
         raise SealBroken("envelope failed authentication") from None
+    if _DIGITS.search(plaintext) is None:  # no integer to read as a float: the fast decoder reads it the same
+        result: FreeJSON = msgspec.json.decode(plaintext)
+        return result
     return json.loads(plaintext, parse_int=_parse_int)
 
 
@@ -311,12 +350,16 @@ def open_document(dek: DataKey, sealed: object, *, table: str, row_id: str) -> F
 
 def seal_column(dek: DataKey, doc: object, *, table: str, row_id: str) -> str:
     """A document sealed as the text its column stores (response_json, content_json)."""
-    return json.dumps(seal_document(dek, doc, table=table, row_id=row_id), separators=(",", ":"))
+    return msgspec.json.encode(seal_document(dek, doc, table=table, row_id=row_id)).decode()  # ASCII, no spaces
 
 
 def open_column(dek: DataKey, text: str, *, table: str, row_id: str) -> FreeJSON:
     """The document a response_json / content_json column holds."""
-    return open_document(dek, json.loads(text), table=table, row_id=row_id)
+    try:
+        envelope = msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        envelope = json.loads(text)  # whatever else the column holds fails as it always did
+    return open_document(dek, envelope, table=table, row_id=row_id)
 
 
 # --- Argon2 -------------------------------------------------------------------------------------

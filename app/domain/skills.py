@@ -7,7 +7,9 @@ reader's pending or rejected skill is never shown: its name is that reader's wri
 
 - Search matches the name as a substring, ignoring the case of ASCII letters (SQLite's
   `lower`), optionally within one category, sorted by name, at most SEARCH_LIMIT results.
-  The reader's text is taken literally: `%` and `_` are plain characters.
+  The reader's text is taken literally: `%` and `_` are plain characters. The SQL of
+  `search_skills` defines it; the service answers from an index in memory kept in step with
+  the table by a marker read with every search (skill_index.py).
 - Adding a skill first looks for the same name among the skills the reader sees (ignoring
   case and extra whitespace): that skill comes back instead of a duplicate, the master
   list's first. Otherwise a custom skill is created, pending review. A reader may hold at
@@ -29,6 +31,7 @@ from __future__ import annotations
 import json
 import unicodedata
 import uuid
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, cast, get_args
@@ -38,6 +41,7 @@ import msgspec
 from app import timeutil
 from app.db.engine import Engine, GuardFailed, Read, Row, Stmt, Work, Write, changed, guard_query
 from app.db.queries import Q
+from app.domain import skill_index
 from app.domain.errors import Conflict, Invalid, NotFound
 from app.domain.sessions import Principal
 
@@ -92,7 +96,27 @@ def check_category(category: str | None) -> SkillCategory | None:
 # --- search ----------------------------------------------------------------------------------
 
 
-def search_work(principal: Principal, text: str, category: SkillCategory | None) -> Work[list[Skill]]:
+def search_work(principal: Principal, text: str, category: SkillCategory | None,
+                holder: skill_index.Holder) -> Work[list[Skill]]:
+    """One read batch: the table's marker and the rows since the index's newest, beside the
+    session; a second one (the whole table) only when the index must be rebuilt."""
+    index = holder.index
+    since = index.marker.last_rowid if index is not None else 0
+    marker, fresh = yield Read(Stmt(Q.skills_marker), Stmt(Q.skills_from_rowid, (since, skill_index.FRESH_ROWS)))
+    index = skill_index.brought_up_to_date(index, skill_index.marker_of(marker.rows[0]), fresh.rows)
+    if index is None:
+        marker, every = yield Read(Stmt(Q.skills_marker), Stmt(Q.skills_for_index))
+        index = skill_index.SkillIndex.build(skill_index.marker_of(marker.rows[0]), every.rows)
+        holder.builds += 1
+    holder.index = index
+    found = index.search(principal.user_id, text, category, SEARCH_LIMIT)
+    return [Skill(e.id, e.name, cast(SkillCategory | None, e.category), e.is_custom, cast(ReviewStatus | None, e.review_status))
+            for e in found]
+
+
+def sql_search_work(principal: Principal, text: str, category: SkillCategory | None) -> Work[list[Skill]]:
+    """The same search by the SQL that defines it, scanning the table (the tests and the
+    benchmark compare the index with it)."""
     if category is None:
         statement = Stmt(Q.search_skills, (principal.user_id, text, SEARCH_LIMIT))
     else:
@@ -101,13 +125,25 @@ def search_work(principal: Principal, text: str, category: SkillCategory | None)
     return [skill_out(r) for r in rows.rows]
 
 
+_indexes: weakref.WeakKeyDictionary[Engine, skill_index.Holder] = weakref.WeakKeyDictionary()
+
+
+def index_of(db: Engine) -> skill_index.Holder:
+    """The search index of this engine's database, in this process."""
+    holder = _indexes.get(db)
+    if holder is None:
+        holder = _indexes[db] = skill_index.Holder()
+    return holder
+
+
 async def search(db: Engine, principal: Principal, q: str | None = None, category: str | None = None) -> list[Skill]:
     """The skills this reader may tag whose name contains q, by name (at most SEARCH_LIMIT)."""
     text = clean_name(q or "")
     if len(text) > MAX_QUERY_LENGTH:
         raise Invalid(f"Search for at most {MAX_QUERY_LENGTH} characters.", code="query_too_long")
     wanted = check_category(category or None)
-    return await db.query(lambda: search_work(principal, text, wanted), principal)
+    holder = index_of(db)
+    return await db.query(lambda: search_work(principal, text, wanted, holder), principal)
 
 
 # --- adding a custom skill -------------------------------------------------------------------
@@ -278,5 +314,8 @@ __all__ = [
     "pending_skills",
     "review",
     "review_work",
+    "index_of",
     "search",
+    "search_work",
+    "sql_search_work",
 ]

@@ -13,6 +13,7 @@ from litestar.params import FromPath, JSONBody
 from app.db.engine import Engine
 from app.domain import accounts, sessions
 from app.domain.accounts import Claimed, Device, Me, Recovered, SignedIn
+from app.domain.bodies import Password
 from app.domain.sessions import COOKIE_NAME, Principal, ServerKeys
 from app.domain.throttle import Throttle
 from app.http.auth import cleared_session_cookie, client_address, with_session
@@ -23,7 +24,6 @@ from app.http.request import HttpRequest, Strict
 PASSWORDS = ("password_too_short", "password_too_long", "password_common", "password_guessable")
 
 Email = Annotated[str, msgspec.Meta(min_length=1, max_length=320)]
-Password = Annotated[str, msgspec.Meta(max_length=1024)]
 
 
 class ClaimIn(Strict):

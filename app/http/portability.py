@@ -4,23 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import msgspec
 from litestar import Controller, Response, post
 from litestar.di import NamedDependency
 from litestar.params import Body, FromQuery, HeaderParameter, QueryParameter
 
 from app.db.engine import Engine
 from app.domain import portability
+from app.domain.bodies import MAX_PASSWORD, Password
 from app.domain.json_limits import FreeJSON
 from app.domain.portability import ExportDoc, ImportReport
-from app.domain.portability.document import MAX_PASSWORD
 from app.domain.sessions import Principal, ServerKeys
 from app.domain.throttle import Throttle
 from app.http.auth import client_address
 from app.http.contract import BODY, CHANGE, READER, problems
 from app.http.request import HttpRequest, Strict
-
-Password = Annotated[str, msgspec.Meta(max_length=MAX_PASSWORD)]
 
 
 class ExportIn(Strict):

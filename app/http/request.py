@@ -10,16 +10,12 @@ from __future__ import annotations
 
 from typing import TypeAlias
 
-import msgspec
 from litestar import Request
 from litestar.datastructures import State
 
+from app.domain.bodies import Strict
+
 HttpRequest: TypeAlias = Request[object, object, State]
-
-
-class Strict(msgspec.Struct, forbid_unknown_fields=True):
-    """The base of every JSON request body: a field the API does not declare is refused
-    (422 `validation_failed`), never silently dropped, so a client's typo cannot pass unseen."""
 
 
 __all__ = ["HttpRequest", "Strict"]

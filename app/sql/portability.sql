@@ -151,23 +151,31 @@ WHERE user_competency_scores.user_id = ?1
   AND user_competency_scores.competency_id = s.competency_id
   AND user_competency_scores.assessed_at = s.was;
 
+-- name: answers_insertable
+-- ?2: a JSON array of [id, part, module, exercise] of the answers about to be inserted for
+-- reader ?1: true while reader ?1 has no answer at any of those places and no answer or tool
+-- entry of anyone has any of those ids. The guard in front of `import_insert_answers`, so
+-- that the insert never reads its own table (an INSERT … SELECT that does makes SQLite stage
+-- every row in a temporary table first, all of it while the writer is held).
+SELECT NOT EXISTS (
+  SELECT 1 FROM json_each(?2) AS j
+  WHERE EXISTS (SELECT 1 FROM exercise_responses er
+                WHERE er.user_id = ?1 AND er.part_id = json_extract(j.value, '$[1]')
+                  AND er.module_id = json_extract(j.value, '$[2]')
+                  AND er.exercise_id = json_extract(j.value, '$[3]'))
+     OR EXISTS (SELECT 1 FROM exercise_responses WHERE id = json_extract(j.value, '$[0]'))
+     OR EXISTS (SELECT 1 FROM tool_instances WHERE id = json_extract(j.value, '$[0]')));
+
 -- name: import_insert_answers
 -- ?2: a JSON array of [id, part, module, exercise, version, full_exercise_id, sealed answer,
--- responded_at]: each written only while reader ?1 has no answer at that place and no
--- answer or tool entry of anyone has that id.
+-- responded_at]: written after `answers_insertable` held for the same rows (each place empty,
+-- each id free in both tables).
 INSERT INTO exercise_responses
   (id, user_id, part_id, module_id, exercise_id, version, full_exercise_id, response_json, responded_at)
-SELECT a.id, ?1, a.part_id, a.module_id, a.exercise_id, a.version, a.full_exercise_id, a.response_json, a.responded_at
-FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS part_id,
-             json_extract(value, '$[2]') AS module_id, json_extract(value, '$[3]') AS exercise_id,
-             json_extract(value, '$[4]') AS version, json_extract(value, '$[5]') AS full_exercise_id,
-             json_extract(value, '$[6]') AS response_json, json_extract(value, '$[7]') AS responded_at
-      FROM json_each(?2)) AS a
-WHERE NOT EXISTS (SELECT 1 FROM exercise_responses er
-                  WHERE er.user_id = ?1 AND er.part_id = a.part_id AND er.module_id = a.module_id
-                    AND er.exercise_id = a.exercise_id)
-  AND NOT EXISTS (SELECT 1 FROM exercise_responses WHERE id = a.id)
-  AND NOT EXISTS (SELECT 1 FROM tool_instances WHERE id = a.id);
+SELECT json_extract(value, '$[0]'), ?1, json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+       json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'),
+       json_extract(value, '$[6]'), json_extract(value, '$[7]')
+FROM json_each(?2);
 
 -- name: import_update_answers
 -- ?2: a JSON array of [id, version, full_exercise_id, sealed answer, responded_at, the
@@ -182,22 +190,28 @@ FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS v
 WHERE exercise_responses.id = a.id AND exercise_responses.user_id = ?1
   AND exercise_responses.responded_at = a.was;
 
+-- name: tools_insertable
+-- ?2: a JSON array of [id, tool_type, content_hash] of the entries about to be inserted for
+-- reader ?1: true while no answer or tool entry of anyone has any of those ids and reader ?1
+-- has no entry of that tool with the same content (keyed hash). The guard in front of
+-- `import_insert_tools` (why a separate guard: `answers_insertable`).
+SELECT NOT EXISTS (
+  SELECT 1 FROM json_each(?2) AS j
+  WHERE EXISTS (SELECT 1 FROM tool_instances WHERE id = json_extract(j.value, '$[0]'))
+     OR EXISTS (SELECT 1 FROM exercise_responses WHERE id = json_extract(j.value, '$[0]'))
+     OR EXISTS (SELECT 1 FROM tool_instances  -- by content_hash's index (the unary + keep the
+                                              -- planner off user and type: thousands of rows)
+                WHERE content_hash = json_extract(j.value, '$[2]') AND +user_id = ?1
+                  AND +tool_type = json_extract(j.value, '$[1]')));
+
 -- name: import_insert_tools
 -- ?2: a JSON array of [id, tool_type, origin, sealed content, content_hash, created_at,
--- updated_at]: each written only while its id is free in both tables and reader ?1 has no
--- entry of that tool with the same content (keyed hash).
+-- updated_at]: written after `tools_insertable` held for the same rows.
 INSERT INTO tool_instances (id, user_id, tool_type, origin, content_json, content_hash, created_at, updated_at)
-SELECT t.id, ?1, t.tool_type, t.origin, t.content_json, t.content_hash, t.created_at, t.updated_at
-FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS tool_type,
-             json_extract(value, '$[2]') AS origin, json_extract(value, '$[3]') AS content_json,
-             json_extract(value, '$[4]') AS content_hash, json_extract(value, '$[5]') AS created_at,
-             json_extract(value, '$[6]') AS updated_at
-      FROM json_each(?2)) AS t
-WHERE NOT EXISTS (SELECT 1 FROM tool_instances WHERE id = t.id)
-  AND NOT EXISTS (SELECT 1 FROM exercise_responses WHERE id = t.id)
-  AND NOT EXISTS (SELECT 1 FROM tool_instances  -- by content_hash's index (the unary + keep the
-                                                -- planner off user and type: thousands of rows)
-                  WHERE content_hash = t.content_hash AND +user_id = ?1 AND +tool_type = t.tool_type);
+SELECT json_extract(value, '$[0]'), ?1, json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+       json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'),
+       json_extract(value, '$[6]')
+FROM json_each(?2);
 
 -- name: import_update_tools
 -- ?2: a JSON array of [id, sealed content, content_hash, updated_at, the updated_at the merge

@@ -1,9 +1,11 @@
 -- Skills (spec §5.4): the master list, readers' custom skills and their review.
 -- Which skills a reader sees is one rule, the same as `usable_skills` (skill_tags.sql) for
 -- tagging: the master list, approved custom skills, and the reader's own custom skills.
--- The name match is a substring match, so no index can serve it and these scan `skills`
--- (docs/skills.md has the measurements). instr(), not LIKE: D1 caps LIKE patterns at 50
--- bytes, and instr takes the reader's text literally (no % or _ wildcards to escape).
+-- The name match is a substring match, so no index can serve it and these scan `skills`: the
+-- service answers searches from an index in memory (app/domain/skill_index.py) and these two
+-- are the rule it must match (tests/test_skill_index.py compares them; docs/skills.md).
+-- instr(), not LIKE: D1 caps LIKE patterns at 50 bytes, and instr takes the reader's text
+-- literally (no % or _ wildcards to escape).
 
 -- name: search_skills
 SELECT id, name, category, is_custom, review_status
@@ -21,6 +23,31 @@ WHERE category = ?3
   AND instr(lower(name), lower(?2)) > 0
 ORDER BY name COLLATE NOCASE, id
 LIMIT ?4;
+
+-- name: skills_marker
+-- The state of `skills` the search index (app/domain/skill_index.py) was built from, read in
+-- the same batch as every search: the newest rowid moves with every insert and every review
+-- decision (`decide_pending_skills` moves a decided skill to a new, largest rowid), the row
+-- count with every insert or delete. One B-tree descent and a walk of the smallest index's
+-- pages (no row is read).
+SELECT (SELECT count(*) FROM skills) AS row_count,
+       (SELECT coalesce(max(rowid), 0) FROM skills) AS last_rowid;
+
+-- name: skills_from_rowid
+-- The rows from rowid ?1 on, oldest first, at most ?2: the row the index saw last (still
+-- there when nothing was deleted or decided) and every row inserted or decided since. A search
+-- by the rowid.
+SELECT rowid AS row_number, id, name, category, is_custom, created_by, review_status
+FROM skills
+WHERE rowid >= ?1
+ORDER BY rowid
+LIMIT ?2;
+
+-- name: skills_for_index
+-- Every skill, for rebuilding the search index (one scan, only when the marker moved in a
+-- way the fresh rows do not explain, and every few minutes).
+SELECT rowid AS row_number, id, name, category, is_custom, created_by, review_status
+FROM skills;
 
 -- name: visible_skills
 -- Everything the reader sees, with `mine` marking their own custom skills (for the cap).
@@ -79,6 +106,11 @@ SELECT NOT EXISTS (
 -- rejected otherwise. Each applies only to a custom skill still pending (the batch checks
 -- that all of them did). The unary + keeps the planner on the id index (a few ids) rather
 -- than idx_skills_review (the whole queue).
+-- A decided skill also takes a new rowid past the largest (its place in ?1 keeps them apart):
+-- that moves the search index's marker (`skills_marker`), so every process sees the decision
+-- on its next search without counting the review queue. Nothing refers to a skill by rowid.
 UPDATE skills
-SET review_status = iif(id IN (SELECT value FROM json_each(?2)), 'approved', 'rejected')
+SET review_status = iif(id IN (SELECT value FROM json_each(?2)), 'approved', 'rejected'),
+    rowid = (SELECT max(rowid) FROM skills) + 1
+            + (SELECT min(CAST(key AS INTEGER)) FROM json_each(?1) WHERE value = skills.id)
 WHERE id IN (SELECT value FROM json_each(?1)) AND is_custom = 1 AND +review_status = 'pending';

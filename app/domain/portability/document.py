@@ -20,6 +20,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from app.domain.bodies import Password, Strict
 from app.domain.errors import DomainError, Invalid, TooLarge
 from app.domain.json_limits import FreeJSON, check_json
 from app.domain.settings import BackgroundColor, Font, TextColor
@@ -32,7 +33,6 @@ MAX_DEPTH = 40  # the file's own structure adds up to 8 levels around a stored v
 MAX_ANSWERS = 5_000
 MAX_TOOLS = 10_000
 MAX_SKILLS = 1_000
-MAX_PASSWORD = 1024
 
 # A place of the workbook and its version: part.module.exercise.vN (tools.py's origin rule
 # reads exercise ids the same way).
@@ -208,11 +208,11 @@ def _normalised(doc: ExportDoc) -> ExportDoc:
     )
 
 
-class ImportWrapper(msgspec.Struct, forbid_unknown_fields=True):
+class ImportWrapper(Strict):
     """The older upload form: `{"document": <the export>, "password": "..."}`."""
 
     document: FreeJSON
-    password: Annotated[str, msgspec.Meta(max_length=MAX_PASSWORD)] | None = None
+    password: Password | None = None
 
 
 def unwrap_upload(body: FreeJSON, header_password: str | None) -> tuple[FreeJSON, str | None]:

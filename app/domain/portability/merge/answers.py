@@ -22,7 +22,7 @@ from app.domain import keys
 from app.domain.json_limits import FreeJSON
 from app.domain.portability.document import EXERCISE_ID
 from app.domain.portability.incoming import ANSWERS, Answer, Incoming
-from app.domain.portability.merge.context import Context
+from app.domain.portability.merge.context import Context, guarded_inserts
 from app.domain.skill_tags import json_chunks
 from app.domain.workbook import is_empty
 
@@ -107,8 +107,9 @@ def merge_answers(ctx: Context, book: Incoming) -> dict[str, str]:
         ctx.after[place] = (full_id, answer.responded_at)
         module = f"{place[0]}.{place[1]}"
         touched[module] = max(touched.get(module, ""), answer.responded_at)
-    for chunk, count in json_chunks(inserts, ctx.chunk_bytes):
-        ctx.writes += [Stmt(Q.import_insert_answers, (ctx.user_id, chunk)), changed("answer_changed", count)]
+    ctx.writes += guarded_inserts(ctx.user_id, inserts, lambda row: row[:4], name="answer_changed",
+                                  insertable=Q.answers_insertable, insert=Q.import_insert_answers,
+                                  limit=ctx.chunk_bytes)
     for chunk, count in json_chunks(updates, ctx.chunk_bytes):
         ctx.writes += [Stmt(Q.import_update_answers, (ctx.user_id, chunk)), changed("answer_changed", count)]
     return touched

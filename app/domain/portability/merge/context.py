@@ -10,12 +10,12 @@ from __future__ import annotations
 import re
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import msgspec
 
-from app.db.engine import Result, Row, Stmt
+from app.db.engine import Result, Row, Stmt, changed, guard_query
 from app.db.queries import Q
 from app.domain import keys
 from app.domain.json_limits import FreeJSON
@@ -93,6 +93,37 @@ READS = 14
 
 def _json(items: list[str]) -> str:
     return msgspec.json.encode(items).decode()
+
+
+def guarded_inserts(user_id: str, rows: Sequence[list[object]], key: Callable[[list[object]], list[object]], *,
+                    name: str, insertable: str, insert: str, limit: int) -> list[Stmt]:
+    """New rows in chunks of at most `limit` bytes of JSON: per chunk the guard `insertable`
+    over those rows' keys (small: ids, places, hashes), the plain `insert`, and `changed`.
+    The insert itself reads nothing of its table, so SQLite streams its rows in instead of
+    staging them first, and the writer is held for less."""
+    statements: list[Stmt] = []
+    encoder = msgspec.json.Encoder()
+    parts: list[bytes] = []
+    keys_of: list[list[object]] = []
+    size = 2
+
+    def flush() -> None:
+        statements.extend([
+            guard_query(name, insertable, (user_id, encoder.encode(keys_of).decode())),
+            Stmt(insert, (user_id, (b"[" + b",".join(parts) + b"]").decode())),
+            changed(name, len(parts))])
+
+    for row in rows:
+        encoded = encoder.encode(row)
+        if parts and size + len(encoded) + 1 > limit:
+            flush()
+            parts, keys_of, size = [], [], 2
+        parts.append(encoded)
+        keys_of.append(key(row))
+        size += len(encoded) + 1
+    if parts:
+        flush()
+    return statements
 
 
 @dataclass

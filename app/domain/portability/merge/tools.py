@@ -32,7 +32,7 @@ from app.domain import keys
 from app.domain.errors import Invalid
 from app.domain.json_limits import FreeJSON, check_json
 from app.domain.portability.incoming import TOOLS, Incoming, Tool
-from app.domain.portability.merge.context import Context
+from app.domain.portability.merge.context import Context, guarded_inserts
 from app.domain.skill_tags import json_chunks
 from app.domain.tool_shapes import SHAPES, unknown_fields, validate_content, with_kept
 from app.domain.tools import MAX_INSTANCES_PER_TOOL, STANDALONE
@@ -95,8 +95,8 @@ def merge_tools(ctx: Context, book: Incoming) -> None:
     for tool in book.tools:
         _merge_tool(ctx, rows, tool, answered)
     _check_limit(ctx, rows.added)
-    for chunk, count in json_chunks(rows.inserts, ctx.chunk_bytes):
-        ctx.writes += [Stmt(Q.import_insert_tools, (ctx.user_id, chunk)), changed("tool_changed", count)]
+    ctx.writes += guarded_inserts(ctx.user_id, rows.inserts, lambda row: [row[0], row[1], row[4]], name="tool_changed",
+                                  insertable=Q.tools_insertable, insert=Q.import_insert_tools, limit=ctx.chunk_bytes)
     for chunk, count in json_chunks(rows.updates, ctx.chunk_bytes):
         ctx.writes += [Stmt(Q.import_update_tools, (ctx.user_id, chunk)), changed("tool_changed", count)]
     if rows.added:

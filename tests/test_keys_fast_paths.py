@@ -1,0 +1,99 @@
+"""The fast paths of app/domain/keys.py give exactly what the full rules give: canonical_json
+(Python's C encoder for plain JSON) the bytes of the full RFC 8785 writer, a field's AAD its
+canonical JSON, opening the value the full reader reads, and base64url decoding the same
+refusals. Sealed values, AADs and keyed hashes written before them still open and match."""
+
+from __future__ import annotations
+
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.domain import keys
+
+SAFE = 2**53 - 1
+scalars = (st.none() | st.booleans() | st.integers(-SAFE, SAFE) | st.integers() | st.text()
+           | st.floats(allow_nan=False, allow_infinity=False))
+values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=5)
+                      | st.dictionaries(st.text(max_size=8), inner, max_size=5), max_leaves=30)
+
+
+def full_jcs(value: object) -> bytes | type[Exception]:
+    try:
+        return rfc8785.dumps(keys._nfc(value))
+    except (ValueError, TypeError) as exc:
+        return type(exc)
+
+
+def fast_jcs(value: object) -> bytes | type[Exception]:
+    try:
+        return keys.canonical_json(value)
+    except (ValueError, TypeError) as exc:
+        return type(exc)
+
+
+@settings(max_examples=600, deadline=None)
+@given(values)
+def test_the_fast_path_writes_the_bytes_of_the_full_jcs_writer(value: object) -> None:
+    assert fast_jcs(value) == full_jcs(value)
+
+
+def test_the_cases_where_python_and_jcs_differ_take_the_full_writer() -> None:
+    assert keys.canonical_json({"\U0001f600": 1, "\ufb01": 2}) == rfc8785.dumps({"\U0001f600": 1, "\ufb01": 2})
+    assert keys.canonical_json([1.0, 1e21, 2**53 - 1]) == b"[1,1e+21,9007199254740991]"
+    assert keys.canonical_json("\x00\x1f\x7f\u2028\"\\\b\t") == b'"\\u0000\\u001f\x7f\xe2\x80\xa8\\"\\\\\\b\\t"'
+    for bad in (2**53, "\ud800", {"a": float("nan")}):
+        assert fast_jcs(bad) == full_jcs(bad) and isinstance(full_jcs(bad), type)
+
+
+def test_an_aad_is_the_same_bytes_as_before() -> None:
+    assert keys.canonical_json(["dreamtree-field/1", "kid", "exercise_responses", "row-1", ""]) == (
+        b'["dreamtree-field/1","kid","exercise_responses","row-1",""]')
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(r"[A-Za-z0-9_-]{22}", fullmatch=True), st.from_regex(r"[a-z_][a-z0-9_]{0,20}", fullmatch=True),
+       st.text(min_size=1, max_size=40), st.sampled_from(["", "/a", "/a~1b"]))
+def test_a_field_aad_written_directly_is_its_canonical_json(kid: str, table: str, row_id: str, pointer: str) -> None:
+    expected = keys.canonical_json(["dreamtree-field/1", kid, table, row_id, pointer])
+    assert keys._field_aad(kid, table, row_id, pointer) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(values)
+def test_a_sealed_value_opens_to_what_the_full_reader_reads(value: object) -> None:
+    dek = keys.new_data_key()
+    try:
+        sealed = keys.seal_document(dek, value, table="tool_instances", row_id="r1")
+    except (ValueError, TypeError):
+        return
+    opened = keys.open_document(dek, sealed, table="tool_instances", row_id="r1")
+    assert keys.canonical_json(opened) == keys.canonical_json(value)
+
+
+def test_integers_beyond_2_53_still_open_as_floats() -> None:
+    dek = keys.new_data_key()
+    sealed = keys.seal_document(dek, {"n": 1e16, "m": 12}, table="tool_instances", row_id="r1")
+    opened = keys.open_document(dek, sealed, table="tool_instances", row_id="r1")
+    assert opened == {"n": 1e16, "m": 12} and isinstance(opened["n"], float) and isinstance(opened["m"], int)
+
+
+def old_b64u_decode(text: str) -> bytes | None:
+    """The decoder's rule as first written: decode, then the bytes must encode back to the text."""
+    import base64
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9_-]*", text) or len(text) % 4 == 1:
+        return None
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    return data if keys.b64u_encode(data) == text else None
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/ ", max_size=12))
+def test_base64url_is_refused_exactly_when_it_does_not_encode_back(text: str) -> None:
+    try:
+        new: bytes | None = keys.b64u_decode(text)
+    except ValueError:
+        new = None
+    assert new == old_b64u_decode(text)
