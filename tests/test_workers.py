@@ -8,7 +8,6 @@ address. The write load and SIGKILL with two workers are in tests/test_crash_saf
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_crash_safety import ROOT, Client, free_port, start_server
+from tests.test_crash_safety import ROOT, Client, free_port, start_server, stop_server
 
 
 def children(pid: int) -> list[int]:
@@ -40,14 +39,7 @@ def two_workers(tmp_path: Path):
     try:
         yield proc, port
     finally:
-        proc.terminate()  # serve stops its workers itself (within 0.1 s on a quiet machine)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            # Seen once in several runs beside the crash-safety load on a 2-core machine, never
-            # alone: what is tested here is sharing, so the server is killed, not waited for.
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
+        stop_server(proc)
 
 
 def test_both_workers_answer_and_share_the_file(two_workers) -> None:
