@@ -72,6 +72,27 @@ def test_every_request_body_is_typed(document: dict[str, Any]) -> None:
     assert missing == []
 
 
+def test_a_request_body_is_required_exactly_when_the_handler_needs_one(client: TestClient,
+                                                                   document: dict[str, Any]) -> None:
+    """Litestar marks every body required; a handler whose `data` has a default (the export's
+    password) takes none, and the document must say so."""
+    from litestar.routes import HTTPRoute
+
+    wrong = []
+    for route in client.app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            data = handler.parsed_fn_signature.parameters.get("data")
+            if data is None or not handler.resolve_include_in_schema():
+                continue
+            for method in handler.http_methods:
+                said = document["paths"][route.path_format][method.lower()]["requestBody"]
+                if said.get("required", False) == data.has_default:
+                    wrong.append(f"{method} {route.path_format}: required={said.get('required')}")
+    assert wrong == []
+
+
 def test_every_operation_declares_its_problem_responses(document: dict[str, Any]) -> None:
     missing = []
     for method, path, op in operations(document):

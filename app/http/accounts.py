@@ -17,7 +17,7 @@ from app.domain.bodies import Password
 from app.domain.sessions import COOKIE_NAME, Principal, ServerKeys
 from app.domain.throttle import Throttle
 from app.http.auth import cleared_session_cookie, client_address, with_session
-from app.http.contract import BODY, CHANGE, READER, problems
+from app.http.contract import BODY, CHANGE, READER, OptionalBody, problems
 from app.http.request import HttpRequest, Strict
 
 # Why a new password can be refused.
@@ -148,7 +148,7 @@ class AccountController(Controller):
         await accounts.revoke_session(db, principal, session_id)
 
     @delete("/account", status_code=204, summary="Delete the account and everything in it (a saved one needs its password)",
-            responses=problems(READER, BODY, CHANGE, "invalid_credentials", "too_many_attempts", "unavailable"))
+            operation_class=OptionalBody, responses=problems(READER, BODY, CHANGE, "invalid_credentials", "too_many_attempts", "unavailable"))
     async def delete_account(self, request: HttpRequest, db: NamedDependency[Engine],
                              server_keys: NamedDependency[ServerKeys], throttle: NamedDependency[Throttle],
                              principal: NamedDependency[Principal],

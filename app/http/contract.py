@@ -13,11 +13,13 @@ response the test suite receives is checked against the document (status, body a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from typing import Literal
 
 import msgspec
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Operation, RequestBody
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -157,6 +159,16 @@ def problems(*groups: str | tuple[str, ...]) -> dict[int, ResponseSpec]:
         )
         for status, found in sorted(by_status.items())
     }
+
+
+@dataclass
+class OptionalBody(Operation):
+    """The operation of a handler whose body may be left out (its `data` has a default).
+    Litestar marks every request body required; this one says `required: false`."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.request_body, RequestBody):
+            self.request_body.required = False
 
 
 def status_of(code: str) -> int | None:

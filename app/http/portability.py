@@ -16,7 +16,7 @@ from app.domain.portability import ExportDoc, ImportReport
 from app.domain.sessions import Principal, ServerKeys
 from app.domain.throttle import Throttle
 from app.http.auth import client_address
-from app.http.contract import BODY, CHANGE, READER, problems
+from app.http.contract import BODY, CHANGE, READER, OptionalBody, problems
 from app.http.request import HttpRequest, Strict
 
 
@@ -42,6 +42,7 @@ class PortabilityController(Controller):
     tags = ["portability"]
 
     @post("/export", status_code=200, summary="Download everything that is mine (spec §9, format 1.1)",
+          operation_class=OptionalBody,
           responses=problems(READER, BODY, CHANGE, "password_required", "invalid_credentials", "too_many_attempts",
                              "unavailable"))
     async def export(
