@@ -321,16 +321,9 @@ class WorkerProcess:
     def stop(self) -> None:
         """SIGTERM to wrangler and workerd (SIGKILL after 10 s); the state stays on disk."""
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        except ProcessLookupError:
-            pass
+        stop_group(proc, timeout=10)
         # workerd may outlive node for a moment; wait until the port is free again.
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -589,4 +582,19 @@ class D1Connection:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def stop_group(proc: subprocess.Popen[Any], timeout: float) -> None:
+    """SIGTERM to a process started with `start_new_session=True` and all it started; SIGKILL
+    to them all if it has not ended within `timeout` seconds."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
         pass

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 from litestar.testing import TestClient
 
-from app.db.connection import connect_sync
+from app.db.connection import Database, connect_sync
 
 PASSWORD = "river lantern pocket moss"
 OTHER_PASSWORD = "copper kettle under snow"
@@ -119,6 +120,16 @@ async def open_engine_on(db_path: Path) -> Any:
     from app.db.connection import open_database
 
     return await open_database(db_path)
+
+
+async def with_sqlite_database(path: Path, fn: Callable[[Database], Awaitable[Any]]) -> Any:
+    """`fn` run on the sqlite engine's Database opened on `path`, closed after."""
+    db = Database(path)
+    await db.open()
+    try:
+        return await fn(db)
+    finally:
+        await db.close()
 
 
 def cli_env(db_path: Path) -> dict[str, str]:

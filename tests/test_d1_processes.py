@@ -38,7 +38,7 @@ from app.db.d1_engine import D1Engine
 from app.db.engine import Stmt
 from app.domain import seeding
 from tests import d1util
-from tests.d1util import WorkerProcess
+from tests.d1util import WorkerProcess, stop_group
 from tests.helpers import PASSWORD
 
 pytestmark = [pytest.mark.d1, pytest.mark.slow]
@@ -89,17 +89,8 @@ class Server:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            except ProcessLookupError:
-                pass
+        if proc is not None:
+            stop_group(proc, timeout=15)
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 import pytest
 
-from app.db.connection import Database, connect_sync, run_batch
+from app.db.connection import connect_sync, run_batch
 from app.db.engine import (
     ChangedConcurrently,
     ConstraintFailed,
@@ -33,6 +33,7 @@ from app.domain import keys, workbook
 from app.domain.errors import Unauthorized
 from app.domain.sessions import Principal
 from app.domain.skill_tags import tag_statements
+from tests.helpers import with_sqlite_database
 
 STAMP = "2026-03-08T07:30:00.000Z"
 
@@ -47,15 +48,7 @@ def insert_user(user_id: str) -> Stmt:
 
 
 def run(path: Path, fn: Any) -> Any:
-    async def main() -> Any:
-        db = Database(path)
-        await db.open()
-        try:
-            return await fn(db)
-        finally:
-            await db.close()
-
-    return anyio.run(main)
+    return anyio.run(with_sqlite_database, path, fn)
 
 
 def test_a_guard_names_itself_in_the_error(db_path: Path) -> None:

@@ -6,28 +6,21 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 
 from app.db import connection
 from app.db.connection import Database
+from tests.helpers import with_sqlite_database
 
 pytestmark = pytest.mark.anyio
 
 ROW = "x" * 50_000  # a few pages per write
 
 
-async def opened(path: Path, fn: Callable[[Database], Awaitable[Any]]) -> Any:
-    db = Database(path)
-    await db.open()
-    try:
-        return await fn(db)
-    finally:
-        await db.close()
 
 
 def wal_size(path: Path) -> int:
@@ -58,7 +51,7 @@ async def test_a_write_is_followed_by_a_passive_checkpoint_of_the_whole_wal(db_p
         busy, frames, copied = db.checkpointed[-1]
         assert busy == 0 and frames > 0 and copied == frames
 
-    await opened(db_path, scenario)
+    await with_sqlite_database(db_path, scenario)
 
 
 async def test_the_wal_does_not_grow_while_writes_keep_coming(db_path: Path) -> None:
@@ -70,7 +63,7 @@ async def test_the_wal_does_not_grow_while_writes_keep_coming(db_path: Path) -> 
             sizes.append(wal_size(db_path))
         return sizes
 
-    sizes = await opened(db_path, scenario)
+    sizes = await with_sqlite_database(db_path, scenario)
     assert max(sizes[1:]) <= sizes[1], sizes  # each write starts the checkpointed WAL over
 
 
@@ -82,7 +75,7 @@ async def test_the_writer_commits_no_checkpoint_of_its_own(db_path: Path) -> Non
     async def scenario(db: Database) -> int:
         return await db.write(setting)
 
-    assert await opened(db_path, scenario) >= 10_000
+    assert await with_sqlite_database(db_path, scenario) >= 10_000
 
 
 async def test_a_checkpoint_never_waits_for_an_open_write_transaction(db_path: Path) -> None:
@@ -104,7 +97,7 @@ async def test_a_checkpoint_never_waits_for_an_open_write_transaction(db_path: P
             release.set()
         assert done is not None and done[0] == 0
 
-    await opened(db_path, scenario)
+    await with_sqlite_database(db_path, scenario)
 
 
 async def test_a_write_never_waits_for_a_checkpoint_held_back_by_a_reader(db_path: Path) -> None:
@@ -127,4 +120,4 @@ async def test_a_write_never_waits_for_a_checkpoint_held_back_by_a_reader(db_pat
             busy, frames, copied = await db.checkpoint() or (1, 0, 0)
         assert copied == frames
 
-    await opened(db_path, scenario)
+    await with_sqlite_database(db_path, scenario)
