@@ -267,17 +267,6 @@ def test_a_reader_works_through_the_first_week_and_takes_it_to_another_browser(
     assert document["version"] == "1.1" and document["encrypted"] is True
     assert exported.name.startswith("dreamtree-export-")
 
-    # The readable copy: the same password asked again, every answer in clear, named as such.
-    other.get_by_label("Your password").fill(PASSWORD)
-    with other.expect_download() as readable_download:
-        other.get_by_role("button", name="Download a readable copy").click()
-    expect(other.locator(".export-form [role=status]")).to_contain_text("readable (unencrypted) copy")
-    readable = tmp_path / readable_download.value.suggested_filename
-    readable_download.value.save_as(readable)
-    assert "unencrypted" in readable.name
-    copy = json.loads(readable.read_text(encoding="utf-8"))
-    assert copy["encrypted"] is False
-    assert answers["1.1.1.v1"] in readable.read_text(encoding="utf-8")
     assert answers["1.1.1.v1"] not in exported.read_text(encoding="utf-8")
 
     third, third_watch = new_page(browser, server)
@@ -301,6 +290,37 @@ def test_a_reader_works_through_the_first_week_and_takes_it_to_another_browser(
     expect(third.get_by_label("Your answer")).to_have_value(answers["1.1.1.v1"])
 
     assert watch.errors == other_watch.errors == third_watch.errors == []
+
+
+def test_a_saved_reader_downloads_a_readable_copy_marked_as_unencrypted(
+        browser: Browser, server: str, tmp_path: Path) -> None:
+    page, watch = new_page(browser, server)
+    page.goto("/workbook/1.1.1.v1")
+    answer = "Gardener, librarian, and the one who kept the team's notes."
+    answer_current(page, "1.1.1.v1", answer)
+    nav(page, "Save your workbook")
+    claim = page.locator("form.claim-form")
+    claim.get_by_label("Email").fill("rowan@example.com")
+    claim.get_by_label("Password", exact=True).fill(PASSWORD)
+    claim.get_by_label("I understand").check()
+    claim.get_by_role("button", name="Save my workbook").click()
+    page.get_by_role("button", name="I've saved it").click()
+    expect(page.locator("#account-email")).to_have_text("rowan@example.com")
+
+    # The page says which file is which; the readable copy asks for the password again.
+    nav(page, "Your data")
+    expect(page.locator("main")).to_contain_text("Encrypted file")
+    page.get_by_label("Your password").fill(PASSWORD)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download a readable copy").click()
+    expect(page.locator(".export-form [role=status]")).to_contain_text("readable (unencrypted) copy")
+    readable = tmp_path / download.value.suggested_filename
+    download.value.save_as(readable)
+    assert "unencrypted" in readable.name
+    text = readable.read_text(encoding="utf-8")
+    assert json.loads(text)["encrypted"] is False
+    assert answer in text
+    assert watch.errors == []
 
 
 def test_a_failed_save_keeps_what_was_typed_and_says_why(browser: Browser, server: str) -> None:
