@@ -728,6 +728,11 @@ def secure_cookie_notice(settings: Settings) -> str | None:
             "list it with --trusted-proxies (it must send X-Forwarded-Proto) or force Secure with --secure")
 
 
+WORKER_STOP_GRACE = 30
+"""Seconds `serve` gives each worker to stop after SIGTERM before it kills the worker (granian
+logs "Killing worker-N after it refused to gracefully stop")."""
+
+
 def _granian() -> type[MPServer]:
     """granian's server (its workers are processes), but a SIGTERM that reaches a worker still starting stops it.
 
@@ -845,6 +850,7 @@ def serve(
         log_level=log_level,  # type: ignore[arg-type]
         log_dictconfig=log_config,
         log_access=log_level == "debug",
+        workers_kill_timeout=WORKER_STOP_GRACE,
     ).serve()
 
 

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,53 @@ def test_sigterm_while_the_workers_start_stops_them(tmp_path: Path) -> None:
     stopped, out = stopped_within(proc, 30)
     assert stopped, "".join(lines) + out
     assert proc.returncode == 0, "".join(lines) + out
+
+
+HANGING_CLOSE = """
+import asyncio
+
+import app.cli
+import app.http.app
+
+opened = app.http.app.open_engine
+
+
+async def open_engine(settings):
+    db = await opened(settings)
+
+    async def close():
+        await asyncio.sleep(3600)
+
+    db.close = close
+    return db
+
+
+app.http.app.open_engine = open_engine
+app.cli.WORKER_STOP_GRACE = 2
+app.cli.main()
+"""
+
+
+def test_a_worker_that_does_not_stop_is_killed_after_the_grace_time(tmp_path: Path) -> None:
+    """A worker whose shutdown never ends (here the lifespan's database never closes) is killed once
+    WORKER_STOP_GRACE has passed since the SIGTERM, granian says so, and `serve` ends."""
+    port = free_port()
+    proc = serve_logging(tmp_path / "hang.db", port, python=HANGING_CLOSE)
+    try:
+        start_deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                    break
+            except OSError:
+                assert time.monotonic() < start_deadline, "server did not start"
+                time.sleep(0.1)
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+        raise
+    proc.terminate()
+    stopped, out = stopped_within(proc, 30)
+    assert stopped, out
+    assert "Killing worker-" in out and "refused to gracefully stop" in out, out
+    assert proc.returncode == 0, out
