@@ -33,6 +33,8 @@ from app.domain.seeding import SEED_DIR, SeedInvalid
 if TYPE_CHECKING:
     import sqlite3
 
+    from granian.server.mp import MPServer
+
     from app.domain.keys import DataKey
     from app.domain.sessions import ServerKeys
 
@@ -726,6 +728,35 @@ def secure_cookie_notice(settings: Settings) -> str | None:
             "list it with --trusted-proxies (it must send X-Forwarded-Proto) or force Secure with --secure")
 
 
+WORKER_STOP_GRACE = 30
+"""Seconds `serve` gives each worker to stop after SIGTERM before it kills the worker (granian
+logs "Killing worker-N after it refused to gracefully stop")."""
+
+
+def _granian() -> type[MPServer]:
+    """granian's server (its workers are processes), but a SIGTERM that reaches a worker still starting stops it.
+
+    granian installs its own handler of SIGTERM and SIGINT in `serve` before it forks the
+    workers, and a worker replaces it only once its app is built: a signal in between ran the
+    copied handler, which only tells the forked copy of the server loop to stop, and the worker
+    went on starting, then served for good while `serve` waited for it. In a worker (any
+    process but the one that installed it), the handler now takes the signal's default action."""
+    import os
+    import signal
+
+    from granian.server.mp import MPServer
+
+    class ServingGranian(MPServer):
+        def signal_handler_interrupt(self, signum: int, *args: Any) -> None:
+            if os.getpid() != self.pid:
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+                return
+            super().signal_handler_interrupt(signum, *args)  # type: ignore[no-untyped-call]
+
+    return ServingGranian
+
+
 @main.command()
 @db_option
 @engine_option
@@ -772,7 +803,6 @@ def serve(
     import copy
     import os
 
-    from granian import Granian
     from granian.log import LOGGING_CONFIG
 
     settings = settings_for(
@@ -808,7 +838,8 @@ def serve(
     # httpx notes every request it sends at INFO: on d1, one line per batch. Only debug shows them.
     log_config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
     log_config["loggers"]["httpx"] = {"level": "DEBUG" if log_level == "debug" else "WARNING"}
-    Granian(
+    ServingGranian = _granian()
+    ServingGranian(
         "app.http.app:create_app",
         factory=True,
         address=settings.host,
@@ -819,6 +850,7 @@ def serve(
         log_level=log_level,  # type: ignore[arg-type]
         log_dictconfig=log_config,
         log_access=log_level == "debug",
+        workers_kill_timeout=WORKER_STOP_GRACE,
     ).serve()
 
 

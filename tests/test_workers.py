@@ -8,9 +8,11 @@ address. The write load and SIGKILL with two workers are in tests/test_crash_saf
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -79,3 +81,92 @@ def test_a_second_server_on_the_address_is_refused(two_workers, tmp_path: Path) 
         cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert second.returncode != 0
     assert "address already in use" in second.stderr
+
+
+def serve_logging(db: Path, port: int, *, python: str = "from app.cli import main; main()") -> subprocess.Popen[str]:
+    """`serve --workers 2` at log level info (granian names each worker as it starts it), run
+    by `python`; stderr and stdout together, line by line."""
+    return subprocess.Popen(
+        [sys.executable, "-c", python, "serve", "--db", str(db), "--port", str(port), "--workers", "2"],
+        cwd=ROOT, env={**os.environ, "DREAMTREE_ARGON2": "fast"}, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def stopped_within(proc: subprocess.Popen[str], seconds: float) -> tuple[bool, str]:
+    """Whether `serve` ended within `seconds`, and everything it wrote (it is killed if not)."""
+    try:
+        out, _ = proc.communicate(timeout=seconds)
+        return True, out
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate(timeout=30)
+        return False, out
+
+
+def test_sigterm_while_the_workers_start_stops_them(tmp_path: Path) -> None:
+    """SIGTERM as soon as both workers are forked, while each still builds its app: before
+    granian in the worker puts its own handler in place, a SIGTERM once went to the handler the
+    worker inherited from `serve`, which stops nothing in a worker; the workers went on to
+    serve and `serve` waited for them for good. A loaded machine widens that moment enough for
+    a SIGTERM just after /healthz answers (from the first worker) to land in the second."""
+    proc = serve_logging(tmp_path / "start.db", free_port())
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "Spawning worker-2" in line:
+            break
+    proc.terminate()
+    stopped, out = stopped_within(proc, 30)
+    assert stopped, "".join(lines) + out
+    assert proc.returncode == 0, "".join(lines) + out
+
+
+HANGING_CLOSE = """
+import asyncio
+
+import app.cli
+import app.http.app
+
+opened = app.http.app.open_engine
+
+
+async def open_engine(settings):
+    db = await opened(settings)
+
+    async def close():
+        await asyncio.sleep(3600)
+
+    db.close = close
+    return db
+
+
+app.http.app.open_engine = open_engine
+app.cli.WORKER_STOP_GRACE = 2
+app.cli.main()
+"""
+
+
+def test_a_worker_that_does_not_stop_is_killed_after_the_grace_time(tmp_path: Path) -> None:
+    """A worker whose shutdown never ends (here the lifespan's database never closes) is killed once
+    WORKER_STOP_GRACE has passed since the SIGTERM, granian says so, and `serve` ends."""
+    port = free_port()
+    proc = serve_logging(tmp_path / "hang.db", port, python=HANGING_CLOSE)
+    try:
+        start_deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                    break
+            except OSError:
+                assert time.monotonic() < start_deadline, "server did not start"
+                time.sleep(0.1)
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+        raise
+    proc.terminate()
+    stopped, out = stopped_within(proc, 30)
+    assert stopped, out
+    assert "Killing worker-" in out and "refused to gracefully stop" in out, out
+    assert proc.returncode == 0, out
