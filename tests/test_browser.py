@@ -130,6 +130,20 @@ def answer_current(page: Page, exercise: str, text: str) -> None:
     expect(page.locator("#flash")).to_contain_text("Saved.")
 
 
+def save_workbook(page: Page, email: str) -> str:
+    """Save the page's anonymous workbook as an account (the password is PASSWORD); the
+    recovery code it showed once."""
+    nav(page, "Save your workbook")
+    claim = page.locator("form.claim-form")
+    claim.get_by_label("Email").fill(email)
+    claim.get_by_label("Password", exact=True).fill(PASSWORD)
+    claim.get_by_label("I understand").check()
+    claim.get_by_role("button", name="Save my workbook").click()
+    code = page.locator("#recovery-code").inner_text(timeout=10_000)
+    page.get_by_role("button", name="I've saved it").click()
+    return code
+
+
 def test_a_reader_works_through_the_first_week_and_takes_it_to_another_browser(
         browser: Browser, server: str, tmp_path: Path) -> None:
     page, watch = new_page(browser, server, timezone_id="Pacific/Auckland")
@@ -298,13 +312,7 @@ def test_a_saved_reader_downloads_a_readable_copy_marked_as_unencrypted(
     page.goto("/workbook/1.1.1.v1")
     answer = "Gardener, librarian, and the one who kept the team's notes."
     answer_current(page, "1.1.1.v1", answer)
-    nav(page, "Save your workbook")
-    claim = page.locator("form.claim-form")
-    claim.get_by_label("Email").fill("rowan@example.com")
-    claim.get_by_label("Password", exact=True).fill(PASSWORD)
-    claim.get_by_label("I understand").check()
-    claim.get_by_role("button", name="Save my workbook").click()
-    page.get_by_role("button", name="I've saved it").click()
+    save_workbook(page, "rowan@example.com")
     expect(page.locator("#account-email")).to_have_text("rowan@example.com")
 
     # The page says which file is which; the readable copy asks for the password again.
@@ -485,14 +493,7 @@ def test_signing_out_warns_first_and_the_recovery_code_opens_the_account_again(b
     expect(page.get_by_role("heading", level=1)).to_have_text("Welcome to DreamTree")
 
     # Save the fresh one, sign out, and come back with the recovery code and a new password.
-    nav(page, "Save your workbook")
-    claim = page.locator("form.claim-form")
-    claim.get_by_label("Email").fill("heron@example.com")
-    claim.get_by_label("Password", exact=True).fill(PASSWORD)
-    claim.get_by_label("I understand").check()
-    claim.get_by_role("button", name="Save my workbook").click()
-    code = page.locator("#recovery-code").inner_text(timeout=10_000)
-    page.get_by_role("button", name="I've saved it").click()
+    code = save_workbook(page, "heron@example.com")
     page.get_by_role("button", name="Sign out of this device").click()
     expect(page.locator("#flash")).to_contain_text("You're signed out")
     nav(page, "Save your workbook")
