@@ -7,7 +7,7 @@ use the one strict base and the one password type below.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -20,4 +20,16 @@ class Strict(msgspec.Struct, forbid_unknown_fields=True):
     (422 `validation_failed`), never silently dropped, so a client's typo cannot pass unseen."""
 
 
-__all__ = ["MAX_PASSWORD", "Password", "Strict"]
+def ready_for_threads(*types: Any) -> None:
+    """Build msgspec's type information for `types` now, in the importing thread.
+
+    msgspec builds a Struct type's decoding information on its first use and caches it on the
+    class; two threads using a type for the first time at once can see it half built and crash
+    the process (a NULL dereference in msgspec's `convert`). A module whose types are
+    converted off the event loop (imports, tool entries) calls this once at import, which
+    Python runs in one thread."""
+    for kind in types:
+        msgspec.json.Decoder(kind)
+
+
+__all__ = ["MAX_PASSWORD", "Password", "Strict", "ready_for_threads"]

@@ -24,6 +24,7 @@ from typing import Annotated, Final, Literal
 import msgspec
 
 from app.domain import keys
+from app.domain.bodies import ready_for_threads
 from app.domain.errors import Invalid
 from app.domain.json_limits import FreeJSON
 
@@ -223,6 +224,9 @@ def _plain(message: str) -> str:
     for jargon, words in _PLAIN_WORDS.items():
         message = message.replace(jargon, words)
     return message
+
+
+ready_for_threads(*SHAPES.values())  # imports validate entries on worker threads
 
 
 def validate_content(tool_type: str, content: FreeJSON) -> dict[str, FreeJSON]:

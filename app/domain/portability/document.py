@@ -20,7 +20,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from app.domain.bodies import Password, Strict
+from app.domain.bodies import Password, Strict, ready_for_threads
 from app.domain.errors import DomainError, Invalid, TooLarge
 from app.domain.json_limits import FreeJSON, check_json
 from app.domain.settings import BackgroundColor, Font, TextColor
@@ -213,6 +213,9 @@ class ImportWrapper(Strict):
 
     document: FreeJSON
     password: Password | None = None
+
+
+ready_for_threads(ExportDoc, ExportKey, ImportWrapper)  # converted on worker threads
 
 
 def unwrap_upload(body: FreeJSON, header_password: str | None) -> tuple[FreeJSON, str | None]:
