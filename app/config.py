@@ -319,7 +319,3 @@ def load_or_create_secret(path: Path) -> bytes:
     if len(secret) < SECRET_BYTES:
         raise ConfigError(f"{path}: the server secret is too short")
     return secret
-    secret = secrets.token_bytes(SECRET_BYTES)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(secret.hex() + "\n")
-    return secret

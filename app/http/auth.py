@@ -33,7 +33,7 @@ def provide_principal(request: Request[Any, Any, Any], state: State, db: NamedDe
     It takes `db`, which it does not use, on purpose: a handler's dependencies that do not
     depend on each other are resolved concurrently, in an anyio task group per request;
     chained, they are resolved one after the other, which costs less (bench/README.md)."""
-    return principal_of(state.server_keys, request.cookies.get(COOKIE_NAME))
+    return _principal(request, state)
 
 
 def reader_of(request: HttpRequest) -> tuple[Engine, Principal]:
@@ -43,7 +43,12 @@ def reader_of(request: HttpRequest) -> tuple[Engine, Principal]:
     endpoint's own SQL (bench/README.md)."""
     state = request.app.state
     engine: Engine = state.db
-    return engine, principal_of(state.server_keys, request.cookies.get(COOKIE_NAME))
+    return engine, _principal(request, state)
+
+
+def _principal(request: Request[Any, Any, Any], state: State) -> Principal:
+    """The reader the session cookie names, or 401 (the one rule of both ways in)."""
+    return principal_of(state.server_keys, request.cookies.get(COOKIE_NAME))
 
 
 def client_address(request: Request[Any, Any, Any]) -> str:

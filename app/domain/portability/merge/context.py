@@ -21,6 +21,7 @@ from app.domain import keys
 from app.domain.json_limits import FreeJSON
 from app.domain.portability.incoming import Incoming
 from app.domain.portability.report import Kind, ReportBuilder
+from app.domain.skill_tags import json_chunks
 
 # Row ids a file may keep: what the service itself writes (uuids), and nothing that could
 # confuse a reader of the database. Any other id is replaced by a fresh uuid.
@@ -102,27 +103,12 @@ def guarded_inserts(user_id: str, rows: Sequence[list[object]], key: Callable[[l
     The insert itself reads nothing of its table, so SQLite streams its rows in instead of
     staging them first, and the writer is held for less."""
     statements: list[Stmt] = []
-    encoder = msgspec.json.Encoder()
-    parts: list[bytes] = []
-    keys_of: list[list[object]] = []
-    size = 2
-
-    def flush() -> None:
-        statements.extend([
-            guard_query(name, insertable, (user_id, encoder.encode(keys_of).decode())),
-            Stmt(insert, (user_id, (b"[" + b",".join(parts) + b"]").decode())),
-            changed(name, len(parts))])
-
-    for row in rows:
-        encoded = encoder.encode(row)
-        if parts and size + len(encoded) + 1 > limit:
-            flush()
-            parts, keys_of, size = [], [], 2
-        parts.append(encoded)
-        keys_of.append(key(row))
-        size += len(encoded) + 1
-    if parts:
-        flush()
+    first = 0
+    for chunk, count in json_chunks(rows, limit):
+        keys_of = [key(row) for row in rows[first:first + count]]
+        first += count
+        statements += [guard_query(name, insertable, (user_id, msgspec.json.encode(keys_of).decode())),
+                       Stmt(insert, (user_id, chunk)), changed(name, count)]
     return statements
 
 
