@@ -99,6 +99,7 @@ class Cluster:
     servers: list[Server]
     env: dict[str, str]
     db: Path
+    held_for: int  # connections to the held Worker when it was let go: 2 when both raced
     addresses: Iterator[int] = field(default_factory=lambda: iter(range(1, 60_000)))
 
     def d1(self) -> D1Engine:
@@ -170,6 +171,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         # At the same instant, both on the empty D1. The Worker is held (SIGSTOP) until both have
         # sent their first batch, so that both read the empty ledger before either applies a file.
         os.killpg(group, signal.SIGSTOP)
+        waiting = 0
         try:
             for server in servers:
                 server.start(env, base / "dreamtree.db")
@@ -185,7 +187,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         deadline = time.monotonic() + SERVE_START_S
         for server in servers:
             server.wait_ready(deadline)
-        yield Cluster(worker, servers, env, base / "dreamtree.db")
+        yield Cluster(worker, servers, env, base / "dreamtree.db", waiting)
     finally:
         for server in servers:
             server.stop()
@@ -214,6 +216,7 @@ def run(*coroutines: Any) -> list[Any]:
 
 
 def test_two_servers_started_at_once_on_an_empty_d1_migrate_once_and_seed_once(cluster: Cluster) -> None:
+    assert cluster.held_for >= 2  # both had sent their first batch before either could apply a file
     outputs = [server.output() for server in cluster.servers]
     for output in outputs:
         assert "DreamTree store on http://127.0.0.1:" in output and "(database D1 via " in output, output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from app.cli import main
 from app.db import migrations
 from app.db.connection import Database, connect_sync
 from app.db.migrations import LEDGER_DDL, MIGRATIONS_DIR, MigrationError, split_statements
+from tests.helpers import with_sqlite_database
 
 
 def user_tables(conn: sqlite3.Connection) -> list[str]:
@@ -220,10 +222,11 @@ def test_without_trailing_comment() -> None:
 # --- several runners at once (several `serve` processes starting on one database) ---------------
 
 
-def _stale_once(monkeypatch: pytest.MonkeyPatch, name: str, answer: list[str]) -> None:
-    """The runner's first ledger read answers `answer`, as it did before the other runner wrote."""
+def _stale_once(monkeypatch: pytest.MonkeyPatch, name: str, answer: list[str]) -> list[int]:
+    """The runner's first ledger read answers `answer`, as it did before the other runner wrote.
+    The list it returns fills with the reads, so a test can show the stale one was taken."""
     real = getattr(migrations, name)
-    calls = []
+    calls: list[int] = []
 
     def stale(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
@@ -234,6 +237,7 @@ def _stale_once(monkeypatch: pytest.MonkeyPatch, name: str, answer: list[str]) -
         return list(answer) if len(calls) == 1 else await real(*args, **kwargs)
 
     monkeypatch.setattr(migrations, name, stale_async if name.endswith("_on") else stale)
+    return calls
 
 
 def _with_an_idempotent_file(directory: Path) -> list[str]:
@@ -253,17 +257,15 @@ def test_a_runner_that_lost_the_race_to_a_migration_finds_it_applied_and_goes_on
 ) -> None:
     names = _with_an_idempotent_file(migrations_dir)
 
-    async def go() -> list[str]:
-        db = Database(tmp_path / "raced.db")
-        await db.open()
-        try:
-            assert await migrations.apply_on(db, migrations_dir) == names  # the runner that won
-            _stale_once(monkeypatch, "applied_names_on", names[:seen])
-            return await migrations.apply_on(db, migrations_dir)  # the one that read the ledger before
-        finally:
-            await db.close()
+    reads: list[list[int]] = []
 
-    assert anyio.run(go) == []
+    async def go(db: Database) -> list[str]:
+        assert await migrations.apply_on(db, migrations_dir) == names  # the runner that won
+        reads.append(_stale_once(monkeypatch, "applied_names_on", names[:seen]))
+        return await migrations.apply_on(db, migrations_dir)  # the one that read the ledger before
+
+    assert anyio.run(with_sqlite_database, tmp_path / "raced.db", go) == []
+    assert reads[0]  # the losing runner went by the stale ledger
     conn = connect_sync(tmp_path / "raced.db")
     try:
         assert [tuple(r) for r in conn.execute("SELECT id, name FROM d1_migrations")] == list(enumerate(names, start=1))
@@ -277,8 +279,9 @@ def test_a_process_that_lost_the_race_on_the_file_finds_it_applied_and_goes_on(
 ) -> None:
     names = _with_an_idempotent_file(migrations_dir)
     assert migrations.apply(empty, migrations_dir) == names
-    _stale_once(monkeypatch, "applied_names", names[:seen])
+    reads = _stale_once(monkeypatch, "applied_names", names[:seen])
     assert migrations.apply(empty, migrations_dir) == []
+    assert reads  # the losing process went by the stale ledger
     assert [tuple(r) for r in empty.execute("SELECT id, name FROM d1_migrations")] == list(enumerate(names, start=1))
 
 
@@ -287,13 +290,5 @@ def test_a_file_that_fails_for_its_own_reason_is_still_an_error_after_the_ledger
 ) -> None:
     (migrations_dir / "0002_broken.sql").write_text("CREATE TABLE users (id TEXT);\n")
 
-    async def go() -> None:
-        db = Database(tmp_path / "broken.db")
-        await db.open()
-        try:
-            await migrations.apply_on(db, migrations_dir)
-        finally:
-            await db.close()
-
     with pytest.raises(MigrationError, match="0002_broken.sql: the batch failed, nothing applied: table users already exists"):
-        anyio.run(go)
+        anyio.run(with_sqlite_database, tmp_path / "broken.db", partial(migrations.apply_on, directory=migrations_dir))

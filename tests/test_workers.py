@@ -8,9 +8,11 @@ address. The write load and SIGKILL with two workers are in tests/test_crash_saf
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -111,15 +113,19 @@ def test_sigterm_while_the_workers_start_stops_them(tmp_path: Path) -> None:
     a SIGTERM just after /healthz answers (from the first worker) to land in the second."""
     proc = serve_logging(tmp_path / "start.db", free_port())
     assert proc.stdout is not None
-    lines = []
-    for line in proc.stdout:
-        lines.append(line)
-        if "Spawning worker-2" in line:
-            break
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or ()], daemon=True).start()
+    seen: list[str] = []
+    while not any("Spawning worker-2" in line for line in seen):
+        try:
+            seen.append(lines.get(timeout=60))
+        except queue.Empty:
+            stop_server(proc)
+            pytest.fail("serve never said it spawned its second worker:\n" + "".join(seen))
     proc.terminate()
     stopped, out = stopped_within(proc, 30)
-    assert stopped, "".join(lines) + out
-    assert proc.returncode == 0, "".join(lines) + out
+    assert stopped, "".join(seen) + out
+    assert proc.returncode == 0, "".join(seen) + out
 
 
 HANGING_CLOSE = """
