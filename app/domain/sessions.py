@@ -38,6 +38,9 @@ COOKIE_NAME = "dt_session"
 # kept, and every request still checks the session row (revocation, timeouts) below.
 COOKIE_CACHE = 4096
 _open_cookie = functools.lru_cache(maxsize=COOKIE_CACHE)(keys.open_cookie)
+# A session row's two timestamps change at most every TOUCH_EVERY, and every request reads
+# them: parsed once per value, like the cookies (a pure function of the text).
+_parse = functools.lru_cache(maxsize=2 * COOKIE_CACHE)(timeutil.parse)
 
 
 @dataclass(frozen=True)
@@ -114,11 +117,11 @@ class Principal:
             raise Refused(Unauthorized("This session has ended; start a new one or sign in.", code="invalid_session"))
         moment = timeutil.now()
         is_anonymous = bool(row["is_anonymous"])
-        if _expired(row["created_at"], row["last_seen_at"], is_anonymous, moment):
+        seen = _parse(row["last_seen_at"])
+        if _expired(_parse(row["created_at"]), seen, is_anonymous, moment):
             raise Refused(Unauthorized("This session has timed out; please sign in again.", code="session_expired"),
                           cleanup=Stmt(Q.delete_session, (self.session_id,)))
         self._anonymous = is_anonymous
-        seen = timeutil.parse(row["last_seen_at"])
         if moment - seen >= TOUCH_EVERY:
             return Stmt(Q.touch_session, (iso(moment), self.session_id))
         return None
@@ -171,8 +174,7 @@ async def start_anonymous(db: Engine, server: ServerKeys) -> tuple[Principal, Is
     return Principal(user_id, issued.session_id, dek, True), issued
 
 
-def _expired(created_at: str, last_seen_at: str, is_anonymous: bool, moment: datetime) -> bool:
-    seen, created = timeutil.parse(last_seen_at), timeutil.parse(created_at)
+def _expired(created: datetime, seen: datetime, is_anonymous: bool, moment: datetime) -> bool:
     if is_anonymous:
         return moment - seen > ANONYMOUS_IDLE
     return moment - seen > CLAIMED_IDLE or moment - created > CLAIMED_ABSOLUTE
