@@ -222,6 +222,34 @@ def test_two_readers_never_see_each_other(seeded, new_reader) -> None:
     assert ann.get("/api/exercises/1.1.1.v1").json()["response"]["response"] == {"text": "ann's private answer"}
 
 
+def test_outlines_follow_each_readers_own_progress_whoever_asked_first(seeded, new_reader) -> None:
+    """Outlines are kept per state (answered places, completed modules), not per reader: readers
+    at the same place get the same outline, and one who moves on gets theirs at once."""
+    ann, bob, cy = new_reader(), new_reader(), new_reader()
+    for r in (ann, bob, cy):
+        r.start()
+
+    def statuses(r: Reader) -> list[str]:
+        body = r.get("/api/workbook").json()
+        return [e["status"] for p in body["parts"] for m in p["modules"] for e in m["exercises"]]
+
+    fresh = statuses(ann)
+    assert fresh[:2] == ["available", "locked"] and statuses(bob) == fresh
+    answer(bob, "1.1.1.v1")
+    assert statuses(bob)[:3] == ["answered", "available", "locked"]
+    assert statuses(ann) == fresh and statuses(cy) == fresh
+    answer(cy, "1.1.1.v1")
+    answer(cy, "1.1.2.v1")
+    answer(cy, "1.2.1.v1")
+    outline = cy.get("/api/workbook").json()
+    assert [e["status"] for p in outline["parts"] for m in p["modules"] for e in m["exercises"]][:4] == [
+        "answered", "answered", "answered", "available"]
+    assert [m["completed"] for m in outline["parts"][0]["modules"]] == [True, False]
+    assert outline["next_exercise_id"] == "1.2.2.v1"
+    assert bob.get("/api/workbook").json()["next_exercise_id"] == "1.1.2.v1"
+    assert ann.get("/api/workbook").json()["progress"]["answered"] == 0
+
+
 def test_skills_on_answers(reader: Reader) -> None:
     tagged = answer(reader, "1.1.1.v1", skills=["active-listening", "composure"])
     assert tagged.json()["response"]["skills"] == ["active-listening", "composure"]

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence, Set
+from dataclasses import dataclass, field
 from typing import Literal
 
 import msgspec
@@ -82,7 +82,7 @@ def variant_for(user_id: str, place: str, groups: list[str]) -> str | None:
     return sorted(groups)[int.from_bytes(digest[:4], "big") % len(groups)]
 
 
-def status_of(order: int, answered: set[int]) -> Status:
+def status_of(order: int, answered: Set[int]) -> Status:
     if order in answered:
         return "answered"
     if order == 1 or order - 1 in answered:
@@ -209,6 +209,11 @@ class Skeleton:
     parts: list[tuple[str, str, list[tuple[str, str, list[Place]]]]]  # (part, title, [(module, title, places)])
     required: int
     order_to_id: dict[int, str]
+    # Outlines already built on this skeleton, by (answered places, completed modules): an
+    # outline is a pure function of the three, and in a linear workbook readers share a few
+    # dozen of them. Frozen shapes, never changed once built; dropped with the skeleton.
+    outlines: dict[tuple[frozenset[int], frozenset[str]], Outline] = field(default_factory=dict, compare=False,
+                                                                          repr=False)
 
 
 _skeleton: Skeleton | None = None
@@ -255,14 +260,30 @@ def outline_work(principal: Principal) -> Work[Outline]:
         Stmt(Q.user_modules, (principal.user_id,)),
     )
     skeleton = yield from content_skeleton(tuple(fingerprint.rows[0]))
-    return build_outline(skeleton, set(answered.column()), {r["module_id"] for r in completed.rows})
+    return outline_of(skeleton, frozenset(answered.column()), frozenset(r["module_id"] for r in completed.rows))
 
 
 async def outline(db: Engine, principal: Principal) -> Outline:
     return await db.query(lambda: outline_work(principal), principal)
 
 
-def build_outline(skeleton: Skeleton, answered: set[int], completed: set[str]) -> Outline:
+MAX_KEPT_OUTLINES = 1024
+
+
+def outline_of(skeleton: Skeleton, answered: frozenset[int], completed: frozenset[str]) -> Outline:
+    """The reader's outline, built once per skeleton and state (`Skeleton.outlines`). The
+    works run on several database threads: a race builds the same outline twice, harmlessly."""
+    kept = skeleton.outlines
+    key = (answered, completed)
+    found = kept.get(key)
+    if found is None:
+        if len(kept) >= MAX_KEPT_OUTLINES:  # content with unusual orders; start over rather than grow
+            kept.clear()
+        found = kept[key] = build_outline(skeleton, answered, completed)
+    return found
+
+
+def build_outline(skeleton: Skeleton, answered: Set[int], completed: Set[str]) -> Outline:
     """The reader's outline: the skeleton with their status per exercise and their progress."""
     done = 0
     parts = []
