@@ -67,7 +67,10 @@ async def _measure(db: Path, secret: str, cookies: list[str], requests: int) -> 
                     await app(scope(n), receive, send)  # type: ignore[arg-type]
 
             per_task = requests // TASKS
-            await asyncio.gather(*(loop(t * per_task, min(200, per_task)) for t in range(TASKS)))  # warm
+            # Warm: every reader once (their cookie opened and kept, as in a long load), then
+            # the measured requests.
+            warm = -(-len(cookies) // TASKS)
+            await asyncio.gather(*(loop(t * warm, warm) for t in range(TASKS)))
             statuses.clear()
             cpu, wall = time.process_time(), time.perf_counter()
             await asyncio.gather(*(loop(t * per_task, per_task) for t in range(TASKS)))
