@@ -34,6 +34,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.servers import free_port
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 COMPAT_DIR = PROJECT_ROOT / "wrangler-compat"
 WRANGLER_TOML = COMPAT_DIR / "wrangler.toml"
@@ -236,12 +238,6 @@ def parse_migrations_output(result: Result) -> list[str]:
 # --- the D1 Worker under `wrangler dev` ----------------------------------------------------------
 
 WORKER_START_S = 60.0  # wrangler dev answers after ~2-3 s; this only catches a hang
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

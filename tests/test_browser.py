@@ -12,12 +12,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,11 +39,7 @@ if not CHROMIUM.exists() and not os.environ.get("CI"):
 
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright  # noqa: E402
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.servers import free_port, wait_until_up  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -62,15 +55,7 @@ def server() -> Iterator[str]:
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/healthz", timeout=1):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the server did not start: {(folder / 'server.log').read_text()}") from None
-                time.sleep(0.1)
+        wait_until_up(port, proc, why=lambda: f"({(folder / 'server.log').read_text()})")
         yield base
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

@@ -13,7 +13,6 @@ import http.cookiejar
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,18 +25,11 @@ import pytest
 from click.testing import CliRunner
 
 from app.cli import main
+from tests.servers import free_port, wait_until_up
 
 pytestmark = pytest.mark.load
 ROOT = Path(__file__).resolve().parents[1]
 CLIENTS = 64
-
-
-def free_port() -> int:
-    """A port nobody listens on: `serve` refuses a busy one, and fixed numbers collide with
-    another test run on the same machine."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 WORKERS = pytest.mark.parametrize("workers", [1, 2])
@@ -50,15 +42,12 @@ def start_server(db: Path, port: int, workers: int = 1) -> subprocess.Popen[byte
          "--log-level", "error", "--workers", str(workers)],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                return proc
-        except OSError:
-            time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)
-    raise RuntimeError("server did not start")
+    try:
+        wait_until_up(port, proc)
+    except RuntimeError:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    return proc
 
 
 def stop_server(proc: subprocess.Popen[bytes]) -> None:

@@ -40,7 +40,7 @@ from app.db.engine import (
 from app.db.engines import open_engine
 from app.http.bookmarks import bookmark_middleware_factory
 from app.http.problems import exception_handlers
-from tests.d1util import free_port
+from tests.servers import free_port
 
 TOKEN = "t0ken-" + "s" * 58
 URL = "http://127.0.0.1:9"

@@ -12,13 +12,11 @@ import copy
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -27,14 +25,10 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
+from tests.servers import free_port, wait_until_up
+
 pytestmark = [pytest.mark.hostile, pytest.mark.both_engines]
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _start(port: int, *, rate_limits: bool = False, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -47,15 +41,12 @@ def _start(port: int, *, rate_limits: bool = False, env: dict[str, str] | None =
         cwd=ROOT, env={**os.environ, "DREAMTREE_ARGON2": "fast", **(env or {})}, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL, start_new_session=True,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                return proc
-        except OSError:
-            time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGKILL)
-    raise RuntimeError("server did not start")
+    try:
+        wait_until_up(port, proc)
+    except RuntimeError:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    return proc
 
 
 @pytest.fixture(scope="module")

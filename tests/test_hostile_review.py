@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.test_hostile_input import _start, check_answer, free_port
+from tests.servers import free_port
+from tests.test_hostile_input import _start, check_answer
 
 pytestmark = pytest.mark.hostile
 

@@ -16,7 +16,8 @@ import requests
 from click.testing import CliRunner
 
 from app.cli import main
-from tests.test_crash_safety import free_port, start_server
+from tests.servers import free_port
+from tests.test_crash_safety import start_server
 
 pytestmark = pytest.mark.slow
 LITESTREAM = shutil.which("litestream") or str(Path(sys.executable).parent / "litestream")

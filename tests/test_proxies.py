@@ -20,7 +20,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from litestar.testing import TestClient
 
 from app.config import ConfigError, Settings
 from app.http.app import create_app
+from tests.servers import free_port, wait_until_up
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "metrics-token-for-the-scraper-0123456789"
@@ -135,14 +135,6 @@ def test_cookies_are_secure_as_the_reader_connected_unless_overridden(
 # --- real servers ---------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def proxied() -> Iterator[int]:
     """A server behind a 'proxy' at 127.0.0.1, rate limits on, with a metrics token."""
@@ -157,11 +149,7 @@ def proxied() -> Iterator[int]:
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while call(port, "GET", "/healthz")[0] != 200:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the server did not start")
-            time.sleep(0.1)
+        wait_until_up(port, proc, answers=lambda p: call(p, "GET", "/healthz")[0] == 200)
         yield port
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

@@ -13,22 +13,17 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.servers import free_port, wait_until_up
+
 pytestmark = pytest.mark.load
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "DREAMTREE_ARGON2": "fast"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def serve(db: Path, port: int) -> subprocess.Popen[str]:
@@ -42,18 +37,6 @@ def stop(proc: subprocess.Popen[str]) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
     proc.communicate(timeout=30)
-
-
-def wait_until_up(port: int, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                return
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the first server did not start") from None
-            time.sleep(0.1)
 
 
 def test_a_second_server_on_a_busy_port_stops_at_once(tmp_path: Path) -> None:
