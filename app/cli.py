@@ -731,6 +731,8 @@ def secure_cookie_notice(settings: Settings) -> str | None:
 WORKER_STOP_GRACE = 30
 """Seconds `serve` gives each worker to stop after SIGTERM before it kills the worker (granian
 logs "Killing worker-N after it refused to gracefully stop")."""
+WORKER_STOP_RESEND = 2
+"""Seconds between the SIGTERMs `serve` sends a worker that has not stopped yet."""
 
 
 def _granian() -> type[MPServer]:
@@ -743,6 +745,7 @@ def _granian() -> type[MPServer]:
     process but the one that installed it), the handler now takes the signal's default action."""
     import os
     import signal
+    import time
 
     from granian.server.mp import MPServer
 
@@ -753,6 +756,25 @@ def _granian() -> type[MPServer]:
                 os.kill(os.getpid(), signum)
                 return
             super().signal_handler_interrupt(signum, *args)  # type: ignore[no-untyped-call]
+
+        def _stop_workers(self) -> None:
+            """granian sends each worker one SIGTERM; one that lands in the instant after the
+            worker's fork is lost (Python clears the signals pending in a new child), and that
+            worker went on to serve until the kill timeout. Sent again every RESEND seconds to
+            workers still alive, within the grace time; then granian's own stop (join, kill)."""
+            deadline = time.monotonic() + WORKER_STOP_GRACE - WORKER_STOP_RESEND
+            workers: list[Any] = list(self.wrks)  # granian's wrappers: terminate() marks the stop as asked for
+            for worker in workers:
+                worker.terminate()
+            while time.monotonic() < deadline:
+                alive = [worker for worker in workers if worker.is_alive()]
+                if not alive:
+                    break
+                alive[0].join(WORKER_STOP_RESEND)
+                for worker in alive:
+                    if worker.is_alive():
+                        worker.terminate()
+            super()._stop_workers()  # type: ignore[no-untyped-call]
 
     return ServingGranian
 

@@ -14,12 +14,12 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.test_crash_safety import ROOT, Client, free_port, start_server, stop_server
+from tests.servers import free_port, wait_until_up
+from tests.test_crash_safety import ROOT, Client, start_server, stop_server
 
 
 def children(pid: int) -> list[int]:
@@ -159,14 +159,7 @@ def test_a_worker_that_does_not_stop_is_killed_after_the_grace_time(tmp_path: Pa
     port = free_port()
     proc = serve_logging(tmp_path / "hang.db", port, python=HANGING_CLOSE)
     try:
-        start_deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                    break
-            except OSError:
-                assert time.monotonic() < start_deadline, "server did not start"
-                time.sleep(0.1)
+        wait_until_up(port, proc)
     except BaseException:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=30)
@@ -175,4 +168,48 @@ def test_a_worker_that_does_not_stop_is_killed_after_the_grace_time(tmp_path: Pa
     stopped, out = stopped_within(proc, 30)
     assert stopped, out
     assert "Killing worker-" in out and "refused to gracefully stop" in out, out
+    assert proc.returncode == 0, out
+
+
+LOSES_THE_FIRST_SIGTERM = """
+import asyncio
+import signal
+
+import app.cli
+import app.http.app
+
+opened = app.http.app.open_engine
+
+
+async def open_engine(settings):
+    # For its first 3 seconds the worker ignores SIGTERM: a signal sent then is lost, as one
+    # that reaches a worker in the instant after its fork is.
+    db = await opened(settings)
+    kept = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    asyncio.get_running_loop().call_later(3, signal.signal, signal.SIGTERM, kept)
+    return db
+
+
+app.http.app.open_engine = open_engine
+app.cli.WORKER_STOP_GRACE = 20
+app.cli.main()
+"""
+
+
+def test_a_worker_that_lost_its_sigterm_gets_another_and_stops_gracefully(tmp_path: Path) -> None:
+    """`serve` sends SIGTERM again every WORKER_STOP_RESEND seconds to a worker still alive: one
+    that missed the first stops gracefully within seconds, not by the kill after the grace time."""
+    port = free_port()
+    proc = serve_logging(tmp_path / "lost.db", port, python=LOSES_THE_FIRST_SIGTERM)
+    try:
+        wait_until_up(port, proc)
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+        raise
+    proc.terminate()
+    stopped, out = stopped_within(proc, 12)
+    assert stopped, out
+    assert "Killing worker-" not in out, out
     assert proc.returncode == 0, out
