@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import anyio
@@ -246,3 +247,38 @@ async def test_a_checkpoint_held_back_by_large_writes_runs_after_a_bounded_time(
             release.set()
 
     await with_sqlite_database(db_path, scenario)
+
+
+async def test_a_long_wal_starts_over_although_a_save_committed_during_its_checkpoint(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A save committing while the checkpoint copies leaves the WAL not wholly copied, so the
+    next large write would append to it; the second checkpoint, on the writer's own queue,
+    copies that save, and the next write starts the WAL over instead of growing it."""
+    monkeypatch.setattr(checkpoints, "CHECKPOINT_DELAY", 60.0)  # only the checkpoints the test starts
+    monkeypatch.setattr(checkpoints, "RESTART_FRAMES", 10)
+    real, pending = connection._passive_checkpoint, []
+
+    def save_meanwhile(conn: sqlite3.Connection) -> tuple[int, int, int]:
+        if not pending:
+            return real(conn)
+        with closing(sqlite3.connect(db_path, isolation_level=None)) as other:  # a save, under way
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("INSERT INTO scratch VALUES (?)", (pending.pop(),))
+            done = real(conn)
+            other.execute("COMMIT")  # after the checkpoint, which could not copy it
+        return done
+
+    monkeypatch.setattr(connection, "_passive_checkpoint", save_meanwhile)
+    large = "y" * 400_000
+
+    async def scenario(db: Database) -> tuple[int, int]:
+        await db.write(writes_a_row(large))
+        first = wal_size(db_path)
+        pending.append("a save")
+        await db.checkpoint()
+        assert not pending
+        await db.write(writes_a_row(large))
+        return first, wal_size(db_path)
+
+    first, second = await with_sqlite_database(db_path, scenario)
+    assert second < first * 1.5, (first, second)

@@ -13,7 +13,14 @@ other's way (`large_write`): the write starts once a checkpoint under way has fi
 writes go on meanwhile), and no checkpoint starts while it waits or runs. Copying and syncing
 megabytes of WAL beside a large write made that write, and every save queued behind it on the
 writer, wait on the disk. A checkpoint held back that way runs after the write; one held back
-for `MAX_HELD_BACK` seconds runs anyway, so the WAL stays bounded under back-to-back imports.
+for `MAX_HELD_BACK` seconds runs anyway.
+
+The WAL starts over from its beginning only when a write begins with every frame of it copied;
+while saves keep committing during checkpoints, each large write would append to it instead.
+So when a checkpoint leaves a WAL of `RESTART_FRAMES` or more copied, a second passive
+checkpoint runs as a job on the writer: it copies only what was committed since (a few saves),
+and since no write can come between it and the writer's next one, that one starts the WAL
+over. The WAL stays bounded while writes keep coming.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ MAX_HELD_BACK = 2.0
 """Seconds a due checkpoint waits for large writes at most; then it runs beside them."""
 MAX_WAIT_FOR_CHECKPOINT = 0.25
 """Seconds a large write waits at most for a checkpoint under way to finish."""
+RESTART_FRAMES = 4096
+"""A WAL this long (16 MiB at 4 KiB pages), once checkpointed, is started over by the next write."""
 
 log = logging.getLogger("dreamtree.db")
 
@@ -44,8 +53,10 @@ class Checkpointer:
     """Runs `checkpoint` (a job for the connection's thread) on `conn` shortly after `soon()`."""
 
     def __init__(self, conn: aiosqlite.Connection, run: Run,
-                 checkpoint: Callable[[sqlite3.Connection], tuple[int, int, int]]) -> None:
+                 checkpoint: Callable[[sqlite3.Connection], tuple[int, int, int]],
+                 writer: aiosqlite.Connection | None = None) -> None:
         self.conn = conn
+        self._writer = writer
         self._run = run
         self._checkpoint = checkpoint
         self._due: asyncio.TimerHandle | None = None
@@ -86,6 +97,21 @@ class Checkpointer:
         finally:
             self._copying.discard(copying)
             copying.set_result(None)
+        self.done = [*self.done[-9:], done]
+        busy, frames, copied = done
+        if self._writer is not None and not busy and copied == frames >= RESTART_FRAMES and not self._large:
+            return await self._restart_soon()
+        return done
+
+    async def _restart_soon(self) -> tuple[int, int, int] | None:
+        """What was committed since the checkpoint, copied on the writer's own queue: its next
+        write then finds the whole WAL copied and starts it over."""
+        assert self._writer is not None
+        try:
+            done = await self._run(self._writer, self._checkpoint)
+        except (sqlite3.Error, ValueError) as exc:  # ValueError: the writer closed meanwhile
+            log.warning("passive checkpoint on the writer failed: %s", exc)
+            return None
         self.done = [*self.done[-9:], done]
         return done
 

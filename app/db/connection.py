@@ -256,7 +256,7 @@ class Database(Engine):
             for _ in range(self._reader_count):
                 self._readers.append(await aiosqlite.Connection(self._connector(writer=False), 64))
             self._checkpointer = Checkpointer(await aiosqlite.Connection(self._checkpointer_connect, 64), self._run,
-                                              _passive_checkpoint)
+                                              _passive_checkpoint, self._writer)
         except BaseException:
             await self.close()
             raise
