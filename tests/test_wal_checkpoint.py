@@ -9,12 +9,14 @@ import threading
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 
 from app.db import checkpoints, connection
 from app.db.connection import Database
+from app.db.engine import Stmt, Work, Write
 from tests.helpers import with_sqlite_database
 
 pytestmark = pytest.mark.anyio
@@ -282,3 +284,27 @@ async def test_a_long_wal_starts_over_although_a_save_committed_during_its_check
 
     first, second = await with_sqlite_database(db_path, scenario)
     assert second < first * 1.5, (first, second)
+
+
+async def test_the_write_batch_of_a_split_work_is_a_large_write(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Imports, sign-in merges and seeding run with `split=True`: their write batch is the one
+    that keeps out of a checkpoint's way; a plain work's is not."""
+    entered: list[str] = []
+    real = checkpoints.Checkpointer.large_write
+
+    def large_write(self: checkpoints.Checkpointer) -> Any:
+        entered.append("large")
+        return real(self)
+
+    monkeypatch.setattr(checkpoints.Checkpointer, "large_write", large_write)
+
+    def work(value: str) -> Work[None]:
+        yield Write(Stmt("CREATE TABLE IF NOT EXISTS scratch (v TEXT)"), Stmt("INSERT INTO scratch VALUES (?)", (value,)))
+
+    async def scenario(db: Database) -> None:
+        await db.change(lambda: work("plain"), None)
+        assert entered == []
+        await db.change(lambda: work("split"), None, split=True)
+        assert entered == ["large"]
+
+    await with_sqlite_database(db_path, scenario)
