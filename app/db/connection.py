@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar, cast
 
@@ -244,8 +245,7 @@ class Database(Engine):
         return connect
 
     def _checkpointer_connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False,
-                               factory=GuardedConnection)
+        conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, factory=GuardedConnection)
         configure(conn, strict=self.strict, writer=False)
         return conn
 
@@ -256,7 +256,7 @@ class Database(Engine):
             for _ in range(self._reader_count):
                 self._readers.append(await aiosqlite.Connection(self._connector(writer=False), 64))
             self._checkpointer = Checkpointer(await aiosqlite.Connection(self._checkpointer_connect, 64), self._run,
-                                              _passive_checkpoint)
+                                              _passive_checkpoint, self._writer)
         except BaseException:
             await self.close()
             raise
@@ -282,10 +282,11 @@ class Database(Engine):
         """A passive checkpoint now (the engine runs one shortly after writes by itself)."""
         return await self._checkpointer.now() if self._checkpointer is not None else None
 
-    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
-        """A job on the writer; a checkpoint follows shortly."""
+    async def _write(self, fn: Callable[..., T], *args: Any, large: bool = False) -> T:
+        """A job on the writer, then a checkpoint shortly (a large one keeps out of its way)."""
         try:
-            return await self._run(self._writer_conn(), fn, *args)
+            async with self._checkpointer.large_write() if large and self._checkpointer else nullcontext():
+                return await self._run(self._writer_conn(), fn, *args)
         finally:
             if self._checkpointer is not None:
                 self._checkpointer.soon()
@@ -340,7 +341,7 @@ class Database(Engine):
 
         async def execute(batch: Batch, statements: tuple[Stmt, ...]) -> list[Result]:
             if isinstance(batch, Write):
-                return await self._write(run_batch, statements, True)
+                return await self._write(run_batch, statements, True, large=True)
             return await self._run(self._reader_conn(), run_batch, statements, False)
 
         answer = await drive_async(work(), driver, execute, resume_in_thread)
