@@ -167,13 +167,16 @@ def conn(db_path: Path) -> Iterator[sqlite3.Connection]:
     connection.close()
 
 
+def app_settings(db_path: Path, worker: WorkerProcess | None = None) -> Settings:
+    """Settings of the apps the tests build: Secure cookies, D1-strict SQL, fast Argon2, and on
+    the session's Worker when one is given (the server secret's key file beside `db_path`)."""
+    on_d1: dict[str, Any] = {} if worker is None else {"engine": "d1", "d1_url": worker.url, "d1_token": worker.token}
+    return Settings(db_path=db_path, secure_cookies=True, d1_strict=True, argon2="fast", **on_d1)
+
+
 @pytest.fixture
 def settings(db_path: Path, engine_kind: str, request: pytest.FixtureRequest) -> Settings:
-    if engine_kind == "d1":
-        worker: WorkerProcess = request.getfixturevalue("d1_worker")
-        return Settings(db_path=db_path, secure_cookies=True, d1_strict=True, argon2="fast",
-                        engine="d1", d1_url=worker.url, d1_token=worker.token)
-    return Settings(db_path=db_path, secure_cookies=True, d1_strict=True, argon2="fast")
+    return app_settings(db_path, request.getfixturevalue("d1_worker") if engine_kind == "d1" else None)
 
 
 @pytest.fixture(scope="session")
@@ -181,9 +184,7 @@ def d1_client(d1_database: D1Database, d1_worker: WorkerProcess) -> Iterator[Tes
     """The app on the d1 engine, built and started once per session: building a Litestar app
     and opening its engine cost more than most tests. `client` hands it to each d1 test as
     good as new (cookies, hooks, throttle, counters); readers' rows are gone by then."""
-    settings = Settings(db_path=d1_database.path, secure_cookies=True, d1_strict=True, argon2="fast",
-                        engine="d1", d1_url=d1_worker.url, d1_token=d1_worker.token)
-    app = create_app(settings)
+    app = create_app(app_settings(d1_database.path, d1_worker))
     # A test that reads access lines gives the log a stream of its own; the rest would reach
     # the terminal whenever a batch flushes between two tests' output capture.
     with open(os.devnull, "w") as sink, TestClient(app, base_url="https://testserver.local") as test_client:
@@ -455,8 +456,7 @@ def d1_round_trips(monkeypatch: pytest.MonkeyPatch) -> RoundTrips:
 def d1_settings(d1_worker: WorkerProcess, tmp_path: Path) -> Settings:
     """Settings for create_app on the session's Worker (engine d1); the server secret's key
     file goes to tmp_path. Rows are not wiped here: ask for `d1_engine` too for that."""
-    return Settings(db_path=tmp_path / "dreamtree.db", secure_cookies=True, d1_strict=True, argon2="fast",
-                    engine="d1", d1_url=d1_worker.url, d1_token=d1_worker.token)
+    return app_settings(tmp_path / "dreamtree.db", d1_worker)
 
 
 @pytest.fixture
