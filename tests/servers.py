@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import time
 import urllib.request
 from collections.abc import Callable
+from typing import Any
 
 
 def free_port() -> int:
@@ -34,3 +37,14 @@ def wait_until_up(port: int, proc: subprocess.Popen[bytes] | subprocess.Popen[st
         if proc.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"the server on port {port} did not start {why()}".rstrip())
         time.sleep(0.1)
+
+
+def up_or_killed(port: int, proc: subprocess.Popen[bytes] | subprocess.Popen[str], **wait: Any) -> None:
+    """`wait_until_up`; when the server does not come up, its whole process group (started
+    with start_new_session) is killed and reaped before the error goes on."""
+    try:
+        wait_until_up(port, proc, **wait)
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+        raise

@@ -25,7 +25,7 @@ import pytest
 from click.testing import CliRunner
 
 from app.cli import main
-from tests.servers import free_port, wait_until_up
+from tests.servers import free_port, up_or_killed
 
 pytestmark = pytest.mark.load
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,11 +42,7 @@ def start_server(db: Path, port: int, workers: int = 1) -> subprocess.Popen[byte
          "--log-level", "error", "--workers", str(workers)],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
-    try:
-        wait_until_up(port, proc)
-    except RuntimeError:
-        os.killpg(proc.pid, signal.SIGKILL)
-        raise
+    up_or_killed(port, proc)
     return proc
 
 

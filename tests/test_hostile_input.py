@@ -25,7 +25,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
-from tests.servers import free_port, wait_until_up
+from tests.servers import free_port, up_or_killed
 
 pytestmark = [pytest.mark.hostile, pytest.mark.both_engines]
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,11 +41,7 @@ def _start(port: int, *, rate_limits: bool = False, env: dict[str, str] | None =
         cwd=ROOT, env={**os.environ, "DREAMTREE_ARGON2": "fast", **(env or {})}, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL, start_new_session=True,
     )
-    try:
-        wait_until_up(port, proc)
-    except RuntimeError:
-        os.killpg(proc.pid, signal.SIGKILL)
-        raise
+    up_or_killed(port, proc)
     return proc
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -144,6 +144,27 @@ def held_checkpoint(monkeypatch: pytest.MonkeyPatch, release: threading.Event, e
     return armed
 
 
+def checkpoint_under_way(monkeypatch: pytest.MonkeyPatch, max_wait: float) -> tuple[
+        threading.Event, list[str], Callable[[Database, Any], Awaitable[None]]]:
+    """A checkpoint the test starts (none of the engine's own) and holds until `release` is set;
+    `under_way(db, tasks)` writes a row, starts it in `tasks` and returns once it has begun.
+    A large write waits `max_wait` seconds at most for it."""
+    monkeypatch.setattr(checkpoints, "MAX_WAIT_FOR_CHECKPOINT", max_wait)
+    monkeypatch.setattr(checkpoints, "CHECKPOINT_DELAY", 60.0)
+    release, events = threading.Event(), list[str]()
+    armed = held_checkpoint(monkeypatch, release, events)
+
+    async def under_way(db: Database, tasks: Any) -> None:
+        await db.write(writes_a_row(ROW))
+        armed.set()
+        tasks.start_soon(db.checkpoint)
+        with anyio.fail_after(5):
+            while "checkpoint starts" not in events:
+                await anyio.sleep(0.01)
+
+    return release, events, under_way
+
+
 def recorded(events: list[str], name: str) -> Callable[[sqlite3.Connection], None]:
     def write(conn: sqlite3.Connection) -> None:
         writes_a_row(name)(conn)
@@ -156,19 +177,11 @@ async def test_a_large_write_starts_after_the_checkpoint_under_way_and_small_wri
         db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An import's write batch and a checkpoint copying megabytes would make each other (and
     every save queued behind the import) wait on the disk; small writes never wait for it."""
-    monkeypatch.setattr(checkpoints, "MAX_WAIT_FOR_CHECKPOINT", 30.0)
-    monkeypatch.setattr(checkpoints, "CHECKPOINT_DELAY", 60.0)  # only the checkpoint the test starts
-    release, events = threading.Event(), list[str]()
-    armed = held_checkpoint(monkeypatch, release, events)
+    release, events, under_way = checkpoint_under_way(monkeypatch, 30.0)
 
     async def scenario(db: Database) -> None:
-        await db.write(writes_a_row(ROW))
-        armed.set()
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(db.checkpoint)
-            with anyio.fail_after(5):
-                while "checkpoint starts" not in events:
-                    await anyio.sleep(0.01)
+            await under_way(db, tasks)
             tasks.start_soon(lambda: db._write(connection.run_in_transaction, recorded(events, "large"), True,
                                                large=True))
             with anyio.fail_after(5):
@@ -181,19 +194,12 @@ async def test_a_large_write_starts_after_the_checkpoint_under_way_and_small_wri
 
 async def test_a_large_write_waits_for_a_checkpoint_a_bounded_time(db_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(checkpoints, "MAX_WAIT_FOR_CHECKPOINT", 0.05)
-    monkeypatch.setattr(checkpoints, "CHECKPOINT_DELAY", 60.0)
-    release, events = threading.Event(), list[str]()
-    armed = held_checkpoint(monkeypatch, release, events)
+    release, events, under_way = checkpoint_under_way(monkeypatch, 0.05)
 
     async def scenario(db: Database) -> None:
-        await db.write(writes_a_row(ROW))
-        armed.set()
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(db.checkpoint)
+            await under_way(db, tasks)
             with anyio.fail_after(5):
-                while "checkpoint starts" not in events:
-                    await anyio.sleep(0.01)
                 await db._write(connection.run_in_transaction, recorded(events, "large"), True, large=True)
             release.set()
         assert events == ["checkpoint starts", "large", "checkpoint ends"]

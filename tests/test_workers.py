@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import free_port, wait_until_up
+from tests.servers import free_port, up_or_killed
 from tests.test_crash_safety import ROOT, Client, start_server, stop_server
 
 
@@ -94,6 +94,16 @@ def serve_logging(db: Path, port: int, *, python: str = "from app.cli import mai
         stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
+def serve_then_stop(tmp_path: Path, python: str, seconds: float) -> tuple[subprocess.Popen[str], bool, str]:
+    """`serve --workers 2` run by `python`, SIGTERM once it answers, and whether it ended within
+    `seconds` (`stopped_within`)."""
+    port = free_port()
+    proc = serve_logging(tmp_path / "serve.db", port, python=python)
+    up_or_killed(port, proc)
+    proc.terminate()
+    return proc, *stopped_within(proc, seconds)
+
+
 def stopped_within(proc: subprocess.Popen[str], seconds: float) -> tuple[bool, str]:
     """Whether `serve` ended within `seconds`, and everything it wrote (it is killed if not)."""
     try:
@@ -156,16 +166,7 @@ app.cli.main()
 def test_a_worker_that_does_not_stop_is_killed_after_the_grace_time(tmp_path: Path) -> None:
     """A worker whose shutdown never ends (here the lifespan's database never closes) is killed once
     WORKER_STOP_GRACE has passed since the SIGTERM, granian says so, and `serve` ends."""
-    port = free_port()
-    proc = serve_logging(tmp_path / "hang.db", port, python=HANGING_CLOSE)
-    try:
-        wait_until_up(port, proc)
-    except BaseException:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate(timeout=30)
-        raise
-    proc.terminate()
-    stopped, out = stopped_within(proc, 30)
+    proc, stopped, out = serve_then_stop(tmp_path, HANGING_CLOSE, 30)
     assert stopped, out
     assert "Killing worker-" in out and "refused to gracefully stop" in out, out
     assert proc.returncode == 0, out
@@ -200,16 +201,7 @@ app.cli.main()
 def test_a_worker_that_lost_its_sigterm_gets_another_and_stops_gracefully(tmp_path: Path) -> None:
     """`serve` sends SIGTERM again every WORKER_STOP_RESEND seconds to a worker still alive: one
     that missed the first stops gracefully within seconds, not by the kill after the grace time."""
-    port = free_port()
-    proc = serve_logging(tmp_path / "lost.db", port, python=LOSES_THE_FIRST_SIGTERM)
-    try:
-        wait_until_up(port, proc)
-    except BaseException:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate(timeout=30)
-        raise
-    proc.terminate()
-    stopped, out = stopped_within(proc, 12)
+    proc, stopped, out = serve_then_stop(tmp_path, LOSES_THE_FIRST_SIGTERM, 12)
     assert stopped, out
     assert "Killing worker-" not in out, out
     assert proc.returncode == 0, out
