@@ -42,6 +42,14 @@ def test_a_body_that_is_not_json_is_400_invalid_json(seeded, new_reader, body: b
     assert response.headers["cache-control"] == "no-store"
 
 
+@pytest.mark.parametrize(("path", "cached"), [("/api/workbook", "no-store"), ("/api/nothing-here", "no-store"),
+                                             ("/api/session", "no-store"), ("/healthz", None), ("/", "no-cache")])
+def test_every_api_answer_is_never_stored_and_the_page_keeps_its_own_caching(client: TestClient, path: str,
+                                                                            cached: str | None) -> None:
+    """Success, 401, 404 or 405 alike: nothing under /api/ may be kept by a browser or a proxy."""
+    assert client.get(path).headers.get("cache-control") == cached
+
+
 @pytest.mark.parametrize("path", ["/healthz", "/api/nothing-here"])
 def test_security_headers_on_every_response(client: TestClient, path: str) -> None:
     response = client.get(path)

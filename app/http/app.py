@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar, Router
-from litestar.datastructures import CacheControlHeader, State
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi.config import OpenAPIConfig
 
@@ -114,8 +114,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     api = Router(
         path="/api",
         route_handlers=API_CONTROLLERS,
-        # Everything under /api is the reader's own data: never cached.
-        cache_control=CacheControlHeader(no_store=True),
+        # Everything under /api is never cached: add_security_headers says so (app/http/headers.py).
         dependencies={"principal": Provide(provide_principal, sync_to_thread=False)},
     )
     return Litestar(

@@ -17,15 +17,23 @@ SECURITY_HEADERS = {
     "content-security-policy": "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
 }
 _RAW = tuple((name.encode(), value.encode()) for name, value in SECURITY_HEADERS.items())
-_NAMES = frozenset(name for name, _ in _RAW)
+
+
+# Everything under /api is the reader's own data: never cached (unless a response says otherwise).
+API_PREFIX = "/api/"
+_NO_STORE = (b"cache-control", b"no-store")
 
 
 async def add_security_headers(message: Message, scope: Scope) -> None:
     """Adds each header the response does not set itself, in one pass over its headers (the
-    hook runs on every response, so it costs every request)."""
+    hook runs on every response, so it costs every request), and `Cache-Control: no-store` to
+    the API's (here rather than as the API router's cache_control, which cost each API
+    response more than this whole hook: bench/README.md)."""
     if message["type"] != "http.response.start":
         return
     headers = list(message.get("headers") or ())
-    present = {bytes(name).lower() for name, _ in headers} & _NAMES
+    present = {bytes(name).lower() for name, _ in headers}
     headers.extend(pair for pair in _RAW if pair[0] not in present)
+    if b"cache-control" not in present and scope["path"].startswith(API_PREFIX):
+        headers.append(_NO_STORE)
     message["headers"] = headers
