@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from app.http.observability import AccessLog
+from app.http.observability import AccessLine, AccessLog
 from tests.helpers import Reader
 
 
@@ -43,8 +43,8 @@ def test_access_log_lines_hold_no_ids_or_answers(seeded, new_reader, captured) -
 @pytest.mark.anyio
 async def test_lines_are_written_in_batches_a_moment_later() -> None:
     log = AccessLog(io.StringIO())
-    log.write({"route": "/healthz"})
-    log.write({"route": "/api/workbook"})
+    log.write(AccessLine("2026-12-06T22:37:24.001Z", "GET", "/healthz", 200, 0.5))
+    log.write(AccessLine("2026-12-06T22:37:24.002Z", "GET", "/api/workbook", 200, 1.25))
     assert log.stream.getvalue() == ""  # nothing written per request
     await asyncio.sleep(AccessLog.FLUSH_SECONDS + 0.1)
     assert [json.loads(x)["route"] for x in log.stream.getvalue().splitlines()] == ["/healthz", "/api/workbook"]

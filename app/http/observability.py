@@ -45,6 +45,9 @@ BUCKETS_MS = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
 LOCAL_NAMES = {"localhost", "testclient"}
 
 
+_STATUS_CLASS = tuple(f"{n}xx" for n in range(10))
+
+
 @dataclass
 class Series:
     count: int = 0
@@ -57,7 +60,7 @@ class Metrics:
         self.series: dict[tuple[str, str, str], Series] = defaultdict(Series)
 
     def observe(self, method: str, route: str, status: int, ms: float) -> None:
-        s = self.series[(method, route, f"{status // 100}xx")]
+        s = self.series[(method, route, _STATUS_CLASS[status // 100])]
         s.count += 1
         s.total_ms += ms
         s.buckets[bisect.bisect_left(BUCKETS_MS, ms)] += 1
@@ -83,6 +86,19 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
+class AccessLine(msgspec.Struct):
+    """One request's line: {"time", "method", "route", "status", "ms"}."""
+
+    time: str
+    method: str
+    route: str
+    status: int
+    ms: float
+
+
+_encode_line = msgspec.json.Encoder().encode
+
+
 class AccessLog:
     """Access lines, encoded at once and written to a stream in batches."""
 
@@ -98,8 +114,8 @@ class AccessLog:
         self._lines: list[bytes] = []
         self._timer: asyncio.TimerHandle | None = None
 
-    def write(self, entry: dict[str, object]) -> None:
-        self._lines.append(msgspec.json.encode(entry))
+    def write(self, entry: AccessLine) -> None:
+        self._lines.append(_encode_line(entry))
         if len(self._lines) >= self.MAX_LINES:
             self.flush()
         elif self._timer is None:
@@ -128,6 +144,7 @@ class AccessLog:
 
 _second = -1
 _prefix = ""
+_MILLIS = tuple(f"{n:03d}Z" for n in range(1000))
 
 
 def _stamp() -> str:
@@ -138,7 +155,7 @@ def _stamp() -> str:
     second = int(moment)
     if second != _second:
         _second, _prefix = second, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
-    return f"{_prefix}{int((moment - second) * 1000):03d}Z"
+    return _prefix + _MILLIS[int((moment - second) * 1000)]
 
 
 def access_log(metrics: Metrics, lines: AccessLog | None) -> Callable[[ASGIApp], ASGIApp]:
@@ -166,8 +183,7 @@ def access_log(metrics: Metrics, lines: AccessLog | None) -> Callable[[ASGIApp],
                 method = scope["method"]
                 metrics.observe(method, route, status, ms)
                 if lines is not None:
-                    lines.write({"time": _stamp(), "method": method, "route": route, "status": status,
-                                 "ms": round(ms, 2)})
+                    lines.write(AccessLine(_stamp(), method, route, status, round(ms, 2)))
 
         return logged
 
