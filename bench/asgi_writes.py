@@ -1,0 +1,220 @@
+"""The write mix's own cost per request, without sockets: the app's ASGI callable in a loop.
+
+    .venv/bin/python bench/asgi_writes.py [--users 10000] [--requests 2000] [--rounds 5]
+                                          [--tree DIR ...] [--data DIR]
+
+The two writes of bench/load.py's write mix, each measured alone: editing a reader's last
+answer (`PUT /api/exercises/{id}/response`) and adding a list-builder entry (`POST
+/api/tools/list-builder/instances`), as a browser sends them (session and CSRF cookies,
+`x-csrftoken`, `application/json`), `--requests` of each from 8 concurrent tasks, round-robin
+over the dataset's active readers. The session cookies are opened once before measuring (the
+app keeps recently seen cookies opened), so the steady state is what is measured. Then the
+same two writes as bench/floor.py runs them: the domain's work through `Database.change`, with
+a value sealed once at start, no HTTP at all ("floor answer", "floor tool").
+
+Printed: the process's CPU (user + system, the database threads included) per request, in µs.
+`--tree DIR` (repeatable) measures other checkouts in the same run, as bench/asgi_loop.py
+does: each round runs every tree once, in turn, in a subprocess of its own, each on its own
+copy of the database; reported per tree: the median over the rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+TASKS = 8
+ANSWER = {"text": "Edited during the load test: the food bank years taught me planning."}
+TOOL_ENTRY = {"title": "Load test list", "items": ["one", "two", "three"]}
+NAMES = ("answer", "tool", "floor answer", "floor tool")
+
+
+def _scope(method: str, path: str, body: bytes, cookie: str, token: str) -> dict[str, Any]:
+    """A browser's write: its session and CSRF cookies, the CSRF header, a JSON body."""
+    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+            "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+            "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 8000),
+            "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()), (b"x-csrftoken", token.encode()),
+                        (b"cookie", f"dt_session={cookie}; csrftoken={token}".encode())]}
+
+
+async def _timed(one: Callable[[int], Awaitable[int]], requests: int, warm: int) -> float:
+    """CPU µs per request of `requests` calls of `one` from TASKS tasks, after `warm` calls per
+    task; every call must answer 2xx."""
+    per_task = requests // TASKS
+    statuses: list[int] = []
+
+    async def loop(start: int, count: int) -> None:
+        for n in range(start, start + count):
+            statuses.append(await one(n))
+
+    await asyncio.gather(*(loop(t * warm, warm) for t in range(TASKS)))
+    statuses.clear()
+    cpu = time.process_time()
+    await asyncio.gather(*(loop(t * per_task, per_task) for t in range(TASKS)))
+    cpu = time.process_time() - cpu
+    bad = [s for s in statuses if not 200 <= s < 300]
+    if bad:
+        raise SystemExit(f"{len(bad)} answers were not 2xx (first: {bad[0]})")
+    return 1e6 * cpu / len(statuses)
+
+
+async def _measure(db: Path, secret: str, readers: list[dict[str, Any]], token: str,
+                   requests: int) -> dict[str, float]:
+    from app.config import Settings
+    from app.domain import keys
+    from app.domain.sessions import ServerKeys, principal_of
+    from app.http.app import create_app
+
+    app = create_app(Settings(db_path=db, secret_hex=secret, rate_limits=False, argon2="fast"))
+    server = ServerKeys.derive(bytes.fromhex(secret), argon2=keys.Argon2Params.FAST)
+    answer_body = json.dumps({"response": ANSWER}).encode()
+    tool_body = json.dumps({"content": TOOL_ENTRY}).encode()
+    writes: dict[str, Callable[[dict[str, Any]], tuple[str, str, bytes]]] = {
+        "answer": lambda r: ("PUT", f"/api/exercises/{r['last_answered']}/response", answer_body),
+        "tool": lambda r: ("POST", "/api/tools/list-builder/instances", tool_body),
+    }
+    results: dict[str, float] = {}
+    async with app.lifespan():
+        # The steady state: every reader's cookie already opened (and kept), as after their first request.
+        for r in readers:
+            principal_of(server, r["cookie"])
+        for name, write in writes.items():
+
+            async def one(n: int, write: Callable[[dict[str, Any]], tuple[str, str, bytes]] = write) -> int:
+                reader = readers[n % len(readers)]
+                method, path, body = write(reader)
+                status: list[int] = []
+
+                async def receive() -> dict[str, Any]:
+                    return {"type": "http.request", "body": body, "more_body": False}
+
+                async def send(message: Any) -> None:
+                    if message["type"] == "http.response.start":
+                        status.append(message["status"])
+
+                await app(_scope(method, path, body, reader["cookie"], token), receive, send)  # type: ignore[arg-type]
+                return status[0]
+
+            # The first warm-up reaches every reader: their sessions' last_seen_at is then fresh, as
+            # in a steady state (the gate moves it at most every 5 minutes, with a write of its own).
+            results[name] = await _timed(one, requests, len(readers) // TASKS if name == "answer" else 100)
+        results.update(await _floor(app.state.db, server, readers, requests))
+    return results
+
+
+async def _floor(engine: Any, server: Any, readers: list[dict[str, Any]], requests: int) -> dict[str, float]:
+    """The floor's writes (bench/floor.py): the same works, a value sealed once, no HTTP."""
+    from app import timeutil
+    from app.domain import keys, tools, workbook
+    from app.domain.sessions import Principal, principal_of
+
+    dek = keys.new_data_key()
+    sealed_answer = keys.seal_column(dek, ANSWER, table="exercise_responses", row_id="0" * 36)
+    sealed_entry = keys.seal_column(dek, TOOL_ENTRY, table="tool_instances", row_id="0" * 36)
+    entry_hash = keys.content_hash(dek, TOOL_ENTRY)
+    sessions = [principal_of(server, r["cookie"]).session_id for r in readers]
+
+    class Presealed:
+        def seal_column(self, *args: Any, **kwargs: Any) -> str:
+            return sealed_answer
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(keys, name)
+
+    async def floor_answer(n: int) -> int:
+        reader = readers[n % len(readers)]
+        principal = Principal(reader["user_id"], sessions[n % len(readers)], dek)
+        stamp = timeutil.now_iso()
+        await engine.change(lambda: workbook.answer_work(principal, reader["last_answered"], ANSWER, None, stamp),
+                            principal)
+        return 200
+
+    async def floor_tool(n: int) -> int:
+        reader = readers[n % len(readers)]
+        principal = Principal(reader["user_id"], sessions[n % len(readers)], dek)
+        stamp, instance_id = timeutil.now_iso(), str(uuid.uuid4())
+        await engine.change(lambda: tools.create_work(principal, "list-builder", TOOL_ENTRY, tools.STANDALONE, None,
+                                                      instance_id, sealed_entry, entry_hash, stamp), principal)
+        return 201
+
+    real_keys = workbook.keys  # type: ignore[attr-defined]
+    workbook.keys = Presealed()  # type: ignore[assignment]  # this process only, after the HTTP writes
+    try:
+        return {"floor answer": await _timed(floor_answer, requests, 100),
+                "floor tool": await _timed(floor_tool, requests, 100)}
+    finally:
+        workbook.keys = real_keys
+
+
+def child(args: argparse.Namespace) -> None:
+    """One round in this process: print the figures as JSON."""
+    sys.stderr = open(os.devnull, "w")  # the access lines
+    active = json.loads((Path(args.data) / f"dreamtree-bench-{args.users}" / "active.json").read_text())
+    from app.domain import keys
+    from app.domain.sessions import ServerKeys
+    from app.http.csrf import new_token
+
+    token = new_token(ServerKeys.derive(bytes.fromhex(active["secret"]), argon2=keys.Argon2Params.FAST).csrf)
+    print(json.dumps(asyncio.run(_measure(Path(args.db), active["secret"], active["readers"], token, args.requests))))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--active", type=int, default=2_000)
+    parser.add_argument("--requests", type=int, default=2_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--tree", action="append", default=[], type=Path,
+                        help="another checkout to measure in the same run (repeatable)")
+    parser.add_argument("--data", default=tempfile.gettempdir(), help="where datasets are built and kept")
+    parser.add_argument("--db", help=argparse.SUPPRESS)  # set for a round's subprocess
+    args = parser.parse_args()
+    if args.db:
+        child(args)
+        return
+    sys.path.insert(0, str(HERE))
+    from dataset import ensure
+
+    ensure(Path(args.data) / f"dreamtree-bench-{args.users}", args.users, args.active)
+    trees = [ROOT, *(t.resolve() for t in args.tree)]
+    work = Path(tempfile.mkdtemp(prefix="dreamtree-asgi-writes-"))
+    figures: dict[Path, list[dict[str, float]]] = {t: [] for t in trees}
+    try:
+        for n in range(len(trees)):  # each tree its own copy: the writes change it
+            shutil.copyfile(Path(args.data) / f"dreamtree-bench-{args.users}" / "dreamtree.db", work / f"{n}.db")
+        for round_ in range(args.rounds):
+            for n, tree in enumerate(trees):
+                out = subprocess.run(
+                    [sys.executable, str(HERE / "asgi_writes.py"), "--users", str(args.users), "--data", args.data,
+                     "--requests", str(args.requests), "--db", str(work / f"{n}.db")],
+                    cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True, text=True, check=True)
+                figures[tree].append(json.loads(out.stdout))
+                print(f"round {round_ + 1} {tree}: " + ", ".join(f"{k} {v:.0f}" for k, v in figures[tree][-1].items()),
+                      file=sys.stderr)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"CPU µs per request, median of {args.rounds} rounds ({args.requests} requests each, {TASKS} tasks)")
+    print(f"{'tree':<40} " + " ".join(f"{name:>13}" for name in NAMES))
+    for tree in trees:
+        print(f"{str(tree)[-40:]:<40} " + " ".join(
+            f"{statistics.median(r[name] for r in figures[tree]):>13.0f}" for name in NAMES))
+
+
+if __name__ == "__main__":
+    main()
