@@ -329,3 +329,22 @@ def test_an_empty_answer_to_a_required_exercise_is_refused_and_completes_nothing
 def test_an_optional_exercise_takes_an_empty_answer_and_numbers_say_something(reader: Reader) -> None:
     assert answer(reader, "1.1.1.v1", {"years": 0}).status_code == 200
     assert reader.put("/api/exercises/1.1.2.v1/response", {"response": ""}).status_code == 200
+
+
+@pytest.mark.parametrize("method, path", [("PUT", "/api/exercises/1.1.1.v1/response"),
+                                          ("POST", "/api/tools/list-builder/instances")])
+def test_a_write_without_a_session_is_401_unless_its_body_is_not_json(seeded, new_reader, method: str,
+                                                                     path: str) -> None:
+    """The order of a hot write's checks: a body that is not JSON (400), then the session
+    (401), then the body's shape (422); the same whatever way the handler gets its reader."""
+    stranger = new_reader()
+    not_json = stranger.request(method, path, content=b'{"response": ', headers={"content-type": "application/json"})
+    assert not_json.status_code == 400 and not_json.json()["code"] == "invalid_json"
+    for body in ({"nonsense": 1}, {"response": {"text": "hi"}, "content": {"title": "hi"}}, []):
+        wrong_shape = stranger.request(method, path, json=body)
+        assert wrong_shape.status_code == 401 and wrong_shape.json()["code"] == "no_session", body
+    no_body = stranger.request(method, path)
+    assert no_body.status_code == 401 and no_body.json()["code"] == "no_session"
+    forged = new_reader()
+    forged.jar.set("dt_session", "v1.forged")
+    assert forged.request(method, path, json={"nonsense": 1}, csrf=False).status_code == 403  # no CSRF token yet

@@ -17,6 +17,7 @@ from app.domain.workbook import AnswerSaved, CompletedModule, Exercise, Outline,
 from app.http.auth import reader_of
 from app.http.contract import BODY, CHANGE, READER, problems
 from app.http.request import HttpRequest, Strict
+from app.http.tools import WRITER
 
 
 class AnswerIn(Strict):
@@ -44,9 +45,10 @@ class WorkbookController(Controller):
 
     @put("/exercises/{full_exercise_id:str}/response", summary="Save or edit the answer",
          responses=problems(READER, BODY, CHANGE, "exercise_locked", "not_found", "empty_answer", "response_too_large",
-                            "unknown_skill"))
-    async def answer(self, full_exercise_id: FromPath[str], data: JSONBody[AnswerIn], db: NamedDependency[Engine],
+                            "unknown_skill"), dependencies=WRITER)
+    async def answer(self, full_exercise_id: FromPath[str], data: JSONBody[AnswerIn], request: HttpRequest,
                      principal: NamedDependency[Principal]) -> AnswerSaved:
+        db: Engine = request.app.state.db  # the reader alone through injection (app/http/tools.py)
         return await workbook.answer(db, principal, full_exercise_id, data.response, data.skills)
 
     @get("/modules", summary="The reader's completed modules", responses=problems(READER))
