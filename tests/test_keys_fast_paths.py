@@ -110,3 +110,29 @@ def test_base64url_is_refused_exactly_when_it_does_not_encode_back(text: str) ->
     except ValueError:
         new = None
     assert new == old_b64u_decode(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values)
+def test_what_is_sealed_or_hashed_from_its_canonical_bytes_is_what_the_value_gives(value: object) -> None:
+    """A caller that already has a value's canonical bytes (its size was measured) seals and
+    hashes those: the envelope opens to the same value, and the hash is the value's."""
+    if not isinstance(fast_jcs(value), bytes):
+        return  # not JSON that can be kept: refused before anything is sealed
+    dek = keys.new_data_key()
+    canonical = keys.canonical_json(value)
+    column = keys.seal_column_of(dek, canonical, table="tool_instances", row_id="r1")
+    assert keys.open_column(dek, column, table="tool_instances", row_id="r1") == \
+        keys.open_column(dek, keys.seal_column(dek, value, table="tool_instances", row_id="r1"),
+                         table="tool_instances", row_id="r1")
+    assert keys.content_hash_of(dek, canonical) == keys.content_hash(dek, value)
+
+
+def test_a_data_key_keeps_one_cipher_that_seals_with_a_new_nonce_each_time() -> None:
+    dek = keys.new_data_key()
+    first = json.loads(keys.seal_column(dek, "same", table="t", row_id="r"))
+    cipher = dek._cipher
+    second = json.loads(keys.seal_column(dek, "same", table="t", row_id="r"))
+    assert dek._cipher is cipher and first["n"] != second["n"] and first["c"] != second["c"]
+    assert keys.open_document(dek, first, table="t", row_id="r") == "same"
+    assert "key=<redacted>" in repr(dek)

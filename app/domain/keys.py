@@ -34,7 +34,7 @@ import unicodedata
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Final, NoReturn, TypeGuard
+from typing import ClassVar, Final, NewType, NoReturn, TypeGuard
 
 import msgspec
 import rfc8785
@@ -165,7 +165,7 @@ class DataKey:
     """A user's 256-bit data key and its kid. The bytes never leave this module: no accessor, a
     redacting repr, and no pickling, so a key cannot end up in a log line, a cache or a response."""
 
-    __slots__ = ("_key", "_kid", "_dedup")
+    __slots__ = ("_aead", "_dedup", "_key", "_kid")
 
     def __init__(self, key: bytes, kid: str) -> None:
         if not isinstance(key, bytes) or len(key) != KEY_BYTES:
@@ -175,6 +175,7 @@ class DataKey:
         self._key = key
         self._kid = kid
         self._dedup: bytes | None = None
+        self._aead: AESGCM | None = None
 
     @property
     def kid(self) -> str:
@@ -186,6 +187,16 @@ class DataKey:
         if self._dedup is None:
             self._dedup = _hkdf(self._key, salt=None, info=b"dreamtree/v1/dedup")
         return self._dedup
+
+    @property
+    def _cipher(self) -> AESGCM:
+        """AES-256-GCM under this key, built on first use and kept with the key (a reader's key
+        lives in the opened-cookie cache across their requests; a new cipher per value costs
+        its set-up every time). Every call gives its own nonce; the object keeps no state of a
+        message between calls."""
+        if self._aead is None:
+            self._aead = AESGCM(self._key)
+        return self._aead
 
     def __repr__(self) -> str:
         return f"DataKey(kid={self._kid!r}, key=<redacted>)"
@@ -246,7 +257,12 @@ def _nfc(value: object, plain: list[bool] | None = None) -> FreeJSON:
 _PLAIN_JCS = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
-def canonical_json(value: object) -> bytes:
+Canonical = NewType("Canonical", bytes)
+"""Bytes `canonical_json` gave: a caller that needs a value's canonical form for more than one
+thing (its size, its seal, its hash) computes it once and hands these on."""
+
+
+def canonical_json(value: object) -> Canonical:
     """RFC 8785 (JCS) bytes of NFC-normalised JSON: what we encrypt, hash, MAC and bind as AAD, so
     equal content gives equal bytes whatever the key order, whitespace or Unicode composition.
     ValueError/TypeError for non-JSON values (NaN, integers beyond 2**53, sets, ...)."""
@@ -254,16 +270,21 @@ def canonical_json(value: object) -> bytes:
     normalised = _nfc(value, plain)
     if plain[0]:
         try:
-            return _PLAIN_JCS.encode(normalised).encode("utf-8")
+            return Canonical(_PLAIN_JCS.encode(normalised).encode("utf-8"))
         except UnicodeEncodeError:
             pass  # a lone surrogate: the JCS writer refuses it in its own words
-    return rfc8785.dumps(normalised)
+    return Canonical(rfc8785.dumps(normalised))
 
 
 def content_hash(dek: DataKey, content: object) -> str:
     """Keyed hash for dedup (§3.5): equal within one key, unlinkable across users, and not a
     guessing oracle for short answers the way a bare SHA-256 would be."""
-    return hmac.new(dek.dedup_key, canonical_json(content), hashlib.sha256).hexdigest()
+    return content_hash_of(dek, canonical_json(content))
+
+
+def content_hash_of(dek: DataKey, canonical: Canonical) -> str:
+    """`content_hash` of a value whose canonical bytes the caller already has."""
+    return hmac.new(dek.dedup_key, canonical, hashlib.sha256).hexdigest()
 
 
 # --- field envelopes ----------------------------------------------------------------------------
@@ -295,12 +316,15 @@ def is_envelope(value: object) -> TypeGuard[dict[str, str]]:
 def seal_value(dek: DataKey, value: object, *, table: str, row_id: str, pointer: str) -> dict[str, str]:
     """Encrypt any JSON value; the AAD pins it to one key, table, row and path, so a ciphertext
     copied anywhere else fails to open. Strings come back NFC-normalised."""
+    return _seal(dek, canonical_json(value), table=table, row_id=row_id, pointer=pointer)
+
+
+def _seal(dek: DataKey, plaintext: Canonical, *, table: str, row_id: str, pointer: str) -> dict[str, str]:
     aad = _field_aad(dek.kid, table, row_id, pointer)
-    plaintext = canonical_json(value)
     if len(plaintext) + TAG_BYTES > MAX_CIPHERTEXT_BYTES:
         raise ValueError("value too large to seal")
     nonce = os.urandom(NONCE_BYTES)
-    sealed = AESGCM(dek._key).encrypt(nonce, plaintext, aad)
+    sealed = dek._cipher.encrypt(nonce, plaintext, aad)
     return {"$enc": ENVELOPE_VERSION, "k": dek.kid, "n": b64u_encode(nonce), "c": b64u_encode(sealed)}
 
 
@@ -323,7 +347,7 @@ def open_value(dek: DataKey, envelope: object, *, table: str, row_id: str, point
     if len(sealed) < TAG_BYTES:
         raise SealBroken("malformed or oversized envelope")
     try:
-        plaintext = AESGCM(dek._key).decrypt(nonce, sealed, aad)
+        plaintext = dek._cipher.decrypt(nonce, sealed, aad)
     except InvalidTag:
         raise SealBroken("envelope failed authentication") from None
     if _DIGITS.search(plaintext) is None:  # no integer to read as a float: the fast decoder reads it the same
@@ -351,6 +375,11 @@ def open_document(dek: DataKey, sealed: object, *, table: str, row_id: str) -> F
 def seal_column(dek: DataKey, doc: object, *, table: str, row_id: str) -> str:
     """A document sealed as the text its column stores (response_json, content_json)."""
     return msgspec.json.encode(seal_document(dek, doc, table=table, row_id=row_id)).decode()  # ASCII, no spaces
+
+
+def seal_column_of(dek: DataKey, canonical: Canonical, *, table: str, row_id: str) -> str:
+    """`seal_column` of a document whose canonical bytes the caller already has."""
+    return msgspec.json.encode(_seal(dek, canonical, table=table, row_id=row_id, pointer="")).decode()
 
 
 def open_column(dek: DataKey, text: str, *, table: str, row_id: str) -> FreeJSON:

@@ -232,6 +232,12 @@ ready_for_threads(*SHAPES.values())  # imports validate entries on worker thread
 def validate_content(tool_type: str, content: FreeJSON) -> dict[str, FreeJSON]:
     """The content in its normalised form (every field present, defaults filled in), or
     Invalid naming the tool and the field. The one rule for the API and for imports."""
+    return validated(tool_type, content)[0]
+
+
+def validated(tool_type: str, content: FreeJSON) -> tuple[dict[str, FreeJSON], keys.Canonical]:
+    """`validate_content`, and the normalised content's canonical bytes it measured (for a
+    caller that seals and hashes it next)."""
     shape = SHAPES.get(tool_type)
     if shape is None:
         raise Invalid(f"There is no content shape for tool {tool_type!r}.", code="invalid_tool_content")
@@ -240,10 +246,11 @@ def validate_content(tool_type: str, content: FreeJSON) -> dict[str, FreeJSON]:
     except msgspec.ValidationError as exc:
         raise Invalid(f"{tool_type} content: {_plain(str(exc))}", code="invalid_tool_content") from None
     normalised: dict[str, FreeJSON] = msgspec.to_builtins(value)
-    if len(keys.canonical_json(normalised)) > MAX_CONTENT_BYTES:
+    canonical = keys.canonical_json(normalised)
+    if len(canonical) > MAX_CONTENT_BYTES:
         raise Invalid(f"{tool_type} content can be at most {MAX_CONTENT_BYTES // 1024} KiB.",
                       code="tool_content_too_large")
-    return normalised
+    return normalised, canonical
 
 
 

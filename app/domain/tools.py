@@ -44,7 +44,7 @@ from app.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from app.domain.json_limits import FreeJSON
 from app.domain.sessions import Principal
 from app.domain.skill_tags import checked_skills, read_with_skills, tag_statements, usable_skills
-from app.domain.tool_shapes import content_schema, has_shape, validate_content, with_kept
+from app.domain.tool_shapes import content_schema, has_shape, validate_content, validated, with_kept
 from app.timeutil import now_iso
 
 MAX_INSTANCES_PER_TOOL: Final = 1000
@@ -225,10 +225,10 @@ async def create_instance(db: Engine, principal: Principal, tool_type: str, cont
                           origin: str = STANDALONE, skills: list[str] | None = None) -> ToolInstance:
     if not has_shape(tool_type):
         raise _no_tool(tool_type)
-    normalised = validate_content(tool_type, content)
+    normalised, canonical = validated(tool_type, content)  # canonical once: measured, sealed and hashed
     instance_id = str(uuid.uuid4())
-    sealed = keys.seal_column(principal.dek, normalised, table=TABLE, row_id=instance_id)
-    content_hash = keys.content_hash(principal.dek, normalised)
+    sealed = keys.seal_column_of(principal.dek, canonical, table=TABLE, row_id=instance_id)
+    content_hash = keys.content_hash_of(principal.dek, canonical)
     stamp = now_iso()
     return await db.change(lambda: create_work(principal, tool_type, normalised, origin, skills, instance_id, sealed,
                                                content_hash, stamp), principal)
