@@ -155,12 +155,12 @@ async def _floor(engine: Any, server: Any, readers: list[dict[str, Any]], reques
         return 201
 
     real_keys = workbook.keys  # type: ignore[attr-defined]
-    workbook.keys = Presealed()  # type: ignore[assignment]  # this process only, after the HTTP writes
+    workbook.keys = Presealed()  # type: ignore[attr-defined, assignment]  # this process only, after the HTTP writes
     try:
         return {"floor answer": await _timed(floor_answer, requests, 100),
                 "floor tool": await _timed(floor_tool, requests, 100)}
     finally:
-        workbook.keys = real_keys
+        workbook.keys = real_keys  # type: ignore[attr-defined]
 
 
 def child(args: argparse.Namespace) -> None:
