@@ -17,7 +17,7 @@ from app.domain.workbook import AnswerSaved, CompletedModule, Exercise, Outline,
 from app.http.auth import reader_of
 from app.http.contract import BODY, CHANGE, READER, problems
 from app.http.request import HttpRequest, Strict
-from app.http.tools import WRITER
+from app.http.tools import SESSION_FIRST
 
 
 class AnswerIn(Strict):
@@ -45,11 +45,9 @@ class WorkbookController(Controller):
 
     @put("/exercises/{full_exercise_id:str}/response", summary="Save or edit the answer",
          responses=problems(READER, BODY, CHANGE, "exercise_locked", "not_found", "empty_answer", "response_too_large",
-                            "unknown_skill"), dependencies=WRITER)
-    async def answer(self, full_exercise_id: FromPath[str], data: JSONBody[AnswerIn], request: HttpRequest,
-                     principal: NamedDependency[Principal]) -> AnswerSaved:
-        db: Engine = request.app.state.db  # the reader alone through injection (app/http/tools.py)
-        return await workbook.answer(db, principal, full_exercise_id, data.response, data.skills)
+                            "unknown_skill"), exception_handlers=SESSION_FIRST)
+    async def answer(self, full_exercise_id: FromPath[str], data: JSONBody[AnswerIn], request: HttpRequest) -> AnswerSaved:
+        return await workbook.answer(*reader_of(request), full_exercise_id, data.response, data.skills)
 
     @get("/modules", summary="The reader's completed modules", responses=problems(READER))
     async def modules(self, db: NamedDependency[Engine], principal: NamedDependency[Principal]) -> list[CompletedModule]:
