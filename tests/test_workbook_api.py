@@ -348,3 +348,12 @@ def test_a_write_without_a_session_is_401_unless_its_body_is_not_json(seeded, ne
     forged = new_reader()
     forged.jar.set("dt_session", "v1.forged")
     assert forged.request(method, path, json={"nonsense": 1}, csrf=False).status_code == 403  # no CSRF token yet
+    forged.get("/healthz")  # now it has one
+    refused = forged.request(method, path, json={"nonsense": 1})
+    assert refused.status_code == 401 and refused.json()["code"] == "invalid_session"
+    signed_in = new_reader()
+    signed_in.start()
+    wrong_shape = signed_in.request(method, path, json={"nonsense": 1})
+    assert wrong_shape.status_code == 422 and wrong_shape.json()["code"] == "validation_failed"
+    no_body = signed_in.request(method, path)
+    assert no_body.status_code == 400 and no_body.json()["code"] == "invalid_json"
