@@ -1,7 +1,7 @@
 """The write mix's own cost per request, without sockets: the app's ASGI callable in a loop.
 
     .venv/bin/python bench/asgi_writes.py [--users 10000] [--requests 2000] [--rounds 5]
-                                          [--tree DIR ...] [--data DIR]
+                                          [--tree DIR ...] [--data DIR] [--instructions]
 
 The two writes of bench/load.py's write mix, each measured alone: editing a reader's last
 answer (`PUT /api/exercises/{id}/response`) and adding a list-builder entry (`POST
@@ -16,12 +16,20 @@ Printed: the process's CPU (user + system, the database threads included) per re
 `--tree DIR` (repeatable) measures other checkouts in the same run, as bench/asgi_loop.py
 does: each round runs every tree once, in turn, in a subprocess of its own, each on its own
 copy of the database; reported per tree: the median over the rounds.
+
+`--instructions` counts instructions per request instead, with valgrind's callgrind (as
+bench/instructions.py does for the reads): one process per checkout under callgrind, the
+instrumentation switched on only around each write's measured requests (every thread of the
+process, nothing else). CPU time moves by 15% between runs on a shared machine, instruction
+counts by about 1% (the writes change the file), so this is the measure for a change of a
+few per cent. Use `--requests 300`; needs `apt-get install valgrind`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import glob
 import json
 import os
 import shutil
@@ -38,6 +46,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 TASKS = 8
+COUNTING = False  # this process runs under callgrind: around each measured part, READY and DONE on stdout
 ANSWER = {"text": "Edited during the load test: the food bank years taught me planning."}
 TOOL_ENTRY = {"title": "Load test list", "items": ["one", "two", "three"]}
 NAMES = ("answer", "tool", "floor answer", "floor tool")
@@ -65,9 +74,15 @@ async def _timed(one: Callable[[int], Awaitable[int]], requests: int, warm: int)
 
     await asyncio.gather(*(loop(t * warm, warm) for t in range(TASKS)))
     statuses.clear()
+    if COUNTING:
+        print("READY", flush=True)
+        sys.stdin.readline()
     cpu = time.process_time()
     await asyncio.gather(*(loop(t * per_task, per_task) for t in range(TASKS)))
     cpu = time.process_time() - cpu
+    if COUNTING:
+        print("DONE", flush=True)
+        sys.stdin.readline()
     bad = [s for s in statuses if not 200 <= s < 300]
     if bad:
         raise SystemExit(f"{len(bad)} answers were not 2xx (first: {bad[0]})")
@@ -165,6 +180,8 @@ async def _floor(engine: Any, server: Any, readers: list[dict[str, Any]], reques
 
 def child(args: argparse.Namespace) -> None:
     """One round in this process: print the figures as JSON."""
+    global COUNTING
+    COUNTING = args.instructions
     sys.stderr = open(os.devnull, "w")  # the access lines
     active = json.loads((Path(args.data) / f"dreamtree-bench-{args.users}" / "active.json").read_text())
     from app.domain import keys
@@ -184,6 +201,8 @@ def main() -> None:
     parser.add_argument("--tree", action="append", default=[], type=Path,
                         help="another checkout to measure in the same run (repeatable)")
     parser.add_argument("--data", default=tempfile.gettempdir(), help="where datasets are built and kept")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count instructions per request with callgrind instead of CPU time (one round)")
     parser.add_argument("--db", help=argparse.SUPPRESS)  # set for a round's subprocess
     args = parser.parse_args()
     if args.db:
@@ -194,6 +213,9 @@ def main() -> None:
 
     ensure(Path(args.data) / f"dreamtree-bench-{args.users}", args.users, args.active)
     trees = [ROOT, *(t.resolve() for t in args.tree)]
+    if args.instructions:
+        counted(trees, args)
+        return
     work = Path(tempfile.mkdtemp(prefix="dreamtree-asgi-writes-"))
     figures: dict[Path, list[dict[str, float]]] = {t: [] for t in trees}
     try:
@@ -215,6 +237,66 @@ def main() -> None:
     for tree in trees:
         print(f"{str(tree)[-40:]:<40} " + " ".join(
             f"{statistics.median(r[name] for r in figures[tree]):>13.0f}" for name in NAMES))
+
+
+def count(tree: Path, db: Path, args: argparse.Namespace) -> dict[str, float]:
+    """Instructions per request of each part, for one checkout, under callgrind."""
+    if not shutil.which("valgrind"):
+        raise SystemExit("valgrind is not installed (apt-get install valgrind)")
+    out = Path(tempfile.mkdtemp(prefix="dreamtree-callgrind-"))
+    proc = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}/cg.%p", sys.executable,
+         str(HERE / "asgi_writes.py"), "--users", str(args.users), "--data", args.data, "--requests",
+         str(args.requests), "--db", str(db), "--instructions"],
+        cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    figures: dict[str, float] = {}
+    try:
+        for name in NAMES:
+            if proc.stdout.readline().strip() != "READY":
+                raise SystemExit(f"{tree}: the measured process stopped (run it without --instructions to see why)")
+            subprocess.run(["callgrind_control", "--zero", str(proc.pid)], capture_output=True, check=True)
+            subprocess.run(["callgrind_control", "--instr=on", str(proc.pid)], capture_output=True, check=True)
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+            if proc.stdout.readline().strip() != "DONE":
+                raise SystemExit(f"{tree}: the measured process stopped during {name}")
+            subprocess.run(["callgrind_control", "--instr=off", str(proc.pid)], capture_output=True, check=True)
+            for old in glob.glob(f"{out}/cg.*"):
+                os.unlink(old)
+            subprocess.run(["callgrind_control", "--dump", str(proc.pid)], capture_output=True, check=True)
+            totals = [int(line.split()[1]) for dump in glob.glob(f"{out}/cg.*") for line in open(dump)
+                      if line.startswith(("summary:", "totals:"))]
+            figures[name] = max(totals) / (args.requests // TASKS * TASKS)
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+        proc.stdout.read()
+        proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        shutil.rmtree(out, ignore_errors=True)
+    return figures
+
+
+def counted(trees: list[Path], args: argparse.Namespace) -> None:
+    work = Path(tempfile.mkdtemp(prefix="dreamtree-asgi-writes-"))
+    rows: list[tuple[Path, dict[str, float]]] = []
+    try:
+        for n, tree in enumerate(trees):
+            shutil.copyfile(Path(args.data) / f"dreamtree-bench-{args.users}" / "dreamtree.db", work / f"{n}.db")
+            rows.append((tree, count(tree, work / f"{n}.db", args)))
+            print(f"counted {tree}", file=sys.stderr)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"instructions per request ({args.requests} requests each, {TASKS} tasks); in brackets: the floor's over "
+          "the write's")
+    print(f"{'tree':<40} " + " ".join(f"{name:>18}" for name in NAMES))
+    for tree, figures in rows:
+        cells = [f"{figures[name]:>10,.0f}" + (f" ({figures['floor ' + name] / figures[name]:.0%})"
+                                                if name in ("answer", "tool") else "") for name in NAMES]
+        print(f"{str(tree)[-40:]:<40} " + " ".join(f"{c:>18}" for c in cells))
 
 
 if __name__ == "__main__":
