@@ -35,7 +35,7 @@ def session_first(request: HttpRequest, exc: ValidationException) -> Response[di
 
     The answer and a new tool entry take their reader from the request in the handler
     (`auth.reader_of`, as the hot reads do) instead of through `db` and `principal` by
-    dependency injection, which cost about 80,000 instructions per write (bench/README.md).
+    dependency injection, which cost about 100,000 instructions per write (bench/README.md).
     Injected, the reader was resolved after the body was read and before its shape was
     checked; the handler runs after both, so this puts the session first again for a body
     of the wrong shape: each request gets the error it got before."""
