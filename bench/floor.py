@@ -13,7 +13,9 @@ floor always runs what the real endpoint runs.
   work itself (editing an answer, adding a list-builder entry) run by `Database.change` with
   the session as its gate: its reads, decision and write batch in one `BEGIN IMMEDIATE` job on
   the writer, as the real endpoint runs it. The sealed value is sealed once at start, not per
-  request, and the answer is not shaped into the API's JSON. (Sealed under the floor's own
+  request, each new entry's content hash is a different one worked out at start (as real
+  entries' hashes differ, and land anywhere in their index), and the answer is not shaped
+  into the API's JSON. (Sealed under the floor's own
   key, so those answers and entries no longer open for their reader: bench/load.py runs the
   floor's writes after every load that reads them.)
 
@@ -26,6 +28,7 @@ with DREAMTREE_DB set.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -47,6 +50,7 @@ from app.domain.sessions import Principal
 Rows = list[list[Any]]
 ANSWER = {"text": "Edited during the load test: the food bank years taught me planning."}
 TOOL_ENTRY = {"title": "Load test list", "items": ["one", "two", "three"]}
+ENTRY_HASHES = 100_000
 
 
 def _daily_dos(principal: Principal) -> Work[Any]:
@@ -85,7 +89,11 @@ def create_app() -> Litestar:
     dek = keys.new_data_key()
     sealed_answer = keys.seal_column(dek, ANSWER, table="exercise_responses", row_id="0" * 36)
     sealed_entry = keys.seal_column(dek, TOOL_ENTRY, table="tool_instances", row_id="0" * 36)
-    entry_hash = keys.content_hash(dek, TOOL_ENTRY)
+    # Each new entry gets a hash of its own, as real entries do (a keyed hash lands anywhere in
+    # idx_tool_instances_content_hash; one hash for all would always hit one cached page), from
+    # hashes worked out at start, so no request hashes.
+    entry_hashes = itertools.cycle([keys.content_hash(dek, {**TOOL_ENTRY, "title": f"Load test list {n}"})
+                                    for n in range(ENTRY_HASHES)])
     workbook.keys = Presealed(sealed_answer)  # type: ignore[assignment]  # this process only
 
     @asynccontextmanager
@@ -119,7 +127,8 @@ def create_app() -> Litestar:
         principal = Principal(u, s, dek)
         stamp, instance_id = timeutil.now_iso(), str(uuid.uuid4())
         await state.db.change(lambda: tools.create_work(principal, "list-builder", TOOL_ENTRY, tools.STANDALONE, None,
-                                                        instance_id, sealed_entry, entry_hash, stamp), principal)
+                                                        instance_id, sealed_entry, next(entry_hashes), stamp),
+                              principal)
         return {"saved": True}
 
     @get("/healthz")
