@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import glob
 import json
 import os
 import shutil
@@ -42,6 +41,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+
+from common import callgrind_counts  # bench/ is the script's own directory
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -241,43 +242,9 @@ def main() -> None:
 
 def count(tree: Path, db: Path, args: argparse.Namespace) -> dict[str, float]:
     """Instructions per request of each part, for one checkout, under callgrind."""
-    if not shutil.which("valgrind"):
-        raise SystemExit("valgrind is not installed (apt-get install valgrind)")
-    out = Path(tempfile.mkdtemp(prefix="dreamtree-callgrind-"))
-    proc = subprocess.Popen(
-        ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}/cg.%p", sys.executable,
-         str(HERE / "asgi_writes.py"), "--users", str(args.users), "--data", args.data, "--requests",
-         str(args.requests), "--db", str(db), "--instructions"],
-        cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL, text=True)
-    assert proc.stdin is not None and proc.stdout is not None
-    figures: dict[str, float] = {}
-    try:
-        for name in NAMES:
-            if proc.stdout.readline().strip() != "READY":
-                raise SystemExit(f"{tree}: the measured process stopped (run it without --instructions to see why)")
-            subprocess.run(["callgrind_control", "--zero", str(proc.pid)], capture_output=True, check=True)
-            subprocess.run(["callgrind_control", "--instr=on", str(proc.pid)], capture_output=True, check=True)
-            proc.stdin.write("\n")
-            proc.stdin.flush()
-            if proc.stdout.readline().strip() != "DONE":
-                raise SystemExit(f"{tree}: the measured process stopped during {name}")
-            subprocess.run(["callgrind_control", "--instr=off", str(proc.pid)], capture_output=True, check=True)
-            for old in glob.glob(f"{out}/cg.*"):
-                os.unlink(old)
-            subprocess.run(["callgrind_control", "--dump", str(proc.pid)], capture_output=True, check=True)
-            totals = [int(line.split()[1]) for dump in glob.glob(f"{out}/cg.*") for line in open(dump)
-                      if line.startswith(("summary:", "totals:"))]
-            figures[name] = max(totals) / (args.requests // TASKS * TASKS)
-            proc.stdin.write("\n")
-            proc.stdin.flush()
-        proc.stdout.read()
-        proc.wait(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        shutil.rmtree(out, ignore_errors=True)
-    return figures
+    return callgrind_counts([str(HERE / "asgi_writes.py"), "--users", str(args.users), "--data", args.data,
+                             "--requests", str(args.requests), "--db", str(db), "--instructions"],
+                            tree, NAMES, args.requests // TASKS * TASKS)
 
 
 def counted(trees: list[Path], args: argparse.Namespace) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -76,3 +78,50 @@ def wrk(url: str, *, seconds: int, connections: int = 64, headers: dict[str, str
     for k, v in (headers or {}).items():
         args += ["-H", f"{k}: {v}"]
     return parse_wrk(subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout)
+
+
+def callgrind_counts(script: list[str], tree: Path, parts: Iterable[str], requests: int) -> dict[str, float]:
+    """Instructions per request of each part of `script` (a Python script and its arguments),
+    run in checkout `tree` under valgrind's callgrind. The script prints READY before each
+    part's measured requests and DONE after them, and waits for a line on stdin before each;
+    instrumentation is on only in between, so start-up and warm-up are not counted. Every
+    thread of the process is counted. Needs `apt-get install valgrind`."""
+    if not shutil.which("valgrind"):
+        raise SystemExit("valgrind is not installed (apt-get install valgrind)")
+    out = Path(tempfile.mkdtemp(prefix="dreamtree-callgrind-"))
+    proc = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}/cg.%p", PY, *script],
+        cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+
+    def control(*what: str) -> None:
+        subprocess.run(["callgrind_control", *what, str(proc.pid)], capture_output=True, check=True)
+
+    figures: dict[str, float] = {}
+    try:
+        for name in parts:
+            if proc.stdout.readline().strip() != "READY":
+                raise SystemExit(f"{tree}: the measured process stopped (run it without valgrind to see why)")
+            control("--zero")
+            control("--instr=on")
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+            if proc.stdout.readline().strip() != "DONE":
+                raise SystemExit(f"{tree}: the measured process stopped during {name}")
+            control("--instr=off")
+            for old in out.glob("cg.*"):
+                old.unlink()
+            control("--dump")
+            totals = [int(line.split()[1]) for dump in out.glob("cg.*") for line in dump.open()
+                      if line.startswith(("summary:", "totals:"))]
+            figures[name] = max(totals) / requests
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+        proc.stdout.read()
+        proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        shutil.rmtree(out, ignore_errors=True)
+    return figures

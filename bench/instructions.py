@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import glob
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from common import callgrind_counts  # bench/ is the script's own directory
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -103,41 +103,9 @@ def child(args: argparse.Namespace) -> None:
 
 def count(tree: Path, db: Path, args: argparse.Namespace, *, floor: bool) -> dict[str, float]:
     """Instructions per request of each endpoint, for one checkout (or its floor)."""
-    out = Path(tempfile.mkdtemp(prefix="dreamtree-callgrind-"))
-    proc = subprocess.Popen(
-        ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}/cg.%p", sys.executable,
-         str(HERE / "instructions.py"), "--child", "--db", str(db), "--data", args.data,
-         "--requests", str(args.requests), *(["--floor"] if floor else [])],
-        cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL, text=True)
-    assert proc.stdin is not None and proc.stdout is not None
-    control = ["callgrind_control"]
-    figures: dict[str, float] = {}
-    try:
-        for name in ENDPOINTS:
-            if proc.stdout.readline().strip() != "READY":
-                raise SystemExit(f"{tree}: the measured process stopped (run it without valgrind to see why)")
-            subprocess.run([*control, "--zero", str(proc.pid)], capture_output=True, check=True)
-            subprocess.run([*control, "--instr=on", str(proc.pid)], capture_output=True, check=True)
-            proc.stdin.write("\n")
-            proc.stdin.flush()
-            if proc.stdout.readline().strip() != "DONE":
-                raise SystemExit(f"{tree}: the measured process stopped during {name}")
-            subprocess.run([*control, "--instr=off", str(proc.pid)], capture_output=True, check=True)
-            for old in glob.glob(f"{out}/cg.*"):
-                os.unlink(old)
-            subprocess.run([*control, "--dump", str(proc.pid)], capture_output=True, check=True)
-            totals = [int(line.split()[1]) for dump in glob.glob(f"{out}/cg.*") for line in open(dump)
-                      if line.startswith(("summary:", "totals:"))]
-            figures[name] = max(totals) / args.requests
-            proc.stdin.write("\n")
-            proc.stdin.flush()
-        proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        shutil.rmtree(out, ignore_errors=True)
-    return figures
+    return callgrind_counts([str(HERE / "instructions.py"), "--child", "--db", str(db), "--data", args.data,
+                             "--requests", str(args.requests), *(["--floor"] if floor else [])],
+                            tree, ENDPOINTS, args.requests)
 
 
 def main() -> None:
