@@ -6,48 +6,23 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, Response, delete, get, post, put
+from litestar import Controller, delete, get, post, put
 from litestar.di import NamedDependency
-from litestar.exceptions import ValidationException
 from litestar.params import FromPath, JSONBody
-from litestar.types import ExceptionHandlersMap
 
 from app.db.engine import Engine
 from app.domain import tools
-from app.domain.errors import Unauthorized
 from app.domain.json_limits import FreeJSON
 from app.domain.sessions import Principal
 from app.domain.tools import ToolInfo, ToolInstance
-from app.http.auth import reader_of
+from app.http.auth import SESSION_FIRST, reader_of
 from app.http.contract import BODY, CHANGE, READER, problems
-from app.http.problems import handle_exception
 from app.http.request import HttpRequest, Strict
 
 # What a tool entry's content can be refused for (its shape, its size, its tags).
 CONTENT = ("invalid_tool_content", "tool_content_too_large", "unknown_skill")
 
 SkillIds = Annotated[list[Annotated[str, msgspec.Meta(max_length=100)]], msgspec.Meta(max_length=50)]
-
-
-def session_first(request: HttpRequest, exc: ValidationException) -> Response[dict[str, object]]:
-    """A hot write's body that does not fit its shape (422, or 400 when there is none), unless
-    the request has no session that opens: then the 401 it always had first.
-
-    The answer and a new tool entry take their reader from the request in the handler
-    (`auth.reader_of`, as the hot reads do) instead of through `db` and `principal` by
-    dependency injection, which cost about 100,000 instructions per write (bench/README.md).
-    Injected, the reader was resolved after the body was read and before its shape was
-    checked; the handler runs after both, so this puts the session first again for a body
-    of the wrong shape: each request gets the error it got before."""
-    try:
-        reader_of(request)
-    except Unauthorized as refused:
-        return handle_exception(request, refused)
-    return handle_exception(request, exc)
-
-
-# A hot write's handler takes its reader itself (`reader_of`) and declares this.
-SESSION_FIRST: ExceptionHandlersMap = {ValidationException: session_first}
 
 
 class NewToolInstance(Strict):

@@ -14,10 +14,9 @@ from app.domain import workbook
 from app.domain.json_limits import FreeJSON
 from app.domain.sessions import Principal
 from app.domain.workbook import AnswerSaved, CompletedModule, Exercise, Outline, WorkbookComplete
-from app.http.auth import reader_of
+from app.http.auth import SESSION_FIRST, reader_of
 from app.http.contract import BODY, CHANGE, READER, problems
 from app.http.request import HttpRequest, Strict
-from app.http.tools import SESSION_FIRST
 
 
 class AnswerIn(Strict):
