@@ -43,13 +43,12 @@ from pathlib import Path
 from typing import Any
 
 from common import callgrind_counts  # bench/ is the script's own directory
+from floor import ANSWER, TOOL_ENTRY
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 TASKS = 8
 COUNTING = False  # this process runs under callgrind: around each measured part, READY and DONE on stdout
-ANSWER = {"text": "Edited during the load test: the food bank years taught me planning."}
-TOOL_ENTRY = {"title": "Load test list", "items": ["one", "two", "three"]}
 NAMES = ("answer", "tool", "floor answer", "floor tool")
 
 
@@ -136,42 +135,33 @@ async def _measure(db: Path, secret: str, readers: list[dict[str, Any]], token: 
 
 
 async def _floor(engine: Any, server: Any, readers: list[dict[str, Any]], requests: int) -> dict[str, float]:
-    """The floor's writes (bench/floor.py): the same works, a value sealed once, no HTTP."""
+    """The floor's writes (bench/floor.py's FloorWrites): the same works, values sealed and
+    hashed once at start, no HTTP."""
+    from floor import FloorWrites
+
     from app import timeutil
-    from app.domain import keys, tools, workbook
+    from app.domain import keys, workbook
     from app.domain.sessions import Principal, principal_of
 
     dek = keys.new_data_key()
-    sealed_answer = keys.seal_column(dek, ANSWER, table="exercise_responses", row_id="0" * 36)
-    sealed_entry = keys.seal_column(dek, TOOL_ENTRY, table="tool_instances", row_id="0" * 36)
-    entry_hash = keys.content_hash(dek, TOOL_ENTRY)
+    writes = FloorWrites(dek)
     sessions = [principal_of(server, r["cookie"]).session_id for r in readers]
 
-    class Presealed:
-        def seal_column(self, *args: Any, **kwargs: Any) -> str:
-            return sealed_answer
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(keys, name)
+    def principal(n: int) -> Principal:
+        return Principal(readers[n % len(readers)]["user_id"], sessions[n % len(readers)], dek)
 
     async def floor_answer(n: int) -> int:
-        reader = readers[n % len(readers)]
-        principal = Principal(reader["user_id"], sessions[n % len(readers)], dek)
-        stamp = timeutil.now_iso()
-        await engine.change(lambda: workbook.answer_work(principal, reader["last_answered"], ANSWER, None, stamp),
-                            principal)
+        reader, stamp = principal(n), timeutil.now_iso()
+        await engine.change(lambda: writes.answer(reader, readers[n % len(readers)]["last_answered"], stamp), reader)
         return 200
 
     async def floor_tool(n: int) -> int:
-        reader = readers[n % len(readers)]
-        principal = Principal(reader["user_id"], sessions[n % len(readers)], dek)
-        stamp, instance_id = timeutil.now_iso(), str(uuid.uuid4())
-        await engine.change(lambda: tools.create_work(principal, "list-builder", TOOL_ENTRY, tools.STANDALONE, None,
-                                                      instance_id, sealed_entry, entry_hash, stamp), principal)
+        reader, stamp, instance_id = principal(n), timeutil.now_iso(), str(uuid.uuid4())
+        await engine.change(lambda: writes.tool(reader, instance_id, stamp), reader)
         return 201
 
     real_keys = workbook.keys  # type: ignore[attr-defined]
-    workbook.keys = Presealed()  # type: ignore[attr-defined, assignment]  # this process only, after the HTTP writes
+    workbook.keys = writes.presealed  # type: ignore[attr-defined, assignment]  # this process only, after the HTTP writes
     try:
         return {"floor answer": await _timed(floor_answer, requests, 100),
                 "floor tool": await _timed(floor_tool, requests, 100)}

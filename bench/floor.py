@@ -78,23 +78,42 @@ class Presealed:
     def __init__(self, sealed: str) -> None:
         self.sealed = sealed
 
-    def seal_column(self, dek: keys.DataKey, doc: object, *, table: str, row_id: str) -> str:
+    def seal_column_of(self, dek: keys.DataKey, canonical: keys.Canonical, *, table: str, row_id: str) -> str:
         return self.sealed
 
     def __getattr__(self, name: str) -> Any:
         return getattr(keys, name)
 
 
+class FloorWrites:
+    """The floor's two writes, the domain's own works, with what a request would canonicalise,
+    seal and hash worked out once at start: `presealed` stands in for app.domain.keys in
+    app.domain.workbook while they run, and each new entry gets a content hash of its own, as
+    real entries do (a keyed hash lands anywhere in idx_tool_instances_content_hash; one hash
+    for all would always hit one cached page)."""
+
+    def __init__(self, dek: keys.DataKey) -> None:
+        self.answer_canonical = keys.canonical_json(ANSWER)
+        self.presealed = Presealed(keys.seal_column_of(dek, self.answer_canonical, table="exercise_responses",
+                                                       row_id="0" * 36))
+        self.sealed_entry = keys.seal_column(dek, TOOL_ENTRY, table="tool_instances", row_id="0" * 36)
+        self.entry_hashes = itertools.cycle([keys.content_hash(dek, {**TOOL_ENTRY, "title": f"Load test list {n}"})
+                                             for n in range(ENTRY_HASHES)])
+
+    def answer(self, principal: Principal, exercise: str, stamp: str) -> Work[Any]:
+        """Editing an answer (with `presealed` in place of the keys module)."""
+        return workbook.answer_work(principal, exercise, ANSWER, None, stamp, self.answer_canonical)
+
+    def tool(self, principal: Principal, instance_id: str, stamp: str) -> Work[Any]:
+        """Adding a list-builder entry."""
+        return tools.create_work(principal, "list-builder", TOOL_ENTRY, tools.STANDALONE, None, instance_id,
+                                 self.sealed_entry, next(self.entry_hashes), stamp)
+
+
 def create_app() -> Litestar:
     dek = keys.new_data_key()
-    sealed_answer = keys.seal_column(dek, ANSWER, table="exercise_responses", row_id="0" * 36)
-    sealed_entry = keys.seal_column(dek, TOOL_ENTRY, table="tool_instances", row_id="0" * 36)
-    # Each new entry gets a hash of its own, as real entries do (a keyed hash lands anywhere in
-    # idx_tool_instances_content_hash; one hash for all would always hit one cached page), from
-    # hashes worked out at start, so no request hashes.
-    entry_hashes = itertools.cycle([keys.content_hash(dek, {**TOOL_ENTRY, "title": f"Load test list {n}"})
-                                    for n in range(ENTRY_HASHES)])
-    workbook.keys = Presealed(sealed_answer)  # type: ignore[assignment]  # this process only
+    writes = FloorWrites(dek)
+    workbook.keys = writes.presealed  # type: ignore[assignment]  # this process only
 
     @asynccontextmanager
     async def database(app: Litestar) -> AsyncIterator[None]:
@@ -119,16 +138,14 @@ def create_app() -> Litestar:
     async def answer(exercise: str, u: str, s: str, state: State) -> dict[str, bool]:
         principal = Principal(u, s, dek)
         stamp = timeutil.now_iso()
-        await state.db.change(lambda: workbook.answer_work(principal, exercise, ANSWER, None, stamp), principal)
+        await state.db.change(lambda: writes.answer(principal, exercise, stamp), principal)
         return {"saved": True}
 
     @post("/floor/tool", status_code=200)
     async def tool(u: str, s: str, state: State) -> dict[str, bool]:
         principal = Principal(u, s, dek)
         stamp, instance_id = timeutil.now_iso(), str(uuid.uuid4())
-        await state.db.change(lambda: tools.create_work(principal, "list-builder", TOOL_ENTRY, tools.STANDALONE, None,
-                                                        instance_id, sealed_entry, next(entry_hashes), stamp),
-                              principal)
+        await state.db.change(lambda: writes.tool(principal, instance_id, stamp), principal)
         return {"saved": True}
 
     @get("/healthz")

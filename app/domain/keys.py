@@ -374,11 +374,12 @@ def open_document(dek: DataKey, sealed: object, *, table: str, row_id: str) -> F
 
 def seal_column(dek: DataKey, doc: object, *, table: str, row_id: str) -> str:
     """A document sealed as the text its column stores (response_json, content_json)."""
-    return msgspec.json.encode(seal_document(dek, doc, table=table, row_id=row_id)).decode()  # ASCII, no spaces
+    return seal_column_of(dek, canonical_json(doc), table=table, row_id=row_id)
 
 
 def seal_column_of(dek: DataKey, canonical: Canonical, *, table: str, row_id: str) -> str:
-    """`seal_column` of a document whose canonical bytes the caller already has."""
+    """`seal_column` of a document whose canonical bytes the caller already has (the
+    document's envelope, `seal_document`'s, as ASCII JSON without spaces)."""
     return msgspec.json.encode(_seal(dek, canonical, table=table, row_id=row_id, pointer="")).decode()
 
 

@@ -427,14 +427,14 @@ def check_response_size(response: FreeJSON) -> keys.Canonical:
 
 
 def answer_work(principal: Principal, full_exercise_id: str, response: FreeJSON, skills: list[str] | None,
-                stamp: str, canonical: keys.Canonical | None = None) -> Work[AnswerSaved]:
+                stamp: str, canonical: keys.Canonical) -> Work[AnswerSaved]:
     """Save or edit the reader's answer; report module completion, unlocks and what is next.
 
     Reads the place and what the reader did there, decides, then writes one batch: the answer
     (a first answer only while there is none at the place, an edit only of the row read), its
     tags, the module row when the module is complete after it, and workbook_complete, and
-    reads back the workbook's state after the write. `canonical`, when given, is the
-    response's canonical bytes (`check_response_size`), sealed as they are."""
+    reads back the workbook's state after the write. `canonical` is the response's canonical
+    bytes (`check_response_size`), sealed as they are."""
     user = principal.user_id
     found = yield read_with_skills(Stmt(Q.place_state, (full_exercise_id, user)), user, skills)
     place = found[0].one()
@@ -447,9 +447,7 @@ def answer_work(principal: Principal, full_exercise_id: str, response: FreeJSON,
     tags = checked_skills(skills, found[1] if skills else None)
     part, module, exercise_id = place["part_id"], place["module_id"], place["exercise_id"]
     response_id = existing or str(uuid.uuid4())
-    sealed = (keys.seal_column(principal.dek, response, table="exercise_responses", row_id=response_id)
-              if canonical is None else
-              keys.seal_column_of(principal.dek, canonical, table="exercise_responses", row_id=response_id))
+    sealed = keys.seal_column_of(principal.dek, canonical, table="exercise_responses", row_id=response_id)
     if existing:
         saved = [Stmt(Q.update_response, (place["version"], full_exercise_id, sealed, stamp, response_id, user)),
                  changed("answer_gone")]
