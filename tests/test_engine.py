@@ -207,7 +207,8 @@ def principal(conn: sqlite3.Connection, user_id: str) -> Principal:
 def test_two_first_answers_at_once_leave_one_answer(seeded: Path) -> None:
     with connect_sync(seeded) as conn:
         ann = principal(conn, "ann")
-        first = workbook.answer_work(ann, "1.1.1.v1", {"text": "first"}, None, STAMP)
+        answer = {"text": "first"}
+        first = workbook.answer_work(ann, "1.1.1.v1", answer, None, STAMP, keys.canonical_json(answer))
 
         def meanwhile(c: sqlite3.Connection) -> None:
             # the same reader's other tab saves its first answer between our read and write
