@@ -128,8 +128,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state=State({"settings": settings, "server_keys": server_keys, "throttle": throttle, "metrics": metrics,
                      "access_log": lines, "proxies": proxies}),
         # Outermost first: the reader's address and scheme (behind a trusted proxy) are in the
-        # scope before the access log, the CSRF cookie or any handler looks.
-        middleware=[forwarded_middleware_factory(proxies), access_log(metrics, lines),
+        # scope before the access log, the CSRF cookie or any handler looks. Without a trusted
+        # proxy there is nothing to resolve (the peer is the reader), so no layer for it.
+        middleware=[*([forwarded_middleware_factory(proxies)] if proxies else []), access_log(metrics, lines),
                     csrf_middleware_factory(server_keys.csrf, secure=settings.cookies_secure), *engine_middleware],
         exception_handlers=exception_handlers,  # type: ignore[arg-type]
         before_send=[add_security_headers],
