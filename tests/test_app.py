@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -55,6 +57,24 @@ def test_security_headers_on_every_response(client: TestClient, path: str) -> No
     response = client.get(path)
     assert response.headers["x-content-type-options"] == "nosniff"
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+
+
+def test_a_response_keeps_the_security_headers_it_sets_itself_and_gets_the_others_once() -> None:
+    from app.http.headers import add_security_headers
+
+    own: Any = {"type": "http.response.start", "status": 200,
+           "headers": [(b"X-Frame-Options", b"SAMEORIGIN"), (b"cache-control", b"max-age=60")]}
+    asyncio.run(add_security_headers(own, {"path": "/api/workbook"}))
+    names = [name.lower() for name, _ in own["headers"]]
+    assert sorted(names) == sorted(set(names)) and len(names) == 5
+    assert dict(own["headers"])[b"X-Frame-Options"] == b"SAMEORIGIN"
+    assert dict(own["headers"])[b"cache-control"] == b"max-age=60"
+    plain: Any = {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}
+    asyncio.run(add_security_headers(plain, {"path": "/api/workbook"}))
+    assert dict(plain["headers"])[b"cache-control"] == b"no-store" and len(plain["headers"]) == 6
+    page: Any = {"type": "http.response.start", "status": 200}
+    asyncio.run(add_security_headers(page, {"path": "/"}))
+    assert b"cache-control" not in dict(page["headers"]) and len(page["headers"]) == 4
 
 
 def test_openapi_document_is_served(client: TestClient) -> None:

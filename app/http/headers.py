@@ -22,16 +22,25 @@ _RAW = tuple((name.encode(), value.encode()) for name, value in SECURITY_HEADERS
 # Everything under /api is the reader's own data: never cached (unless a response says otherwise).
 API_PREFIX = "/api/"
 _NO_STORE = (b"cache-control", b"no-store")
+_API = (*_RAW, _NO_STORE)
+_OURS = frozenset(name for name, _ in _API)
 
 
 async def add_security_headers(message: Message, scope: Scope) -> None:
-    """Adds each header the response does not set itself, in one pass over its headers (the
-    hook runs on every response, so it costs every request), and `Cache-Control: no-store` to
-    the API's (here rather than as the API router's cache_control, which cost each API
-    response more than this whole hook: bench/README.md)."""
+    """Adds each header the response does not set itself, and `Cache-Control: no-store` to the
+    API's (here rather than as the API router's cache_control, which cost each API response
+    more than this whole hook: bench/README.md). The hook runs on every response, so it costs
+    every request: a response that sets none of these (nearly all) gets them in one extend."""
     if message["type"] != "http.response.start":
         return
-    headers = list(message.get("headers") or ())
+    headers = [*(message.get("headers") or ())]
+    for name, _ in headers:
+        if name.lower() in _OURS:
+            break
+    else:
+        headers.extend(_API if scope["path"].startswith(API_PREFIX) else _RAW)
+        message["headers"] = headers
+        return
     present = {bytes(name).lower() for name, _ in headers}
     headers.extend(pair for pair in _RAW if pair[0] not in present)
     if b"cache-control" not in present and scope["path"].startswith(API_PREFIX):
