@@ -48,3 +48,31 @@ def test_the_same_header_with_the_matching_token_still_writes(ann: Reader, clien
     write = client.put(ANSWER, json={"response": {"text": "mine"}}, headers={"cookie": header, "x-csrftoken": token})
     assert write.status_code == 200, write.text
     assert ann.get("/api/exercises/1.1.1.v1").json()["response"]["response"] == {"text": "mine"}
+
+
+def test_a_parsed_cookie_header_is_kept_but_every_request_gets_its_own_dict() -> None:
+    """The parse of a Cookie header is kept (a reader sends the same one all visit); what one
+    request does with its cookies never reaches the next request sending that header."""
+    from app.http.csrf import cookies_of
+
+    def scope(header: bytes) -> dict[str, object]:
+        return {"type": "http", "headers": [(b"host", b"x"), (b"cookie", header)]}
+
+    first = cookies_of(scope(b"dt_session=one; csrftoken=t"))  # type: ignore[arg-type]
+    first["dt_session"] = "someone else"
+    again = cookies_of(scope(b"dt_session=one; csrftoken=t"))  # type: ignore[arg-type]
+    assert again == {"dt_session": "one", "csrftoken": "t"} and again is not first
+    assert cookies_of(scope(b"dt_session=two"))["dt_session"] == "two"  # type: ignore[arg-type]
+    assert cookies_of({"type": "http", "headers": []}) == {}  # type: ignore[arg-type]
+
+
+def test_readers_taking_turns_each_stay_themselves(seeded, new_reader, client: TestClient) -> None:
+    readers = [new_reader() for _ in range(2)]
+    for reader in readers:
+        reader.start()
+    ids = [reader.get("/api/me").json()["id"] for reader in readers]
+    assert ids[0] != ids[1]
+    for _ in range(3):
+        for reader, user_id in zip(readers, ids):
+            header = f"dt_session={reader.session_cookie}"
+            assert client.get("/api/me", headers={"cookie": header}).json()["id"] == user_id

@@ -27,9 +27,11 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
+from litestar._parsers import parse_cookie_string  # what ASGIConnection.cookies runs
 from litestar.connection import ASGIConnection
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
+from litestar.utils.scope.state import ScopeState
 
 from app.domain.sessions import COOKIE_NAME
 
@@ -63,8 +65,22 @@ def _valid(key: bytes, value: str) -> bool:
 
 def cookies_of(scope: Scope) -> dict[str, str]:
     """The request's cookies exactly as `request.cookies` gives them to authentication: the
-    same parser, parsed once and kept in the connection state they share."""
-    return ASGIConnection(scope).cookies
+    same parser, parsed once and kept in the connection state they share (a dict of the
+    request's own)."""
+    raw = header(scope, b"cookie")
+    if raw is None:
+        return ASGIConnection(scope).cookies
+    cookies = dict(_parsed_cookies(raw))
+    ScopeState.from_scope(scope).cookies = cookies
+    return cookies
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_cookies(raw: str) -> tuple[tuple[str, str], ...]:
+    """A Cookie header parsed by Litestar's own parser (what `request.cookies` would run on
+    it). A reader sends the same header for their whole visit, so the most recent ones are
+    kept, as immutable pairs: each request gets a dict of its own."""
+    return tuple(parse_cookie_string(raw).items())
 
 
 def header(scope: Scope, name: bytes) -> str | None:
