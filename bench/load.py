@@ -273,27 +273,31 @@ def measure_size(users: int, args: argparse.Namespace, work: Path) -> dict[str, 
             return wrk(port, lines, csrf if port != FLOOR_PORT else "", seconds=seconds, connections=c, work=work,
                        pid=pid, name=f"{name} ({users:,} readers)")
 
-        # Warm the page cache and every server.
-        run("warm-up", reads["read mix"][:3000])
-        run("floor warm-up", floor_reads["read mix"][:3000], port=FLOOR_PORT, pid=floor.pid)
+        def alternated(name: str, lines: list[tuple[str, str, str, str]],
+                       floor_lines: list[tuple[str, str, str, str]]) -> None:
+            """One load on the real server and the floor in two halves each, in the order real,
+            floor, floor, real: neither pays alone for coming first (colder caches, the rows
+            the other added, a busy moment of the machine)."""
+            half = max(1, (args.seconds + 1) // 2)
+            real_first = run(name, lines, seconds=half)
+            floor_halves = [run(f"floor {name}", floor_lines, port=FLOOR_PORT, pid=floor.pid, seconds=half)
+                            for _ in range(2)]
+            results[name] = combined(real_first, run(name, lines, seconds=half))
+            results[f"floor {name}"] = combined(*floor_halves)
+
+        # Warm the page cache and every server with every active reader's reads.
+        run("warm-up", reads["read mix"], seconds=3)
+        run("floor warm-up", floor_reads["read mix"], port=FLOOR_PORT, pid=floor.pid, seconds=3)
         for workers, (port, other) in others.items():
-            run(f"warm-up, {workers} workers", reads["read mix"][:3000], port=port, pid=other.pid)
+            run(f"warm-up, {workers} workers", reads["read mix"], port=port, pid=other.pid, seconds=3)
         for name, lines in reads.items():
-            results[name] = run(name, lines)
-            results[f"floor {name}"] = run(f"floor {name}", floor_reads[name], port=FLOOR_PORT, pid=floor.pid)
+            alternated(name, lines, floor_reads[name])
         for workers, (port, other) in others.items():
             results[f"read mix, {workers} workers"] = run(f"read mix, {workers} workers", reads["read mix"], port=port,
                                                           pid=other.pid)
         # Before the writes: the floor's write works store values sealed under a key of its own.
         results.update(measure_accounts(run, csrf, readers, users))
-        # Real and floor in two halves each, in the order real, floor, floor, real: neither pays
-        # alone for coming first (right after the imports) or for the rows the other added.
-        half = max(1, (args.seconds + 1) // 2)
-        real_first = run("write mix", writes, seconds=half)
-        floor_halves = [run("floor write mix", floor_writes, port=FLOOR_PORT, pid=floor.pid, seconds=half)
-                        for _ in range(2)]
-        results["write mix"] = combined(real_first, run("write mix", writes, seconds=half))
-        results["floor write mix"] = combined(*floor_halves)
+        alternated("write mix", writes, floor_writes)
         for workers, (port, other) in others.items():
             results[f"write mix, {workers} workers"] = run(f"write mix, {workers} workers", writes, port=port,
                                                            pid=other.pid)
