@@ -68,3 +68,25 @@ def test_metrics_count_requests_by_route(seeded, new_reader, client) -> None:
     body = client.get("/metrics").text  # the test client counts as loopback
     assert 'dreamtree_requests_total{method="GET",route="/api/workbook",status="2xx"} 1' in body
     assert "dreamtree_request_duration_ms_bucket" in body
+
+
+def test_a_batch_is_written_in_whole_lines_of_at_most_4_kib() -> None:
+    class Writes(io.StringIO):
+        def __init__(self) -> None:
+            super().__init__()
+            self.sizes: list[int] = []
+
+        def write(self, text: str) -> int:
+            assert text.endswith("\n")
+            self.sizes.append(len(text.encode()))
+            return super().write(text)
+
+    stream = Writes()
+    log = AccessLog(stream)
+    routes = [f"/api/route-{n}/" + "x" * (n % 90) for n in range(300)] + ["/" + "y" * 5000]
+    for route in routes:
+        log._lines.append(AccessLine("2026-12-06T22:37:24.001Z", "GET", route, 200, 0.5))
+    log.flush()
+    assert [json.loads(x)["route"] for x in stream.getvalue().splitlines()] == routes
+    assert len(stream.sizes) > 1 and all(size <= AccessLog.CHUNK_BYTES for size in stream.sizes[:-1])
+    assert stream.sizes[-1] > AccessLog.CHUNK_BYTES  # a line longer than a chunk goes alone, whole
