@@ -19,7 +19,9 @@ loopback, 64 connections (a closed loop: the load is bounded by the connections)
   server started with that many workers;
 - the floor (bench/floor.py): the thinnest Litestar app running the domain's own statements
   for the same readers (and, for writes, the domain's own write works), one worker, served
-  the same way. The servers run side by side and each load is measured on each in turn.
+  the same way. The servers run side by side, every one warmed with every active reader's
+  reads, and each load runs on the real server and the floor in two halves each, in the
+  order real, floor, floor, real.
   Each read and the write mix are reported against it: req/s as a fraction of
   the floor's, p99 as a multiple of the floor's, and "CPU share", the floor's CPU per request
   over the real one's (how much of the real endpoint's CPU is the work the floor does too).
@@ -28,7 +30,7 @@ Any answer that is not 2xx, or a socket error, stops the run and says which load
 the answer was (bench/mix.lua stops the wrk thread that saw it).
 
 Targets: reads ≥ 80% of their floor with p99 ≤ 1.3× the floor's, the write mix ≥ 70% of its
-floor, zero errors, and latency at 100,000 readers within 1.5× of 10,000.
+floor, zero errors, and latency at 100,000 readers within 1.3× of 10,000.
 """
 
 from __future__ import annotations
