@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import pytest
 from litestar.testing import TestClient
