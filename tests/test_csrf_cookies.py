@@ -9,6 +9,8 @@ authenticates always meets the CSRF check.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from litestar.testing import TestClient
 
@@ -76,3 +78,12 @@ def test_readers_taking_turns_each_stay_themselves(seeded, new_reader, client: T
         for reader, user_id in zip(readers, ids):
             header = f"dt_session={reader.session_cookie}"
             assert client.get("/api/me", headers={"cookie": header}).json()["id"] == user_id
+
+
+def test_a_request_parses_its_cookies_once() -> None:
+    """Every reader of a request's cookies (the CSRF check, the D1 bookmark, authentication)
+    gets the one dict kept in its connection state."""
+    from app.http.csrf import cookies_of
+
+    scope: Any = {"type": "http", "headers": [(b"cookie", b"dt_session=one; csrftoken=t")]}
+    assert cookies_of(scope) is cookies_of(scope)

@@ -30,7 +30,7 @@ import msgspec
 from litestar._parsers import parse_cookie_string  # what ASGIConnection.cookies runs
 from litestar.connection import ASGIConnection
 from litestar.enums import ScopeType
-from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Empty, HTTPResponseStartEvent, Message, Receive, Scope, Send
 from litestar.utils.scope.state import ScopeState
 
 from app.domain.sessions import COOKIE_NAME
@@ -67,11 +67,13 @@ def cookies_of(scope: Scope) -> dict[str, str]:
     """The request's cookies exactly as `request.cookies` gives them to authentication: the
     same parser, parsed once and kept in the connection state they share (a dict of the
     request's own)."""
+    state = ScopeState.from_scope(scope)
+    if state.cookies is not Empty:
+        return state.cookies
     raw = header(scope, b"cookie")
     if raw is None:
         return ASGIConnection(scope).cookies
-    cookies = dict(_parsed_cookies(raw))
-    ScopeState.from_scope(scope).cookies = cookies
+    state.cookies = cookies = dict(_parsed_cookies(raw))
     return cookies
 
 
