@@ -11,8 +11,8 @@ does not exist.
 
 The lines do not go through `logging`: its record, formatter and Litestar's queue-listener
 thread cost ~85 us of CPU per request under load, a fifth of a Daily Dos request
-(bench/README.md). AccessLog encodes a line with msgspec on the event loop and writes them in
-batches, at most a quarter of a second late (a kill can lose that quarter second of lines,
+(bench/README.md). AccessLog keeps the lines and writes them in batches, encoded by msgspec in
+one call per batch on the event loop, at most a quarter of a second late (a kill can lose that quarter second of lines,
 never a request), in whole lines of at most 4 KiB per write, so several workers' lines never
 interleave. `--log-level warning` or higher turns them off.
 """
@@ -100,8 +100,8 @@ _encode_lines = msgspec.json.Encoder().encode_lines
 
 
 class AccessLog:
-    """Access lines, kept as they come and written to a stream in batches, encoded in one call
-    per batch (encoding each line as it came cost a request more than the rest of its line)."""
+    """Access lines, kept as they come and written to a stream in batches, each batch encoded
+    in one call (cheaper per line than one call per request)."""
 
     FLUSH_SECONDS = 0.25
     MAX_LINES = 512
@@ -180,7 +180,7 @@ def access_log(metrics: Metrics, lines: AccessLog | None) -> Callable[[ASGIApp],
                 route = scope.get("path_template") or "(unmatched)"
                 method = scope["method"]
                 metrics.observe(method, route, status, ms)
-                if lines is not None:  # ms to two decimals (round() costs more than the rest of the line)
+                if lines is not None:  # ms to two decimals by arithmetic (round() costs a request more)
                     lines.write(AccessLine(_stamp(), method, route, status, int(ms * 100 + 0.5) / 100))
 
         return logged
