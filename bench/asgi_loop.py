@@ -22,9 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -113,32 +110,14 @@ def main() -> None:
         child(args)
         return
     sys.path.insert(0, str(HERE))
+    from common import cpu_rounds
     from dataset import ensure
 
     ensure(Path(args.data) / f"dreamtree-bench-{args.users}", args.users, args.active)
     trees = [ROOT, *(t.resolve() for t in args.tree)]
-    work = Path(tempfile.mkdtemp(prefix="dreamtree-asgi-"))
-    figures: dict[Path, list[dict[str, float]]] = {t: [] for t in trees}
-    try:
-        for tree in trees:  # each tree its own copy: the session touches write to it
-            shutil.copyfile(Path(args.data) / f"dreamtree-bench-{args.users}" / "dreamtree.db", work / f"{tree.name}.db")
-        for round_ in range(args.rounds):
-            for tree in trees:
-                out = subprocess.run(
-                    [sys.executable, str(HERE / "asgi_loop.py"), "--users", str(args.users), "--data", args.data,
-                     "--requests", str(args.requests), "--db", str(work / f"{tree.name}.db")],
-                    cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True, text=True, check=True)
-                figures[tree].append(json.loads(out.stdout))
-                print(f"round {round_ + 1} {tree}: " + ", ".join(
-                    f"{k} {v:.0f}" for k, v in figures[tree][-1].items() if "wall" not in k), file=sys.stderr)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    print(f"CPU µs per request, median of {args.rounds} rounds ({args.requests} requests each, {TASKS} tasks)")
-    print(f"{'tree':<40} " + " ".join(f"{name:>10}" for name in ENDPOINTS))
-    for tree in trees:
-        print(f"{str(tree)[-40:]:<40} " + " ".join(
-            f"{statistics.median(r[name] for r in figures[tree]):>10.0f}" for name in ENDPOINTS))
-
+    cpu_rounds(HERE / "asgi_loop.py", ["--users", str(args.users), "--data", args.data, "--requests", str(args.requests)],
+               trees, Path(args.data) / f"dreamtree-bench-{args.users}" / "dreamtree.db", args.rounds, list(ENDPOINTS),
+               f"CPU µs per request, median of {args.rounds} rounds ({args.requests} requests each, {TASKS} tasks)")
 
 if __name__ == "__main__":
     main()

@@ -32,8 +32,6 @@ import asyncio
 import json
 import os
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,7 +40,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from common import callgrind_counts  # bench/ is the script's own directory
+from common import callgrind_counts, cpu_rounds  # bench/ is the script's own directory
 from floor import ANSWER, TOOL_ENTRY
 
 HERE = Path(__file__).resolve().parent
@@ -207,28 +205,10 @@ def main() -> None:
     if args.instructions:
         counted(trees, args)
         return
-    work = Path(tempfile.mkdtemp(prefix="dreamtree-asgi-writes-"))
-    figures: dict[Path, list[dict[str, float]]] = {t: [] for t in trees}
-    try:
-        for n in range(len(trees)):  # each tree its own copy: the writes change it
-            shutil.copyfile(Path(args.data) / f"dreamtree-bench-{args.users}" / "dreamtree.db", work / f"{n}.db")
-        for round_ in range(args.rounds):
-            for n, tree in enumerate(trees):
-                out = subprocess.run(
-                    [sys.executable, str(HERE / "asgi_writes.py"), "--users", str(args.users), "--data", args.data,
-                     "--requests", str(args.requests), "--db", str(work / f"{n}.db")],
-                    cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True, text=True, check=True)
-                figures[tree].append(json.loads(out.stdout))
-                print(f"round {round_ + 1} {tree}: " + ", ".join(f"{k} {v:.0f}" for k, v in figures[tree][-1].items()),
-                      file=sys.stderr)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    print(f"CPU µs per request, median of {args.rounds} rounds ({args.requests} requests each, {TASKS} tasks)")
-    print(f"{'tree':<40} " + " ".join(f"{name:>13}" for name in NAMES))
-    for tree in trees:
-        print(f"{str(tree)[-40:]:<40} " + " ".join(
-            f"{statistics.median(r[name] for r in figures[tree]):>13.0f}" for name in NAMES))
-
+    cpu_rounds(HERE / "asgi_writes.py",
+               ["--users", str(args.users), "--data", args.data, "--requests", str(args.requests)], trees,
+               Path(args.data) / f"dreamtree-bench-{args.users}" / "dreamtree.db", args.rounds, NAMES,
+               f"CPU µs per request, median of {args.rounds} rounds ({args.requests} requests each, {TASKS} tasks)")
 
 def count(tree: Path, db: Path, args: argparse.Namespace) -> dict[str, float]:
     """Instructions per request of each part, for one checkout, under callgrind."""

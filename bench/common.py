@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -125,3 +127,33 @@ def callgrind_counts(script: list[str], tree: Path, parts: Iterable[str], reques
             proc.kill()
         shutil.rmtree(out, ignore_errors=True)
     return figures
+
+
+def cpu_rounds(script: Path, args: list[str], trees: list[Path], source_db: Path, rounds: int,
+               names: Sequence[str], title: str) -> None:
+    """Each round runs `script` once in every checkout in turn (a subprocess of its own in that
+    checkout, with `args` and `--db` its own copy of `source_db`: the requests write to it), so
+    a noisy moment of the machine falls on them alike. Each run prints its figures by name as
+    JSON. Prints every run's figures as it ends, then `title` and, per checkout, the median of
+    each figure over the rounds."""
+    work = Path(tempfile.mkdtemp(prefix="dreamtree-rounds-"))
+    figures: dict[Path, list[dict[str, float]]] = {tree: [] for tree in trees}
+    try:
+        for n in range(len(trees)):
+            shutil.copyfile(source_db, work / f"{n}.db")
+        for round_ in range(rounds):
+            for n, tree in enumerate(trees):
+                out = subprocess.run([PY, str(script), *args, "--db", str(work / f"{n}.db")], cwd=tree,
+                                     env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True, text=True,
+                                     check=True)
+                figures[tree].append(json.loads(out.stdout))
+                print(f"round {round_ + 1} {tree}: " + ", ".join(f"{name} {figures[tree][-1][name]:.0f}"
+                                                                for name in names), file=sys.stderr)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    width = max(10, *(len(name) for name in names)) + 1
+    print(title)
+    print(f"{'tree':<40} " + " ".join(f"{name:>{width}}" for name in names))
+    for tree in trees:
+        print(f"{str(tree)[-40:]:<40} " + " ".join(
+            f"{statistics.median(r[name] for r in figures[tree]):>{width}.0f}" for name in names))
