@@ -41,6 +41,18 @@ def writes_a_row(value: str) -> Callable[[sqlite3.Connection], None]:
     return write
 
 
+def held_write(release: threading.Event, why: str, value: str | None = ROW) -> Callable[[sqlite3.Connection], None]:
+    """A write job that writes a row (none when `value` is None) and then keeps its transaction
+    open until `release` is set; `why` is what it says when it never is."""
+
+    def write(conn: sqlite3.Connection) -> None:
+        if value is not None:
+            writes_a_row(value)(conn)
+        assert release.wait(10), why
+
+    return write
+
+
 async def until_checkpointed(db: Database, count: int) -> None:
     with anyio.fail_after(10):
         while len(db.checkpointed) < count:
@@ -86,14 +98,12 @@ async def test_a_checkpoint_never_waits_for_an_open_write_transaction(db_path: P
     waited for the writer would never answer (the test would time out)."""
     release = threading.Event()
 
-    def held_write(conn: sqlite3.Connection) -> None:
-        writes_a_row(ROW)(conn)
-        assert release.wait(10), "the checkpoint waited for the writer"
+    held = held_write(release, "the checkpoint waited for the writer")
 
     async def scenario(db: Database) -> None:
         await db.write(writes_a_row("before"))
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(db.write, held_write)
+            tasks.start_soon(db.write, held)
             await anyio.sleep(0.1)  # the write transaction is open
             with anyio.fail_after(5):
                 done = await db.checkpoint()
@@ -212,16 +222,14 @@ async def test_no_checkpoint_starts_while_a_large_write_runs_and_one_follows_it(
     monkeypatch.setattr(checkpoints, "CHECKPOINT_DELAY", 0.01)
     release = threading.Event()
 
-    def held_write(conn: sqlite3.Connection) -> None:
-        writes_a_row(ROW)(conn)
-        assert release.wait(10), "the large write was never released"
+    held = held_write(release, "the large write was never released")
 
     async def scenario(db: Database) -> None:
         await db.write(writes_a_row("before"))
         await until_checkpointed(db, 1)
         assert db._checkpointer is not None
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(lambda: db._write(connection.run_in_transaction, held_write, True, large=True))
+            tasks.start_soon(lambda: db._write(connection.run_in_transaction, held, True, large=True))
             await anyio.sleep(0.05)
             db._checkpointer.soon()  # as a small write ending now would ask
             await anyio.sleep(0.3)
@@ -241,8 +249,7 @@ async def test_a_checkpoint_held_back_by_large_writes_runs_after_a_bounded_time(
     monkeypatch.setattr(checkpoints, "MAX_HELD_BACK", 0.1)
     release = threading.Event()
 
-    def held_write(conn: sqlite3.Connection) -> None:
-        assert release.wait(10), "the large write was never released"
+    held = held_write(release, "the large write was never released", value=None)
 
     async def scenario(db: Database) -> None:
         await db.write(writes_a_row(ROW))
@@ -250,7 +257,7 @@ async def test_a_checkpoint_held_back_by_large_writes_runs_after_a_bounded_time(
         await db.write(writes_a_row("x" + ROW))
         assert db._checkpointer is not None
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(lambda: db._write(connection.run_in_transaction, held_write, True, large=True))
+            tasks.start_soon(lambda: db._write(connection.run_in_transaction, held, True, large=True))
             await until_checkpointed(db, 2)  # while the large write still runs
             release.set()
 
