@@ -23,7 +23,6 @@ import asyncio
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -96,28 +95,17 @@ def child(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--users", type=int, default=10_000)
-    parser.add_argument("--active", type=int, default=2_000)
-    parser.add_argument("--requests", type=int, default=4_000)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--tree", action="append", default=[], type=Path,
-                        help="another checkout to measure in the same run (repeatable)")
-    parser.add_argument("--data", default=tempfile.gettempdir(), help="where datasets are built and kept")
-    parser.add_argument("--db", help=argparse.SUPPRESS)  # set for a round's subprocess
-    args = parser.parse_args()
+    sys.path.insert(0, str(HERE))
+    from common import cpu_rounds, round_arguments
+    from dataset import ensure
+
+    args = round_arguments(__doc__, requests=4_000).parse_args()
     if args.db:
         child(args)
         return
-    sys.path.insert(0, str(HERE))
-    from common import cpu_rounds
-    from dataset import ensure
-
     ensure(Path(args.data) / f"dreamtree-bench-{args.users}", args.users, args.active)
-    trees = [ROOT, *(t.resolve() for t in args.tree)]
-    cpu_rounds(HERE / "asgi_loop.py", ["--users", str(args.users), "--data", args.data, "--requests", str(args.requests)],
-               trees, Path(args.data) / f"dreamtree-bench-{args.users}" / "dreamtree.db", args.rounds, list(ENDPOINTS),
-               f"CPU µs per request, median of {args.rounds} rounds ({args.requests} requests each, {TASKS} tasks)")
+    cpu_rounds(HERE / "asgi_loop.py", args, [ROOT, *(t.resolve() for t in args.tree)], list(ENDPOINTS), TASKS)
+
 
 if __name__ == "__main__":
     main()

@@ -40,7 +40,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from common import callgrind_counts, cpu_rounds  # bench/ is the script's own directory
+from common import callgrind_counts, cpu_rounds, round_arguments  # bench/ is the script's own directory
 from floor import ANSWER, TOOL_ENTRY
 
 HERE = Path(__file__).resolve().parent
@@ -182,17 +182,9 @@ def child(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--users", type=int, default=10_000)
-    parser.add_argument("--active", type=int, default=2_000)
-    parser.add_argument("--requests", type=int, default=2_000)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--tree", action="append", default=[], type=Path,
-                        help="another checkout to measure in the same run (repeatable)")
-    parser.add_argument("--data", default=tempfile.gettempdir(), help="where datasets are built and kept")
+    parser = round_arguments(__doc__, requests=2_000)
     parser.add_argument("--instructions", action="store_true",
                         help="count instructions per request with callgrind instead of CPU time (one round)")
-    parser.add_argument("--db", help=argparse.SUPPRESS)  # set for a round's subprocess
     args = parser.parse_args()
     if args.db:
         child(args)
@@ -204,11 +196,9 @@ def main() -> None:
     trees = [ROOT, *(t.resolve() for t in args.tree)]
     if args.instructions:
         counted(trees, args)
-        return
-    cpu_rounds(HERE / "asgi_writes.py",
-               ["--users", str(args.users), "--data", args.data, "--requests", str(args.requests)], trees,
-               Path(args.data) / f"dreamtree-bench-{args.users}" / "dreamtree.db", args.rounds, NAMES,
-               f"CPU µs per request, median of {args.rounds} rounds ({args.requests} requests each, {TASKS} tasks)")
+    else:
+        cpu_rounds(HERE / "asgi_writes.py", args, trees, NAMES, TASKS)
+
 
 def count(tree: Path, db: Path, args: argparse.Namespace) -> dict[str, float]:
     """Instructions per request of each part, for one checkout, under callgrind."""

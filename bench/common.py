@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -129,30 +130,44 @@ def callgrind_counts(script: list[str], tree: Path, parts: Iterable[str], reques
     return figures
 
 
-def cpu_rounds(script: Path, args: list[str], trees: list[Path], source_db: Path, rounds: int,
-               names: Sequence[str], title: str) -> None:
-    """Each round runs `script` once in every checkout in turn (a subprocess of its own in that
-    checkout, with `args` and `--db` its own copy of `source_db`: the requests write to it), so
-    a noisy moment of the machine falls on them alike. Each run prints its figures by name as
-    JSON. Prints every run's figures as it ends, then `title` and, per checkout, the median of
-    each figure over the rounds."""
+def round_arguments(description: str | None, requests: int) -> argparse.ArgumentParser:
+    """The arguments of a script whose figures `cpu_rounds` takes over checkouts."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--active", type=int, default=2_000)
+    parser.add_argument("--requests", type=int, default=requests)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--tree", action="append", default=[], type=Path,
+                        help="another checkout to measure in the same run (repeatable)")
+    parser.add_argument("--data", default=tempfile.gettempdir(), help="where datasets are built and kept")
+    parser.add_argument("--db", help=argparse.SUPPRESS)  # set for a round's subprocess
+    return parser
+
+
+def cpu_rounds(script: Path, args: argparse.Namespace, trees: list[Path], names: Sequence[str], tasks: int) -> None:
+    """Each of `args.rounds` rounds runs `script` once in every checkout in turn (a subprocess
+    of its own in that checkout, on its own copy of the dataset's database: the requests write
+    to it), so a noisy moment of the machine falls on them alike. Each run prints its figures,
+    CPU µs per request by name, as JSON. Prints every run's figures as it ends, then, per
+    checkout, the median of each over the rounds."""
     work = Path(tempfile.mkdtemp(prefix="dreamtree-rounds-"))
     figures: dict[Path, list[dict[str, float]]] = {tree: [] for tree in trees}
     try:
         for n in range(len(trees)):
-            shutil.copyfile(source_db, work / f"{n}.db")
-        for round_ in range(rounds):
+            shutil.copyfile(Path(args.data) / f"dreamtree-bench-{args.users}" / "dreamtree.db", work / f"{n}.db")
+        for round_ in range(args.rounds):
             for n, tree in enumerate(trees):
-                out = subprocess.run([PY, str(script), *args, "--db", str(work / f"{n}.db")], cwd=tree,
-                                     env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True, text=True,
-                                     check=True)
+                out = subprocess.run(
+                    [PY, str(script), "--users", str(args.users), "--data", args.data, "--requests", str(args.requests),
+                     "--db", str(work / f"{n}.db")],
+                    cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True, text=True, check=True)
                 figures[tree].append(json.loads(out.stdout))
                 print(f"round {round_ + 1} {tree}: " + ", ".join(f"{name} {figures[tree][-1][name]:.0f}"
                                                                 for name in names), file=sys.stderr)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     width = max(10, *(len(name) for name in names)) + 1
-    print(title)
+    print(f"CPU µs per request, median of {args.rounds} rounds ({args.requests} requests each, {tasks} tasks)")
     print(f"{'tree':<40} " + " ".join(f"{name:>{width}}" for name in names))
     for tree in trees:
         print(f"{str(tree)[-40:]:<40} " + " ".join(
